@@ -1,0 +1,124 @@
+"""Command-line entry point: argparse wiring, common options, error -> exit code.
+
+Each command lives in its own module, which exposes
+
+    register(subparsers, common) -> None   # adds its sub-parser, sets defaults(run=...)
+    run(args, out, root) -> int            # (set as the sub-parser's `run` default)
+
+and is listed in COMMAND_MODULES. `common` is the parent parser with the
+options every command takes; commands that change anything also call
+add_dry_run(parser).
+"""
+
+import argparse
+import importlib
+import sys
+import traceback
+
+from pyimgtools import __version__
+from pyimgtools.errors import EXIT_FAILED, EXIT_USAGE, PyimgtoolsError
+from pyimgtools.fs import Root
+from pyimgtools.report import Output
+
+# One module per command, in the order `--help` lists them.
+COMMAND_MODULES = (
+)
+
+DESCRIPTION = """\
+Small, tested, stdlib-only commands for the RUN steps of Python container
+images: byte-compile, prune, keep runtime libraries, apply security updates,
+audit."""
+
+EXIT_CODES = """\
+exit codes: 0 done; 1 failed (one line 'pyimgtools: error: ...' on stderr);
+2 usage error; 100 a check found work to do."""
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the examples in epilogs as written."""
+
+
+def examples(*lines):
+    """An epilog listing real examples, for every command's --help."""
+    return "examples:\n" + "\n".join("  " + line for line in lines)
+
+
+def _common_parent():
+    """Options every command accepts, after the command name.
+
+    Their defaults are SUPPRESS so that a value given before the command name
+    (`pyimgtools --json audit`) is not overwritten by the sub-parser.
+    """
+    common = argparse.ArgumentParser(add_help=False)
+    _add_common(common, argparse.SUPPRESS)
+    return common
+
+
+def _add_common(parser, default):
+    group = parser.add_argument_group("common options")
+    group.add_argument("--root", metavar="DIR", default="/" if default is None else default,
+                       help="the image's file-system root; absolute paths are read inside it (default: /)")
+    group.add_argument("--json", action="store_true", default=False if default is None else default,
+                       help="print one JSON document on stdout; logs go to stderr")
+    group.add_argument("-q", "--quiet", action="store_true", default=False if default is None else default,
+                       help="print only the summary line and errors")
+    group.add_argument("-v", "--verbose", action="store_true", default=False if default is None else default,
+                       help="more detail; tracebacks for unexpected errors")
+
+
+def add_dry_run(parser):
+    """For commands that change the file system or the package database."""
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print exactly what a real run would do, change nothing")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="pyimgtools",
+        description=DESCRIPTION,
+        epilog=EXIT_CODES + "\n\n" + examples(
+            "pyimgtools prune --dry-run /usr/local",
+            "pyimgtools keep --print /usr/local",
+            "pyimgtools COMMAND --help"),
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version="pyimgtools " + __version__)
+    _add_common(parser, None)
+    common = _common_parent()
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    for name in COMMAND_MODULES:
+        importlib.import_module("pyimgtools." + name).register(subparsers, common)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    out = Output(json_mode=args.json, quiet=args.quiet, verbose=args.verbose)
+    try:
+        root = Root(args.root)
+        return args.run(args, out, root)
+    except PyimgtoolsError as exc:
+        _print_error(str(exc), args.verbose)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _print_error("interrupted", args.verbose)
+        return 130
+    except OSError as exc:
+        # Expected I/O trouble (permissions, full disk) the command did not foresee.
+        where = " (%s)" % exc.filename if getattr(exc, "filename", None) else ""
+        _print_error("%s%s" % (exc.strerror or exc, where), args.verbose)
+        return EXIT_FAILED
+    except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into one line
+        _print_error("internal error: %s: %s (run with -v for the traceback)"
+                     % (type(exc).__name__, exc), args.verbose)
+        return EXIT_FAILED
+
+
+def _print_error(message, verbose):
+    if verbose:
+        traceback.print_exc()
+    print("pyimgtools: error: " + " ".join(str(message).split()), file=sys.stderr)

@@ -1,0 +1,102 @@
+"""Human and JSON rendering shared by every command.
+
+Human mode writes plain lines to stdout (a build log); ``--json`` writes exactly
+one JSON document to stdout and sends every other line to stderr.
+"""
+
+import dataclasses
+import json
+import os
+import sys
+
+
+def format_bytes(n):
+    """1536 -> '1.5 KiB'; binary units, one decimal, as in the summary lines."""
+    n = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return "%d B" % n if unit == "B" else "%.1f %s" % (n, unit)
+        n /= 1024
+    return "%.1f TiB" % n  # pragma: no cover - unreachable
+
+
+def format_count(n, noun, plural=None):
+    """format_count(1204, 'file') -> '1,204 files'."""
+    word = noun if n == 1 else (plural or noun + "s")
+    return "{:,} {}".format(n, word)
+
+
+def display_path(path):
+    """A path (str or bytes) as printable text; undecodable bytes become \\xNN escapes."""
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def json_path(path):
+    """A lossless JSON form of a path: text when it is valid UTF-8, else {"bytes_hex": ...}."""
+    raw = path if isinstance(path, bytes) else os.fsencode(path)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"bytes_hex": raw.hex()}
+
+
+def to_jsonable(value):
+    """Dataclasses, paths (bytes) and sets turned into plain JSON values."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, bytes):
+        return json_path(value)
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return [to_jsonable(v) for v in sorted(value, key=str)]
+    return value
+
+
+class Output:
+    """Where a command's lines go, according to --json / -q / -v."""
+
+    def __init__(self, json_mode=False, quiet=False, verbose=False, stdout=None, stderr=None):
+        self.json_mode = json_mode
+        self.quiet = quiet
+        self.verbose = verbose
+        self.stdout = stdout or sys.stdout
+        self.stderr = stderr or sys.stderr
+
+    @property
+    def _log(self):
+        return self.stderr if self.json_mode else self.stdout
+
+    def line(self, text=""):
+        """A normal line of human output (suppressed by -q)."""
+        if not self.quiet:
+            print(text, file=self._log)
+
+    def detail(self, text):
+        """A line shown only with -v."""
+        if self.verbose:
+            print(text, file=self._log)
+
+    def summary(self, text):
+        """The one summary line every command ends with; -q keeps it, --json moves it to stderr."""
+        print(text, file=self._log)
+
+    def warn(self, text):
+        print("pyimgtools: warning: " + text, file=self.stderr)
+
+    def data(self, document):
+        """The JSON document (only in --json mode)."""
+        if self.json_mode:
+            json.dump(to_jsonable(document), self.stdout, indent=2, sort_keys=False)
+            self.stdout.write("\n")
+
+    @property
+    def is_tty(self):
+        try:
+            return self.stderr.isatty()
+        except (AttributeError, ValueError):
+            return False

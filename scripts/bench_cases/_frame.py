@@ -1,0 +1,22 @@
+"""What bench cases share: the Variant record and how to call this checkout's pyimgtools."""
+
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@dataclass
+class Variant:
+    name: str
+    command: Callable[[str], List[str]]
+    prepare: Optional[Callable[[str], None]] = None
+    env: dict = field(default_factory=dict)
+    ok_returncodes: tuple = (0,)
+
+
+def pyimgtools_argv(*args):
+    """argv running this checkout's pyimgtools with the benchmarking interpreter."""
+    return [sys.executable, "-m", "pyimgtools"] + list(args)

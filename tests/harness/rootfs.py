@@ -1,0 +1,266 @@
+"""Debian root file systems for integration tests, made like Debian's SUITE-slim images.
+
+`rootfs_tarball(suite)` returns a cached tarball made with
+`debootstrap --variant=minbase`, then configured as Debian's container images
+are (docker apt configs, dpkg path-excludes, main/-updates/-security sources,
+no apt lists). It is rebuilt when older than a week or when the recipe below
+changes (the recipe's hash is part of the file name).
+
+`Chroot(suite)` is a fresh copy of that tarball, entered with `chroot`, with
+/proc, a minimal /dev and resolv.conf set up, always torn down.
+"""
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+from tests.harness.prereq import CACHE_DIR
+
+MIRROR = os.environ.get("PYIMGTOOLS_TEST_MIRROR", "http://deb.debian.org/debian")
+SECURITY_MIRROR = os.environ.get("PYIMGTOOLS_TEST_SECURITY_MIRROR", MIRROR + "-security")
+MAX_AGE = 7 * 24 * 3600
+
+# The files Debian's container images add on top of debootstrap (debuerreotype).
+APT_CONF = {
+    "docker-clean": (
+        'DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb '
+        '/var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };\n'
+        'APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb '
+        '/var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };\n'
+        'Dir::Cache::pkgcache "";\nDir::Cache::srcpkgcache "";\n'),
+    "docker-gzip-indexes": 'Acquire::GzipIndexes "true";\nAcquire::CompressionTypes::Order:: "gz";\n',
+    "docker-no-languages": 'Acquire::Languages "none";\n',
+    "docker-autoremove-suggests": 'Apt::AutoRemove::SuggestsImportant "false";\n',
+}
+DPKG_EXCLUDES = """\
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/groff/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/linda/*
+path-exclude /usr/share/lintian/overrides/*
+path-exclude /usr/share/locale/*
+path-include /usr/share/locale/locale.alias
+path-exclude /usr/share/man/*
+"""
+POLICY_RC_D = "#!/bin/sh\n# no services start inside a build\nexit 101\n"
+SOURCES = """\
+Types: deb
+URIs: {mirror}
+Suites: {suite} {suite}-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: {security}
+Suites: {suite}-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+"""
+# Files already installed that the excludes would have kept out (debuerreotype-slimify).
+SLIMIFY = r"""
+set -e
+cd "$1"
+find usr/share/doc -mindepth 1 -not -name copyright -not -type d -delete
+find usr/share/doc -mindepth 1 -type d -empty -delete
+rm -rf usr/share/groff/* usr/share/info/* usr/share/linda/* usr/share/lintian/overrides/* usr/share/man/*
+find usr/share/locale -mindepth 1 -maxdepth 1 -not -name locale.alias -exec rm -rf {} +
+rm -rf var/lib/apt/lists/* var/cache/apt/*.bin var/cache/apt/archives/*.deb
+"""
+
+
+def _recipe_key(suite):
+    recipe = repr((suite, MIRROR, SECURITY_MIRROR, sorted(APT_CONF.items()), DPKG_EXCLUDES,
+                   POLICY_RC_D, SOURCES, SLIMIFY))
+    return hashlib.sha256(recipe.encode()).hexdigest()[:12]
+
+
+def _write(path, text, mode=0o644):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+
+
+def _configure(target, suite):
+    for name, text in APT_CONF.items():
+        _write(os.path.join(target, "etc/apt/apt.conf.d", name), text)
+    _write(os.path.join(target, "etc/dpkg/dpkg.cfg.d/docker"), DPKG_EXCLUDES)
+    _write(os.path.join(target, "usr/sbin/policy-rc.d"), POLICY_RC_D, 0o755)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(target, "etc/apt/sources.list"))
+    _write(os.path.join(target, "etc/apt/sources.list.d/debian.sources"),
+           SOURCES.format(mirror=MIRROR, security=SECURITY_MIRROR, suite=suite))
+    subprocess.run(["sh", "-c", SLIMIFY, "slimify", target], check=True)
+
+
+@contextlib.contextmanager
+def _locked(path):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _fresh(path):
+    try:
+        return time.time() - os.stat(path).st_mtime < MAX_AGE
+    except FileNotFoundError:
+        return False
+
+
+def rootfs_tarball(suite):
+    """Path of the cached, slim-configured rootfs tarball for `suite` (built if needed)."""
+    cache = os.path.join(CACHE_DIR, "rootfs")
+    tarball = os.path.join(cache, "%s-%s.tar" % (suite, _recipe_key(suite)))
+    if _fresh(tarball):
+        return tarball
+    with _locked(os.path.join(cache, suite + ".lock")):
+        if _fresh(tarball):
+            return tarball
+        work = tempfile.mkdtemp(prefix="debootstrap-%s-" % suite, dir=cache)
+        try:
+            target = os.path.join(work, "root")
+            log = os.path.join(cache, suite + ".debootstrap.log")
+            with open(log, "w") as logf:
+                proc = subprocess.run(
+                    ["debootstrap", "--variant=minbase", suite, target, MIRROR],
+                    stdout=logf, stderr=subprocess.STDOUT)
+            if proc.returncode != 0:
+                with open(log) as f:
+                    tail = f.read()[-2000:]
+                raise RuntimeError("debootstrap %s failed (log %s):\n%s" % (suite, log, tail))
+            _configure(target, suite)
+            subprocess.run(["tar", "--numeric-owner", "--xattrs", "-C", target, "-cf",
+                            tarball + ".part", "."], check=True)
+            os.replace(tarball + ".part", tarball)
+        finally:
+            subprocess.run(["rm", "-rf", "--one-file-system", work], check=False)
+        for old in os.listdir(cache):  # earlier recipes of this suite
+            if old.startswith(suite + "-") and old.endswith(".tar") and old != os.path.basename(tarball):
+                os.unlink(os.path.join(cache, old))
+    return tarball
+
+
+def _mounts_under(path):
+    prefix = path.rstrip("/") + "/"
+    found = []
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            point = line.split()[1].encode().decode("unicode_escape")
+            if point == path or point.startswith(prefix):
+                found.append(point)
+    return sorted(found, key=len, reverse=True)
+
+
+def _remove_tree(path):
+    """Unmount anything under `path`, then delete it without crossing file systems."""
+    for point in _mounts_under(path):
+        subprocess.run(["umount", "-l", point], check=False)
+    if _mounts_under(path):
+        raise RuntimeError("refusing to delete %s: still has mounts" % path)
+    subprocess.run(["rm", "-rf", "--one-file-system", path], check=False)
+
+
+def cleanup_stale_work():
+    """Remove chroot copies left by an earlier run that was killed."""
+    work = os.path.join(CACHE_DIR, "work")
+    if os.path.isdir(work):
+        for name in os.listdir(work):
+            _remove_tree(os.path.join(work, name))
+
+
+_DEV_NODES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
+              ("urandom", 1, 9), ("tty", 5, 0))
+
+
+class Chroot:
+    """A throw-away copy of a suite's rootfs, entered with chroot.
+
+    Use as a context manager; `run()` executes a shell command (str) or argv
+    (list) inside it and returns the CompletedProcess (text, output captured).
+    """
+
+    def __init__(self, suite):
+        self.suite = suite
+        self.path = None
+
+    def __enter__(self):
+        tarball = rootfs_tarball(self.suite)
+        work = os.path.join(CACHE_DIR, "work")
+        os.makedirs(work, exist_ok=True)
+        self.path = tempfile.mkdtemp(prefix="%s-" % self.suite, dir=work)
+        try:
+            subprocess.run(["tar", "--numeric-owner", "--xattrs", "-C", self.path, "-xf", tarball],
+                           check=True)
+            self._setup()
+        except BaseException:
+            _remove_tree(self.path)
+            raise
+        return self
+
+    def _setup(self):
+        root = self.path
+        subprocess.run(["mount", "-t", "proc", "proc", os.path.join(root, "proc")], check=True)
+        dev = os.path.join(root, "dev")
+        shutil.rmtree(dev, ignore_errors=True)
+        os.makedirs(dev, exist_ok=True)
+        # A tmpfs /dev with a few nodes, not a bind mount of the host's /dev:
+        # nothing the test does inside can reach the host's devices.
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755,nosuid", "pyimgtools-dev", dev],
+                       check=True)
+        for name, major, minor in _DEV_NODES:
+            node = os.path.join(dev, name)
+            os.mknod(node, 0o666 | 0o020000, os.makedev(major, minor))
+            os.chmod(node, 0o666)
+        for name in ("pts", "shm"):
+            os.mkdir(os.path.join(dev, name))
+        os.symlink("/proc/self/fd", os.path.join(dev, "fd"))
+        for i, name in enumerate(("stdin", "stdout", "stderr")):
+            os.symlink("/proc/self/fd/%d" % i, os.path.join(dev, name))
+        resolv = os.path.join(root, "etc/resolv.conf")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(resolv)
+        with contextlib.suppress(FileNotFoundError):
+            shutil.copyfile("/etc/resolv.conf", resolv)
+
+    def __exit__(self, *exc):
+        if self.path:
+            _remove_tree(self.path)
+            self.path = None
+        return False
+
+    def host(self, path):
+        """Host path of an absolute path inside the chroot."""
+        return os.path.join(self.path, path.lstrip("/"))
+
+    def run(self, cmd, check=True, env=None, user=None, input=None, timeout=1800, cwd="/"):
+        argv = ["sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
+        if user is not None:
+            argv = ["setpriv", "--reuid", str(user), "--regid", str(user), "--clear-groups",
+                    "--"] + argv
+        full_env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                    "HOME": "/root", "LANG": "C.UTF-8", "DEBIAN_FRONTEND": "noninteractive"}
+        full_env.update(env or {})
+        proc = subprocess.run(["chroot", self.path, "sh", "-c", 'cd "$1" && shift && exec "$@"',
+                               "cd", cwd] + argv,
+                              env=full_env, input=input, capture_output=True, text=True,
+                              timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError("in %s chroot, %r exited %d\nstdout:\n%s\nstderr:\n%s"
+                                 % (self.suite, cmd, proc.returncode, proc.stdout[-4000:],
+                                    proc.stderr[-4000:]))
+        return proc
+
+    def apt_install(self, *packages):
+        """apt-get update + install inside the chroot (lists are removed again afterwards)."""
+        self.run("apt-get update -qq && apt-get install -y -qq --no-install-recommends %s"
+                 " && rm -rf /var/lib/apt/lists/*" % " ".join(packages))

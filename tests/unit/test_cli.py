@@ -1,0 +1,96 @@
+"""The CLI frame: exit-code contract, one-line errors, help, version."""
+
+import pytest
+
+from pyimgtools import __version__, cli
+from tests.conftest import run_cli
+
+
+def test_version():
+    proc = run_cli("--version")
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == "pyimgtools " + __version__
+
+
+def test_help_lists_every_registered_command_and_examples():
+    proc = run_cli("--help")
+    assert proc.returncode == 0
+    for name in cli.COMMAND_MODULES:
+        assert name.replace("builddeps", "build-deps").replace("security", "security-upgrade") \
+            in proc.stdout or name in proc.stdout
+    assert "examples:" in proc.stdout
+    assert "100" in proc.stdout  # the exit codes are documented in --help
+
+
+def test_unknown_command_is_a_usage_error():
+    proc = run_cli("no-such-command")
+    assert proc.returncode == 2
+    assert "invalid choice" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_no_command_is_a_usage_error():
+    proc = run_cli()
+    assert proc.returncode == 2
+
+
+@pytest.mark.skipif(not cli.COMMAND_MODULES, reason="no command registered yet")
+def test_nonexistent_root_is_one_line_error():
+    first = cli.build_parser()._subparsers._group_actions[0].choices
+    command = sorted(first)[0]
+    proc = run_cli(command, "--root", "/nonexistent/pyimgtools-root", "--help")
+    assert proc.returncode == 0  # --help wins over everything
+    proc = run_cli(command, "--root", "/nonexistent/pyimgtools-root")
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("pyimgtools: error: --root /nonexistent/pyimgtools-root")
+    assert "Traceback" not in proc.stderr
+
+
+def test_main_turns_expected_and_unexpected_errors_into_one_line(capsys, monkeypatch):
+    from pyimgtools.errors import PyimgtoolsError
+
+    def boom(args, out, root):
+        raise PyimgtoolsError("something the user can fix", exit_code=100)
+
+    def bug(args, out, root):
+        raise ZeroDivisionError("division by zero")
+
+    def oserr(args, out, root):
+        raise PermissionError(13, "Permission denied", "/etc/shadow")
+
+    for func, code, text in ((boom, 100, "something the user can fix"),
+                             (bug, 1, "internal error: ZeroDivisionError"),
+                             (oserr, 1, "Permission denied (/etc/shadow)")):
+        monkeypatch.setattr(cli, "build_parser", lambda f=func: _with_command(REAL_BUILD_PARSER(), f))
+        assert cli.main(["fake"]) == code
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("pyimgtools: error: ") and text in err
+        # -v adds the traceback
+        assert cli.main(["fake", "-v"]) == code
+        assert "Traceback" in capsys.readouterr().err
+
+
+REAL_BUILD_PARSER = cli.build_parser
+
+
+def _with_command(parser, func):
+    sub = parser._subparsers._group_actions[0] if parser._subparsers else parser.add_subparsers(dest="command")
+    fake = sub.add_parser("fake", parents=[cli._common_parent()])
+    fake.set_defaults(run=func)
+    return parser
+
+
+def test_common_options_before_or_after_the_command(monkeypatch):
+    seen = {}
+
+    def record(args, out, root):
+        seen.update(json=args.json, quiet=args.quiet, root=root.path)
+        return 0
+
+    monkeypatch.setattr(cli, "build_parser", lambda: _with_command(REAL_BUILD_PARSER(), record))
+    assert cli.main(["--json", "fake", "--root", "/tmp"]) == 0
+    assert seen == {"json": True, "quiet": False, "root": "/tmp"}
+    assert cli.main(["-q", "fake"]) == 0
+    assert seen["quiet"] is True and seen["json"] is False
