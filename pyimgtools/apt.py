@@ -1,0 +1,329 @@
+"""apt: sources (one-line and deb822), non-interactive apt-get / apt-mark /
+apt-cache invocation, locks, cleaning, dpkg state.
+
+Stable API (other commands rely on it; extend, do not rename):
+
+    NONINTERACTIVE_ENV            env vars for every apt/dpkg run
+    DPKG_OPTIONS                  ("-o", "Dpkg::Options::=--force-confdef", "-o", ...confold)
+    DEFAULT_LOCK_TIMEOUT          60 (seconds)
+    noninteractive_env(base=None) -> dict      os.environ (or base) + NONINTERACTIVE_ENV
+    require_root(action)          raises PyimgtoolsError unless euid 0
+    apt_get(args, root=None, lock_timeout=60, stream=None, what=None) -> AptResult
+        runs `apt-get -y -q DPKG_OPTIONS -o DPkg::Lock::Timeout=N ARGS`; raises
+        PyimgtoolsError (one line, exit 1) on failure; waits for the apt/dpkg locks
+        up to lock_timeout seconds, then raises a clear "lock held" error.
+    apt_cache(args, root=None) -> str          stdout of `apt-cache ARGS` (LC_ALL=C)
+    apt_mark_showmanual(root=None) -> list     package names
+    apt_mark_showhold(root=None) -> list
+    apt_mark(mode, packages, root=None)        mode in "manual", "auto", "hold", "unhold"
+    remove_lists(root=None) -> CleanResult     everything under /var/lib/apt/lists
+    remove_cached_debs(root=None) -> CleanResult  /var/cache/apt/archives/{,partial/}*.deb
+                                               and /var/cache/apt/*.bin
+    dpkg_interrupted(root=None) -> str|None    why dpkg's state is interrupted, or None
+    check_dpkg_state(root=None)                raises PyimgtoolsError when interrupted
+
+`root` is a pyimgtools.fs.Root, a path, or None for "/". Commands against a
+root other than "/" run through chroot(8) (so they need root), files are
+read and removed inside the root.
+"""
+
+import dataclasses
+import os
+import re
+import shutil
+import stat
+import subprocess
+import time
+
+from pyimgtools.errors import EXIT_FAILED, PyimgtoolsError
+
+DEFAULT_LOCK_TIMEOUT = 60
+
+NONINTERACTIVE_ENV = {
+    "DEBIAN_FRONTEND": "noninteractive",
+    "DEBCONF_NONINTERACTIVE_SEEN": "true",
+    "APT_LISTCHANGES_FRONTEND": "none",
+    "APT_LISTBUGS_FRONTEND": "none",
+    "NEEDRESTART_MODE": "l",
+    "UCF_FORCE_CONFFOLD": "1",
+    # apt's messages are parsed (errors, lock messages): keep them untranslated.
+    "LC_ALL": "C",
+    "LANGUAGE": "",
+}
+
+# Keep existing conffiles, take the maintainer's default where there is one:
+# dpkg(1) needs both options to never prompt.
+DPKG_OPTIONS = ("-o", "Dpkg::Options::=--force-confdef",
+                "-o", "Dpkg::Options::=--force-confold")
+
+_LOCK_PATTERNS = (
+    "Could not get lock",
+    "Unable to acquire the dpkg frontend lock",
+    "Unable to lock directory",
+    "Unable to lock the administration directory",
+    "is another process using it",
+)
+_LOCK_POLL = 2.0
+
+
+@dataclasses.dataclass
+class AptResult:
+    """What an apt run printed (stdout and stderr merged, in order)."""
+    argv: list
+    returncode: int
+    output: str
+    errors: list      # lines starting with "E: " (prefix removed)
+    warnings: list    # lines starting with "W: " (prefix removed)
+
+
+@dataclasses.dataclass
+class CleanResult:
+    files: int = 0
+    bytes: int = 0
+
+
+def noninteractive_env(base=None):
+    env = dict(os.environ if base is None else base)
+    env.update(NONINTERACTIVE_ENV)
+    return env
+
+
+def require_root(action="this command"):
+    """Raise a one-line error unless running as root (euid 0)."""
+    if os.geteuid() != 0:
+        raise PyimgtoolsError("%s needs root (run it as root, e.g. in a Dockerfile RUN step)"
+                              % action, EXIT_FAILED)
+
+
+def _root_path(root):
+    if root is None:
+        return "/"
+    path = getattr(root, "path", root)
+    return os.path.abspath(os.fsdecode(path))
+
+
+def _host(root, path):
+    base = _root_path(root)
+    if base == "/":
+        return path
+    return base + "/" + path.lstrip("/")
+
+
+def _prefix(root):
+    base = _root_path(root)
+    return [] if base == "/" else ["chroot", base]
+
+
+def _one_line(text):
+    return " ".join(str(text).split())
+
+
+def _run(argv, stream=None, env=None):
+    """Run argv with stdout+stderr merged; copy lines to `stream` as they come."""
+    try:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=env or noninteractive_env())
+    except OSError as exc:
+        raise PyimgtoolsError("cannot run %s: %s" % (argv[0] if argv[0] != "chroot" else argv[2],
+                                                     exc.strerror or exc)) from None
+    chunks = []
+    for raw in proc.stdout:
+        line = raw.decode("utf-8", "replace")
+        chunks.append(line)
+        if stream is not None:
+            stream.write(line)
+            stream.flush()
+    proc.stdout.close()
+    rc = proc.wait()
+    output = "".join(chunks)
+    errors, warnings = [], []
+    for line in output.splitlines():
+        if line.startswith("E: "):
+            errors.append(line[3:].strip())
+        elif line.startswith("W: "):
+            warnings.append(line[3:].strip())
+    return AptResult(list(argv), rc, output, errors, warnings)
+
+
+def _is_lock_error(result):
+    text = "\n".join(result.errors) or result.output
+    return any(p in text for p in _LOCK_PATTERNS)
+
+
+def failure_message(result, what):
+    """One line for a failed apt run: the first E: line, else the last output line."""
+    if result.errors:
+        # apt often prints a generic line last ("Some index files failed..."): the
+        # first error names the real cause.
+        detail = result.errors[0]
+    else:
+        lines = [l for l in result.output.splitlines() if l.strip()]
+        detail = lines[-1] if lines else "exit status %d" % result.returncode
+    return "%s failed: %s" % (what, _one_line(detail))
+
+
+def apt_get(args, root=None, lock_timeout=DEFAULT_LOCK_TIMEOUT, stream=None, what=None,
+            check=True):
+    """Run `apt-get -y -q <dpkg options> ARGS` non-interactively.
+
+    Waits for the apt/dpkg locks up to `lock_timeout` seconds (apt's own
+    DPkg::Lock::Timeout for the dpkg frontend lock, apt >= 1.9.11, plus
+    retries for the lists lock), then raises "lock held". With check=True a
+    failure raises PyimgtoolsError with one line; else the AptResult is
+    returned as is. `stream` receives apt's output as it comes (or None).
+    """
+    what = what or "apt-get " + " ".join(a for a in args if not a.startswith("-"))[:60]
+    deadline = time.monotonic() + max(0, lock_timeout)
+    while True:
+        remaining = max(0, int(deadline - time.monotonic()))
+        argv = (_prefix(root) + ["apt-get", "-y", "-q"] + list(DPKG_OPTIONS)
+                + ["-o", "DPkg::Lock::Timeout=%d" % remaining] + list(args))
+        result = _run(argv, stream=stream)
+        if result.returncode == 0:
+            return result
+        if _is_lock_error(result):
+            if time.monotonic() < deadline:
+                time.sleep(min(_LOCK_POLL, max(0.1, deadline - time.monotonic())))
+                continue
+            raise PyimgtoolsError(
+                "%s: the apt/dpkg lock is still held after %d s (%s); wait for the other "
+                "apt/dpkg process or raise --lock-timeout"
+                % (what, lock_timeout, _one_line(result.errors[0] if result.errors else "lock")))
+        if check:
+            raise PyimgtoolsError(failure_message(result, what))
+        return result
+
+
+def apt_cache(args, root=None):
+    """stdout of `apt-cache ARGS` (untranslated); raises one line on failure."""
+    argv = _prefix(root) + ["apt-cache"] + list(args)
+    return _capture(argv, "apt-cache " + (args[0] if args else ""))
+
+
+def _capture(argv, what):
+    try:
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              stdin=subprocess.DEVNULL, env=noninteractive_env())
+    except OSError as exc:
+        raise PyimgtoolsError("cannot run %s: %s" % (what, exc.strerror or exc)) from None
+    out = proc.stdout.decode("utf-8", "replace")
+    if proc.returncode != 0:
+        err = proc.stderr.decode("utf-8", "replace")
+        lines = [l[3:] if l.startswith("E: ") else l for l in err.splitlines() if l.strip()]
+        raise PyimgtoolsError("%s failed: %s" % (what, _one_line(
+            lines[0] if lines else "exit status %d" % proc.returncode)))
+    return out
+
+
+def apt_mark_showmanual(root=None):
+    return _capture(_prefix(root) + ["apt-mark", "showmanual"], "apt-mark showmanual").split()
+
+
+def apt_mark_showhold(root=None):
+    return _capture(_prefix(root) + ["apt-mark", "showhold"], "apt-mark showhold").split()
+
+
+def apt_mark(mode, packages, root=None):
+    """`apt-mark MODE PKG...` in chunks; mode is manual, auto, hold or unhold."""
+    if mode not in ("manual", "auto", "hold", "unhold"):
+        raise ValueError("apt-mark mode %r" % mode)
+    packages = list(packages)
+    for i in range(0, len(packages), 500):
+        _capture(_prefix(root) + ["apt-mark", mode] + packages[i:i + 500], "apt-mark " + mode)
+
+
+def _remove_entry(path, result):
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        with os.scandir(path) as it:
+            entries = [e.path for e in it]
+        for entry in entries:
+            _remove_entry(entry, result)
+        os.rmdir(path)
+    else:
+        os.unlink(path)
+        result.files += 1
+        if stat.S_ISREG(st.st_mode):
+            result.bytes += st.st_blocks * 512 if st.st_blocks else st.st_size
+
+
+def _real_dir(root, path):
+    """Host path of an in-image directory, or None if it is not a real directory."""
+    host = _host(root, path)
+    try:
+        st = os.lstat(host)
+    except OSError:
+        return None
+    return host if stat.S_ISDIR(st.st_mode) else None
+
+
+def remove_lists(root=None):
+    """Empty /var/lib/apt/lists (like `rm -rf /var/lib/apt/lists/*`)."""
+    result = CleanResult()
+    lists = _real_dir(root, "/var/lib/apt/lists")
+    if lists is None:
+        return result
+    with os.scandir(lists) as it:
+        entries = [e.path for e in it]
+    for entry in entries:
+        _remove_entry(entry, result)
+    return result
+
+
+def remove_cached_debs(root=None):
+    """Remove downloaded .debs (archives/, archives/partial/) and apt's *.bin caches."""
+    result = CleanResult()
+    for directory, pattern in (("/var/cache/apt/archives", r".*\.deb\Z"),
+                               ("/var/cache/apt/archives/partial", r".*\Z"),
+                               ("/var/cache/apt", r".*\.bin\Z")):
+        host = _real_dir(root, directory)
+        if host is None:
+            continue
+        with os.scandir(host) as it:
+            for entry in it:
+                if re.match(pattern, entry.name) and not entry.is_dir(follow_symlinks=False):
+                    _remove_entry(entry.path, result)
+    return result
+
+
+_BAD_STATES = ("half-installed", "half-configured", "unpacked", "triggers-awaited")
+
+
+def dpkg_interrupted(root=None):
+    """Why dpkg's database is in an interrupted state, or None when it is clean."""
+    updates = _real_dir(root, "/var/lib/dpkg/updates")
+    if updates is not None:
+        with os.scandir(updates) as it:
+            pending = [e.name for e in it if e.name.isdigit()]
+        if pending:
+            return "dpkg was interrupted (%d journal file(s) in /var/lib/dpkg/updates)" % len(pending)
+    try:
+        with open(_host(root, "/var/lib/dpkg/status"), "rb") as f:
+            status = f.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    bad = []
+    for stanza in status.split("\n\n"):
+        pkg = state = None
+        for line in stanza.splitlines():
+            if line.startswith("Package:"):
+                pkg = line.split(":", 1)[1].strip()
+            elif line.startswith("Status:"):
+                words = line.split(":", 1)[1].split()
+                state = words[-1] if words else None
+        if pkg and state in _BAD_STATES:
+            bad.append("%s (%s)" % (pkg, state))
+    if bad:
+        return "dpkg left %d package(s) half-installed: %s" % (
+            len(bad), ", ".join(bad[:5]) + (", ..." if len(bad) > 5 else ""))
+    return None
+
+
+def check_dpkg_state(root=None):
+    reason = dpkg_interrupted(root)
+    if reason:
+        raise PyimgtoolsError("%s; run 'dpkg --configure -a' (and 'apt-get -f install') "
+                              "first" % reason)
