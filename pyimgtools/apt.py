@@ -327,3 +327,212 @@ def check_dpkg_state(root=None):
     if reason:
         raise PyimgtoolsError("%s; run 'dpkg --configure -a' (and 'apt-get -f install') "
                               "first" % reason)
+
+
+# --------------------------------------------------------------------------
+# Sources: one-line sources.list(5) and deb822 *.sources, in apt's order.
+
+SOURCES_LIST = "/etc/apt/sources.list"
+SOURCES_PARTS = "/etc/apt/sources.list.d"
+_PART_NAME = re.compile(r"\A[A-Za-z0-9_.\-]+\.(list|sources)\Z")
+
+
+@dataclasses.dataclass
+class Source:
+    """One (type, URI, suite) entry of the apt sources, as apt expands them."""
+    type: str            # "deb" or "deb-src"
+    uri: str
+    suite: str
+    components: list
+    options: dict        # one-line [key=value] options / deb822 fields (lower-case keys)
+    file: str            # in-image path of the file it came from
+    line: int            # 1-based line of the entry (deb822: of the stanza's first field)
+    enabled: bool = True
+
+    def describe(self):
+        """'http://deb.debian.org/debian bookworm-security' (how apt names it in errors)."""
+        return ("%s %s" % (self.uri, self.suite)).strip()
+
+
+def _strip_comment(line):
+    pos = line.find("#")
+    return line if pos < 0 else line[:pos]
+
+
+def parse_one_line(text, file="sources.list"):
+    """Entries of a one-line style file. Malformed lines raise PyimgtoolsError naming the line."""
+    entries = []
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = _strip_comment(raw).strip()
+        if not line:
+            continue
+        words = line.split(None, 1)
+        kind = words[0]
+        if kind not in ("deb", "deb-src"):
+            raise PyimgtoolsError("%s:%d: unknown type %r (expected deb or deb-src)"
+                                  % (file, lineno, kind))
+        rest = words[1] if len(words) > 1 else ""
+        options = {}
+        rest = rest.lstrip()
+        if rest.startswith("["):
+            end = rest.find("]")
+            if end < 0:
+                raise PyimgtoolsError("%s:%d: unterminated [ option list" % (file, lineno))
+            for opt in rest[1:end].split():
+                key, sep, value = opt.partition("=")
+                if not sep:
+                    raise PyimgtoolsError("%s:%d: malformed option %r" % (file, lineno, opt))
+                key = key.rstrip("+-").lower()
+                options[key] = value
+            rest = rest[end + 1:]
+        parts = rest.split()
+        if len(parts) < 2:
+            raise PyimgtoolsError("%s:%d: expected 'URI SUITE [COMPONENT...]'" % (file, lineno))
+        uri, suite, comps = parts[0], parts[1], parts[2:]
+        if not suite.endswith("/") and not comps:
+            raise PyimgtoolsError("%s:%d: no components for suite %s" % (file, lineno, suite))
+        entries.append(Source(kind, uri, suite, comps, options, file, lineno, True))
+    return entries
+
+
+def _deb822_stanzas(text, file):
+    """[(first line number, {lower-case field: value})] of a deb822 file."""
+    stanzas = []
+    fields, start, key = {}, None, None
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        if raw.startswith("#"):
+            continue
+        if not raw.strip():
+            if fields:
+                stanzas.append((start, fields))
+            fields, start, key = {}, None, None
+            continue
+        if raw[0] in " \t":
+            if key is None:
+                raise PyimgtoolsError("%s:%d: continuation line outside a field" % (file, lineno))
+            cont = raw.strip()
+            fields[key] += "\n" + ("" if cont == "." else cont)
+            continue
+        name, sep, value = raw.partition(":")
+        if not sep or not name.strip() or " " in name.strip():
+            raise PyimgtoolsError("%s:%d: expected 'Field: value'" % (file, lineno))
+        key = name.strip().lower()
+        fields[key] = value.strip()
+        if start is None:
+            start = lineno
+    if fields:
+        stanzas.append((start, fields))
+    return stanzas
+
+
+def parse_deb822(text, file="debian.sources"):
+    """Entries of a deb822 .sources file (disabled stanzas kept with enabled=False)."""
+    entries = []
+    for lineno, fields in _deb822_stanzas(text, file):
+        types = fields.get("types", "").split()
+        uris = fields.get("uris", "").split()
+        suites = fields.get("suites", "").split()
+        comps = fields.get("components", "").split()
+        if not types or not uris or not suites:
+            raise PyimgtoolsError("%s:%d: a stanza needs Types, URIs and Suites" % (file, lineno))
+        enabled = fields.get("enabled", "yes").strip().lower() not in ("no", "false", "0")
+        options = {k: v for k, v in fields.items()
+                   if k not in ("types", "uris", "suites", "components")}
+        for kind in types:
+            if kind not in ("deb", "deb-src"):
+                raise PyimgtoolsError("%s:%d: unknown type %r" % (file, lineno, kind))
+            for uri in uris:
+                for suite in suites:
+                    if not suite.endswith("/") and not comps:
+                        raise PyimgtoolsError("%s:%d: no Components for suite %s"
+                                              % (file, lineno, suite))
+                    entries.append(Source(kind, uri, suite, list(comps), dict(options),
+                                          file, lineno, enabled))
+    return entries
+
+
+def source_files(root=None):
+    """In-image paths of the sources files apt reads, in apt's order:
+    sources.list, then sources.list.d/*.list and *.sources in lexical order
+    (names of [A-Za-z0-9_.-] only; others are ignored, as apt does)."""
+    files = []
+    if os.path.isfile(_host(root, SOURCES_LIST)):
+        files.append(SOURCES_LIST)
+    parts = _real_dir(root, SOURCES_PARTS)
+    if parts is not None:
+        names = sorted(n for n in os.listdir(parts) if _PART_NAME.match(n)
+                       and os.path.isfile(os.path.join(parts, n)))
+        files.extend(SOURCES_PARTS + "/" + n for n in names)
+    return files
+
+
+def read_sources(root=None):
+    """Every Source of the apt configuration in apt's order (disabled ones included)."""
+    entries = []
+    for path in source_files(root):
+        try:
+            with open(_host(root, path), "rb") as f:
+                text = f.read().decode("utf-8", "replace")
+        except OSError as exc:
+            raise PyimgtoolsError("cannot read %s: %s" % (path, exc.strerror or exc)) from None
+        parse = parse_deb822 if path.endswith(".sources") else parse_one_line
+        entries.extend(parse(text, path))
+    return entries
+
+
+# --------------------------------------------------------------------------
+# Refreshing the lists; small queries.
+
+_ERR_LINE = re.compile(r"\AErr:\d+ (.*?)\s*\Z")
+
+
+def update_failures(result):
+    """['URI SUITE [file]: reason', ...] from `apt-get update` output (apt exits 0 on them)."""
+    failures = []
+    lines = result.output.splitlines()
+    for i, line in enumerate(lines):
+        m = _ERR_LINE.match(line)
+        if not m:
+            continue
+        reason = lines[i + 1].strip() if i + 1 < len(lines) and lines[i + 1][:1].isspace() else ""
+        failures.append("%s: %s" % (m.group(1), reason) if reason else m.group(1))
+    for err in result.errors:
+        if not err.startswith("Some index files failed"):
+            failures.append(err)
+    return failures
+
+
+def update_lists(root=None, lock_timeout=DEFAULT_LOCK_TIMEOUT, stream=None, options=()):
+    """`apt-get update`; raises one line naming the first source that failed.
+
+    apt-get update exits 0 when a source cannot be fetched (it keeps old lists
+    or none): that is an error here, a stale or missing list would be silently
+    wrong. `options` are extra apt-get arguments (e.g. a restricted source list
+    with "-o", "APT::Get::List-Cleanup=0").
+    """
+    result = apt_get(["update"] + list(options), root=root, lock_timeout=lock_timeout,
+                     stream=stream, what="apt-get update", check=False)
+    failures = update_failures(result)
+    if failures or result.returncode != 0:
+        detail = failures[0] if failures else failure_message(result, "apt-get update")
+        more = " (and %d more)" % (len(failures) - 1) if len(failures) > 1 else ""
+        raise PyimgtoolsError("cannot refresh the apt lists: %s%s" % (_one_line(detail), more))
+    return result
+
+
+def lists_present(root=None):
+    """True when /var/lib/apt/lists holds at least one downloaded index."""
+    lists = _real_dir(root, "/var/lib/apt/lists")
+    if lists is None:
+        return False
+    with os.scandir(lists) as it:
+        return any(e.name not in ("lock", "partial", "auxfiles") and e.is_file() for e in it)
+
+
+def apt_mark_showauto(root=None):
+    return _capture(_prefix(root) + ["apt-mark", "showauto"], "apt-mark showauto").split()
+
+
+def native_architecture(root=None):
+    return _capture(_prefix(root) + ["dpkg", "--print-architecture"],
+                    "dpkg --print-architecture").strip()

@@ -1,0 +1,528 @@
+"""`pyimgtools security-upgrade`: install exactly the pending security updates.
+
+plan:  read /etc/os-release and the apt sources, refresh the lists, ask apt
+       (`apt-cache policy`) for the package files and their release fields
+       and, per installed package, the versions each file offers; pick the
+       highest version from a security package file (Label Debian-Security,
+       or Suite/Codename CODENAME-security) newer than the installed one.
+apply: simulate `apt-get install pkg=version...` (no removals allowed, extra
+       packages from other suites reported), install, restore auto marks,
+       remove the apt lists and cached .debs.
+"""
+
+import dataclasses
+import os
+import re
+import time
+
+from pyimgtools import apt, cli, debversion, osrelease
+from pyimgtools.errors import EXIT_FAILED, EXIT_OK, EXIT_WORK_FOUND, PyimgtoolsError
+from pyimgtools.report import format_count
+
+NAME = "security-upgrade"
+TEMP_SOURCE = "/etc/apt/sources.list.d/zz-pyimgtools-security-temporary.list"
+
+# Oldest supported releases (VERSION_ID); newer ones work without changes.
+MIN_DEBIAN = 10     # buster
+MIN_UBUNTU = (20, 4)  # focal
+
+OTHER_DISTROS = {
+    "alpine": "use 'apk upgrade --no-cache' (Alpine publishes fixes in the normal branch)",
+    "wolfi": "use 'apk upgrade --no-cache'",
+    "fedora": "use 'dnf upgrade --security -y'",
+    "rhel": "use 'dnf upgrade --security -y'",
+    "centos": "use 'dnf upgrade --security -y'",
+    "rocky": "use 'dnf upgrade --security -y'",
+    "almalinux": "use 'dnf upgrade --security -y'",
+    "ol": "use 'dnf upgrade --security -y'",
+    "amzn": "use 'dnf upgrade --security -y' (or 'yum update --security -y')",
+    "opensuse-leap": "use 'zypper patch --category security'",
+    "opensuse-tumbleweed": "use 'zypper dup' (Tumbleweed has no security-only channel)",
+    "sles": "use 'zypper patch --category security'",
+    "arch": "use 'pacman -Syu' (Arch has no security-only channel)",
+}
+
+
+@dataclasses.dataclass
+class Distro:
+    id: str
+    codename: str
+    pretty_name: str
+
+
+@dataclasses.dataclass
+class PackageFile:
+    """One package file of `apt-cache policy`: its description and release fields."""
+    key: str          # 'http://deb.debian.org/debian-security bookworm-security/main amd64 Packages'
+    release: dict     # {'o': 'Debian', 'a': 'stable-security', 'n': 'bookworm-security', 'l': ...}
+
+    @property
+    def suite(self):
+        return self.release.get("n") or self.release.get("a") or self.key
+
+
+@dataclasses.dataclass
+class Update:
+    package: str      # name as apt takes it ('libc6', 'libc6:i386')
+    installed: str
+    candidate: str
+    suite: str        # release codename (or suite) of the security package file
+
+
+@dataclasses.dataclass
+class Extra:
+    package: str
+    installed: str    # '' when newly installed
+    version: str
+    origin: str       # as `apt-get -s` prints it: 'Debian:12.8/oldstable'
+
+
+@dataclasses.dataclass
+class Plan:
+    distribution: str
+    codename: str
+    security_sources: list
+    added_source: str
+    pending: list
+    held: list
+
+
+# ---------------------------------------------------------------- detection
+
+def detect(root):
+    """Distro of the image, or a one-line error saying what to use instead."""
+    try:
+        osr = osrelease.read(root)
+    except PyimgtoolsError:
+        if not root.exists("/var/lib/dpkg/status"):
+            raise PyimgtoolsError("unsupported distribution: no /etc/os-release and no dpkg "
+                                  "database; security-upgrade supports Debian (buster and "
+                                  "newer) and Ubuntu (focal and newer)") from None
+        raise
+    ident = osr.id
+    if ident not in ("debian", "ubuntu"):
+        hint = OTHER_DISTROS.get(ident)
+        if hint is None:
+            hint = ("rebuild on an updated base image" if not osr.id_like
+                    else "use the distribution's own security update tool")
+        raise PyimgtoolsError("unsupported distribution %s (ID=%s): security-upgrade supports "
+                              "Debian (buster and newer) and Ubuntu (focal and newer); %s"
+                              % (osr.pretty_name, ident, hint))
+    if not root.exists("/var/lib/dpkg/status") or not root.exists("/usr/bin/apt-get"):
+        raise PyimgtoolsError("unsupported image %s: no dpkg database or no apt-get (a "
+                              "distroless image?); rebuild it on an updated base image instead"
+                              % osr.pretty_name)
+    codename = osr.codename
+    version = osr.version_id
+    if ident == "debian":
+        major = version.split(".")[0]
+        if major.isdigit() and int(major) < MIN_DEBIAN:
+            raise PyimgtoolsError("unsupported distribution %s: security-upgrade supports "
+                                  "Debian buster (10) and newer" % osr.pretty_name)
+        if not codename or codename == "sid":
+            raise PyimgtoolsError("Debian %s has no security suite (unstable); use "
+                                  "'apt-get upgrade'" % (codename or "without VERSION_CODENAME"))
+    else:
+        m = re.match(r"(\d+)\.(\d+)", version)
+        if m and (int(m.group(1)), int(m.group(2))) < MIN_UBUNTU:
+            raise PyimgtoolsError("unsupported distribution %s: security-upgrade supports "
+                                  "Ubuntu focal (20.04) and newer" % osr.pretty_name)
+        if not codename:
+            raise PyimgtoolsError("cannot tell the Ubuntu release: no VERSION_CODENAME in %s"
+                                  % osr.path)
+    return Distro(ident, codename, osr.pretty_name)
+
+
+def is_security_source(source, distro):
+    """A configured source that serves the distribution's security suite."""
+    if source.type != "deb" or not source.enabled:
+        return False
+    suite = source.suite.rstrip("/")
+    if distro.id == "debian":
+        return suite in (distro.codename + "-security", distro.codename + "/updates")
+    return suite == distro.codename + "-security"
+
+
+def is_security_file(release):
+    """Judged from the release fields apt reports (never from the URL)."""
+    label = release.get("l", "")
+    origin = release.get("o", "")
+    if label == "Debian-Security":
+        return True
+    if origin in ("Debian", "Ubuntu"):
+        return (release.get("a", "").endswith("-security")
+                or release.get("n", "").endswith("-security"))
+    return False
+
+
+def temporary_source(sources, distro):
+    """One-line entry for the distribution's security suite, modelled on the main source."""
+    main = None
+    for s in sources:
+        if s.type == "deb" and s.enabled and s.suite.rstrip("/") == distro.codename:
+            main = s
+            break
+    comps = list(main.components) if main else ["main"]
+    opts = ""
+    if main is not None and main.options.get("signed-by") and "\n" not in main.options["signed-by"]:
+        opts = "[signed-by=%s] " % main.options["signed-by"].split()[0]
+    if distro.id == "debian":
+        uri = "http://deb.debian.org/debian-security"
+        if main is not None and main.uri.rstrip("/").endswith("/debian"):
+            uri = main.uri.rstrip("/") + "-security"
+        old = distro.codename in ("buster", "stretch", "jessie")
+        suite = distro.codename + ("/updates" if old else "-security")
+    else:
+        uri = main.uri if main is not None else "http://security.ubuntu.com/ubuntu"
+        suite = distro.codename + "-security"
+    return "deb %s%s %s %s\n" % (opts, uri, suite, " ".join(comps))
+
+
+# ---------------------------------------------------------------- parsing apt
+
+_FILE_LINE = re.compile(r"\A\s*(-?\d+) (.+?)\s*\Z")
+
+
+def parse_policy_files(text):
+    """`apt-cache policy` (no arguments) -> {package file description: PackageFile}."""
+    files = {}
+    current = None
+    for line in text.splitlines():
+        if line.startswith("Pinned packages:"):
+            break
+        stripped = line.strip()
+        if stripped.startswith("release "):
+            if current is not None:
+                fields = {}
+                for part in stripped[len("release "):].split(","):
+                    key, sep, value = part.partition("=")
+                    if sep:
+                        fields[key.strip()] = value.strip()
+                current.release = fields
+            continue
+        if stripped.startswith("origin ") or not stripped or line.startswith("Package files:"):
+            continue
+        m = _FILE_LINE.match(line)
+        if m:
+            current = PackageFile(m.group(2), {})
+            files[current.key] = current
+    return files
+
+
+_VERSION_LINE = re.compile(r"\A (\*\*\*|   ) (\S+) (-?\d+)\s*\Z")
+_ENTRY_FILE_LINE = re.compile(r"\A {8}(-?\d+) (.+?)\s*\Z")
+
+
+def parse_policy_packages(text):
+    """`apt-cache policy PKG...` -> {header name: [(version, [file descriptions])]}."""
+    result = {}
+    name = None
+    table = None
+    for line in text.splitlines():
+        if line and not line[0].isspace() and line.endswith(":"):
+            name = line[:-1]
+            table = result.setdefault(name, [])
+            continue
+        if table is None:
+            continue
+        m = _VERSION_LINE.match(line)
+        if m:
+            table.append((m.group(2), []))
+            continue
+        m = _ENTRY_FILE_LINE.match(line)
+        if m and table:
+            table[-1][1].append(m.group(2))
+    return result
+
+
+def read_status(root):
+    """[(name, arch, version, selection, state)] of /var/lib/dpkg/status."""
+    with root.open("/var/lib/dpkg/status", "rb") as f:
+        text = f.read().decode("utf-8", "replace")
+    packages = []
+    for stanza in text.split("\n\n"):
+        fields = {}
+        for line in stanza.splitlines():
+            if line[:1].isspace() or ":" not in line:
+                continue
+            key, _, value = line.partition(":")
+            fields[key] = value.strip()
+        status = fields.get("Status", "").split()
+        if "Package" not in fields or len(status) != 3:
+            continue
+        packages.append((fields["Package"], fields.get("Architecture", ""),
+                         fields.get("Version", ""), status[0], status[2]))
+    return packages
+
+
+def compute_updates(installed, files, tables, native_arch):
+    """Pending security updates (pure): (pending, held) lists of Update.
+
+    installed: read_status() rows; files: parse_policy_files(); tables:
+    parse_policy_packages().
+    """
+    pending, held = [], []
+    for name, arch, version, selection, state in installed:
+        if state not in ("installed", "triggers-pending", "triggers-awaited"):
+            continue
+        apt_name = name if arch in (native_arch, "all", "") else "%s:%s" % (name, arch)
+        table = tables.get(apt_name)
+        if table is None and apt_name == name:
+            table = tables.get("%s:%s" % (name, arch))
+        if not table:
+            continue
+        best = None
+        for candidate, descs in table:
+            sec = [files[d] for d in descs if d in files and is_security_file(files[d].release)]
+            if not sec:
+                continue
+            if debversion.compare(candidate, version) <= 0:
+                continue
+            if best is None or debversion.compare(candidate, best[0]) > 0:
+                best = (candidate, sec[0].suite)
+        if best is None:
+            continue
+        update = Update(apt_name, version, best[0], best[1])
+        (held if selection == "hold" else pending).append(update)
+    pending.sort(key=lambda u: u.package)
+    held.sort(key=lambda u: u.package)
+    return pending, held
+
+
+_SIM_INST = re.compile(r"\AInst (\S+) (?:\[(\S+)\] )?\((\S+) (.*?)\)")
+_SIM_REMV = re.compile(r"\ARemv (\S+)")
+
+
+def parse_simulation(text):
+    """`apt-get -s install` output -> (installs [Extra], removals [names])."""
+    installs, removals = [], []
+    for line in text.splitlines():
+        m = _SIM_INST.match(line)
+        if m:
+            origin = re.sub(r"\s*\[[^\]]*\]\s*\Z", "", m.group(4)).strip()
+            installs.append(Extra(m.group(1), m.group(2) or "", m.group(3), origin))
+            continue
+        m = _SIM_REMV.match(line)
+        if m:
+            removals.append(m.group(1))
+    return installs, removals
+
+
+# ---------------------------------------------------------------- command
+
+def register(subparsers, common):
+    parser = subparsers.add_parser(
+        NAME, parents=[common], formatter_class=cli.HelpFormatter,
+        help="install exactly the pending security updates (or --check for them)",
+        description=(
+            "Install the distribution's pending security updates and nothing else\n"
+            "(Debian buster+ and Ubuntu focal+), non-interactively, then remove the apt\n"
+            "lists and cached .debs. Updates are chosen from the release fields apt\n"
+            "reports (Label Debian-Security, Suite/Codename CODENAME-security).\n"
+            "Exit codes: 0 done / nothing pending; 1 failed; 100 --check found\n"
+            "pending updates."),
+        epilog=cli.examples(
+            "RUN pyimgtools security-upgrade",
+            "pyimgtools security-upgrade --check --json   # CI gate: exit 100 when pending",
+            "pyimgtools security-upgrade --dry-run --keep-lists"))
+    cli.add_dry_run(parser)
+    parser.add_argument("--check", action="store_true",
+                        help="only report the pending security updates; exit 100 when there "
+                             "are any (works without root when the apt lists are present)")
+    parser.add_argument("--no-update", action="store_true",
+                        help="use the apt lists as they are, do not run apt-get update")
+    parser.add_argument("--no-add-source", action="store_true",
+                        help="fail instead of adding a temporary security source when none "
+                             "is configured")
+    parser.add_argument("--keep-lists", action="store_true",
+                        help="keep /var/lib/apt/lists and the cached .debs afterwards")
+    parser.add_argument("--lock-timeout", type=int, default=apt.DEFAULT_LOCK_TIMEOUT,
+                        metavar="SECONDS",
+                        help="wait this long for the apt/dpkg lock (default: %(default)s)")
+    parser.set_defaults(run=run)
+
+
+def run(args, out, root):
+    started = time.monotonic()
+    distro = detect(root)
+    is_root = os.geteuid() == 0
+    applying = not args.check and not args.dry_run
+    if applying:
+        apt.require_root("security-upgrade (applying updates)")
+    if not root.is_host and not is_root:
+        raise PyimgtoolsError("--root other than / needs root (apt runs there through chroot)")
+    if applying:
+        apt.check_dpkg_state(root)
+    else:
+        reason = apt.dpkg_interrupted(root)
+        if reason:
+            out.warn(reason + "; run 'dpkg --configure -a'")
+
+    sources = apt.read_sources(root)
+    security = [s for s in sources if is_security_source(s, distro)]
+    stream = out._log if out.verbose else None
+    added = ""
+    temp_host = root.host(TEMP_SOURCE)
+    lists_were_present = apt.lists_present(root)
+    updated = False
+    try:
+        if not security:
+            where = ", ".join(apt.source_files(root)) or "no sources files"
+            if args.no_add_source:
+                raise PyimgtoolsError(
+                    "no %s security source configured (%s); add one or drop --no-add-source"
+                    % (distro.codename, where))
+            if not is_root:
+                raise PyimgtoolsError(
+                    "no %s security source configured (%s); run as root to add one for this "
+                    "run" % (distro.codename, where))
+            added = temporary_source(sources, distro)
+            out.line("no security source configured: adding '%s' for this run only"
+                     % added.strip())
+            os.makedirs(os.path.dirname(temp_host), exist_ok=True)
+            with open(temp_host, "w") as f:
+                f.write("# added by pyimgtools security-upgrade for one run; removed afterwards\n")
+                f.write(added)
+        if is_root and not args.no_update:
+            out.detail("refreshing the apt lists (apt-get update)")
+            apt.update_lists(root, lock_timeout=args.lock_timeout, stream=stream)
+            updated = True
+        elif added:
+            # Only the temporary source, without deleting the other lists
+            # (apt-get update with a restricted source list cleans the rest).
+            apt.update_lists(root, lock_timeout=args.lock_timeout, stream=stream, options=[
+                "-o", "Dir::Etc::sourcelist=" + TEMP_SOURCE,
+                "-o", "Dir::Etc::sourceparts=-",
+                "-o", "APT::Get::List-Cleanup=0"])
+            updated = True
+        elif not lists_were_present:
+            raise PyimgtoolsError(
+                "no apt lists in /var/lib/apt/lists: run 'apt-get update' first, or run as "
+                "root without --no-update")
+
+        plan = make_plan(root, distro, security, added)
+        doc = {"command": NAME, "distribution": distro.id, "codename": distro.codename,
+               "security_sources": plan.security_sources, "added_source": added.strip() or None,
+               "pending": plan.pending, "held": plan.held}
+        for u in plan.held:
+            out.line("held, skipped: %s %s -> %s (%s)" % (u.package, u.installed, u.candidate,
+                                                           u.suite))
+        if args.check:
+            for u in plan.pending:
+                out.line("%s %s -> %s (%s)" % (u.package, u.installed, u.candidate, u.suite))
+            out.data(doc)
+            out.summary("pyimgtools %s: %s pending%s" % (
+                NAME, format_count(len(plan.pending), "security update"),
+                ", %d held" % len(plan.held) if plan.held else ""))
+            return EXIT_WORK_FOUND if plan.pending else EXIT_OK
+
+        extras = simulate(root, plan, args.lock_timeout) if plan.pending else []
+        for u in plan.pending:
+            out.line("%s%s %s -> %s (%s)" % ("would upgrade " if args.dry_run else "",
+                                             u.package, u.installed, u.candidate, u.suite))
+        for e in extras:
+            out.line("%sextra from another suite: %s %s%s (%s)" % (
+                "would install " if args.dry_run else "", e.package,
+                e.installed + " -> " if e.installed else "", e.version, e.origin))
+        doc["extras"] = extras
+        if args.dry_run:
+            out.data(doc)
+            out.summary("pyimgtools %s: would install %s%s%s (dry run)" % (
+                NAME, format_count(len(plan.pending), "security update"),
+                " and %s" % format_count(len(extras), "extra package") if extras else "",
+                ", %d held" % len(plan.held) if plan.held else ""))
+            return EXIT_OK
+
+        applied = apply(root, plan, args.lock_timeout, stream) if plan.pending else []
+        doc["applied"] = applied
+    finally:
+        if added:
+            try:
+                os.unlink(temp_host)
+            except FileNotFoundError:
+                pass
+        clean = applying or (updated and not lists_were_present)
+        if clean and not args.keep_lists:
+            lists = apt.remove_lists(root)
+            debs = apt.remove_cached_debs(root)
+            out.detail("removed %d list files and %d cached files" % (lists.files, debs.files))
+    doc["lists_removed"] = not args.keep_lists
+    out.data(doc)
+    out.summary("pyimgtools %s: installed %s%s%s in %.1f s" % (
+        NAME, format_count(len(applied), "security update"),
+        " (%s from other suites)" % format_count(len(extras), "extra package") if extras else "",
+        ", skipped %s" % format_count(len(plan.held), "held package") if plan.held else "",
+        time.monotonic() - started))
+    return EXIT_OK
+
+
+def make_plan(root, distro, security_sources, added):
+    files = parse_policy_files(apt.apt_cache(["policy"], root=root))
+    native = apt.native_architecture(root)
+    installed = read_status(root)
+    names = sorted({name if arch in (native, "all", "") else "%s:%s" % (name, arch)
+                    for name, arch, _v, _sel, state in installed
+                    if state in ("installed", "triggers-pending", "triggers-awaited")})
+    tables = {}
+    for i in range(0, len(names), 800):
+        tables.update(parse_policy_packages(apt.apt_cache(["policy"] + names[i:i + 800],
+                                                          root=root)))
+    pending, held = compute_updates(installed, files, tables, native)
+    return Plan(distro.id, distro.codename, [s.describe() for s in security_sources],
+                added.strip(), pending, held)
+
+
+def _install_args(plan):
+    return (["install", "--no-install-recommends", "--no-remove"]
+            + ["%s=%s" % (u.package, u.candidate) for u in plan.pending])
+
+
+def simulate(root, plan, lock_timeout):
+    """Extras apt would install besides the plan; raises if apt would remove anything."""
+    # Without --no-remove: the simulation must show the removals to name them.
+    result = apt.apt_get(["-s", "install", "--no-install-recommends"]
+                         + ["%s=%s" % (u.package, u.candidate) for u in plan.pending],
+                         root=root, lock_timeout=lock_timeout, check=False,
+                         what="apt-get -s install")
+    installs, removals = parse_simulation(result.output)
+    if removals:
+        raise PyimgtoolsError(
+            "applying the security updates would remove %s; nothing was changed"
+            % ", ".join(removals))
+    if result.returncode != 0:
+        raise PyimgtoolsError(apt.failure_message(result, "apt-get -s install")
+                              + "; nothing was changed")
+    planned = {u.package for u in plan.pending}
+    return [e for e in installs if e.package not in planned]
+
+
+def apply(root, plan, lock_timeout, stream):
+    """Install the plan; restore auto marks; returns the applied Updates."""
+    auto_before = set(apt.apt_mark_showauto(root))
+    result = apt.apt_get(_install_args(plan), root=root, lock_timeout=lock_timeout,
+                         stream=stream, check=False, what="apt-get install")
+    now = {}
+    native = apt.native_architecture(root)
+    for name, arch, version, _sel, state in read_status(root):
+        key = name if arch in (native, "all", "") else "%s:%s" % (name, arch)
+        now[key] = (version, state)
+    applied = [u for u in plan.pending
+               if now.get(u.package, ("", ""))[0] == u.candidate
+               and now[u.package][1] == "installed"]
+    # apt-get install marks the packages it was given as manually installed.
+    planned = {u.package for u in plan.pending}
+    remark = sorted(p for p in auto_before if p in planned)
+    if remark:
+        try:
+            apt.apt_mark("auto", remark, root=root)
+        except PyimgtoolsError:
+            pass
+    if result.returncode != 0 or len(applied) != len(plan.pending):
+        done = {u.package for u in applied}
+        missing = [u.package for u in plan.pending if u.package not in done]
+        raise PyimgtoolsError("%s; applied %d of %d security updates (%s), not applied: %s" % (
+            apt.failure_message(result, "apt-get install") if result.returncode
+            else "apt-get install did not install every planned version",
+            len(applied), len(plan.pending), ", ".join(sorted(done)) or "none",
+            ", ".join(missing)))
+    return applied
