@@ -22,6 +22,8 @@ from pyimgtools.report import Output
 
 # One module per command, in the order `--help` lists them.
 COMMAND_MODULES = (
+    "keep",
+    "builddeps",
     "security",
 )
 

@@ -1,0 +1,368 @@
+"""build-deps: install build dependencies, later purge them and keep what runs.
+
+    pyimgtools build-deps install gcc libpq-dev
+    ... build, pip install ...
+    pyimgtools build-deps purge --keep-runtime /opt/venv
+
+`install` records `apt-mark showmanual` and the requested packages in a state
+file (default /var/lib/pyimgtools/build-deps.json), runs `apt-get update`
+when the lists are missing and installs with --no-install-recommends.
+
+`purge` marks every package auto, restores the saved manual set, marks manual
+the packages `keep` finds for the --keep-runtime paths, runs `apt-get purge
+-y --auto-remove -o APT::AutoRemove::RecommendsImportant=false`, cleans apt's
+lists and cache, deletes the state file, and reports what went and what was
+kept and why. Its plan (keep's analysis, the packages apt would remove) is
+computed before anything changes: `--dry-run` simulates the purge with
+`apt-get -s` against a temporary copy of apt's auto flags, so the real marks
+are not touched.
+"""
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List
+
+from pyimgtools import apt, cli, keep
+from pyimgtools.dpkg import Database
+from pyimgtools.errors import PyimgtoolsError
+from pyimgtools.report import display_path, format_bytes, format_count
+
+STATE_FILE = "/var/lib/pyimgtools/build-deps.json"
+STATE_VERSION = 1
+PURGE_OPTIONS = ["-o", "APT::AutoRemove::RecommendsImportant=false"]
+
+
+@dataclass
+class PurgePlan:
+    saved_manual: List[str]                 # from the state file or --saved
+    keep_runtime: List[str]
+    keep: "keep.KeepPlan"
+    manual: List[str] = field(default_factory=list)        # the new manual set
+    kept: Dict[str, List[str]] = field(default_factory=dict)  # runtime pkg -> libraries
+    remove: List[str] = field(default_factory=list)        # what apt would remove (simulated)
+    remove_bytes: int = 0
+
+
+# -- state ------------------------------------------------------------------
+
+def _host_path(root, path):
+    return root.host(path)
+
+
+def read_state(root, state_file):
+    host = _host_path(root, state_file)
+    try:
+        with open(host, "rb") as f:
+            data = json.loads(f.read().decode("utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise PyimgtoolsError("cannot read the state file %s: %s" % (state_file, exc)) from None
+    if not isinstance(data, dict) or not isinstance(data.get("manual"), list):
+        raise PyimgtoolsError("%s is not a pyimgtools build-deps state file" % state_file)
+    return data
+
+
+def write_state(root, state_file, data):
+    host = _host_path(root, state_file)
+    os.makedirs(os.path.dirname(host), exist_ok=True)
+    tmp = host + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, host)
+
+
+def read_saved_listing(root, path):
+    """A plain `apt-mark showmanual` listing (one name per line) read on the host."""
+    try:
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8", "replace")
+    except OSError as exc:
+        raise PyimgtoolsError("--saved %s: %s" % (path, exc.strerror or exc)) from None
+    return [w for w in text.split() if w and not w.startswith("#")]
+
+
+def lists_present(root):
+    """True when apt has package lists (else `apt-get update` must run first)."""
+    host = root.host("/var/lib/apt/lists")
+    try:
+        names = os.listdir(host)
+    except OSError:
+        return False
+    return any("_Packages" in n for n in names)
+
+
+def _resolve_names(names, installed):
+    """Saved names (as apt-mark showmanual prints them) -> installed apt names."""
+    by_name = {}
+    for pkg in installed.values():
+        by_name.setdefault(pkg.name, []).append(pkg.apt_name)
+        by_name.setdefault(pkg.apt_name, []).append(pkg.apt_name)
+        by_name.setdefault("%s:%s" % (pkg.name, pkg.arch), []).append(pkg.apt_name)
+    result = set()
+    for n in names:
+        result.update(by_name.get(n, []))
+    return sorted(result)
+
+
+# -- install ----------------------------------------------------------------
+
+def _stream(out):
+    if out.quiet:
+        return None
+    return out.stderr if out.json_mode else out.stdout
+
+
+def run_install(args, out, root):
+    start = time.monotonic()
+    packages = list(args.packages)
+    state = read_state(root, args.state_file)
+    db = Database(root)
+    before = db.installed()
+    need_update = not lists_present(root)
+    if args.dry_run:
+        out.line("would save the manual set (%s) to %s" % (
+            format_count(len(db.manual_packages()), "package"), args.state_file))
+        if need_update:
+            out.line("would run apt-get update (no package lists)")
+            out.line("would install: %s" % " ".join(packages))
+            would = []
+        else:
+            result = apt.apt_get(["-s", "install", "--no-install-recommends"] + packages,
+                                 root=None if root.is_host else root, what="apt-get -s install")
+            would = _simulated(result.output, "Inst")
+            for name in would:
+                out.line("would install: %s" % name)
+        out.data({"command": "build-deps", "action": "install", "dry_run": True,
+                  "requested": packages, "install": would, "update": need_update})
+        out.summary("pyimgtools build-deps install: would install %s (dry run)"
+                    % format_count(len(would) or len(packages), "package"))
+        return 0
+
+    apt.require_root("build-deps install")
+    apt.check_dpkg_state(None if root.is_host else root)
+    if state is None:
+        manual = apt.apt_mark_showmanual(None if root.is_host else root)
+        state = {"version": STATE_VERSION, "manual": sorted(manual), "requested": [],
+                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    # A second install before the purge adds to the same state.
+    state["requested"] = sorted(set(state.get("requested", [])) | set(packages))
+    write_state(root, args.state_file, state)
+    if need_update:
+        apt.apt_get(["update"], root=None if root.is_host else root, stream=_stream(out),
+                    what="apt-get update")
+    apt.apt_get(["install", "--no-install-recommends"] + packages,
+                root=None if root.is_host else root, stream=_stream(out),
+                what="apt-get install")
+    after = Database(root).installed()
+    added = sorted(after[n].apt_name for n in set(after) - set(before))
+    size = sum((after[n].installed_size or 0) * 1024 for n in set(after) - set(before))
+    out.data({"command": "build-deps", "action": "install", "dry_run": False,
+              "requested": packages, "installed": added, "installed_bytes": size,
+              "state_file": args.state_file, "saved_manual": state["manual"]})
+    out.summary("pyimgtools build-deps install: installed %s (%s), saved %s manual packages to %s "
+                "in %.1f s" % (format_count(len(added), "package"), format_bytes(size),
+                              len(state["manual"]), args.state_file, time.monotonic() - start))
+    return 0
+
+
+def _simulated(output, *verbs):
+    """Package names from `apt-get -s` lines such as 'Purg libpq-dev [15.8-0+deb12u1]'."""
+    names = []
+    for line in output.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] in verbs:
+            names.append(parts[1])
+    return sorted(set(names))
+
+
+# -- purge ------------------------------------------------------------------
+
+def _extended_states_text(installed, manual, native):
+    chunks = []
+    for pkg in sorted(installed.values(), key=lambda p: (p.name, p.arch)):
+        if pkg.apt_name in manual:
+            continue
+        chunks.append("Package: %s\nArchitecture: %s\nAuto-Installed: 1\n"
+                      % (pkg.name, native if pkg.arch == "all" else pkg.arch))
+    return "\n".join(chunks)
+
+
+def simulate_purge(root, installed, manual, native):
+    """Packages `apt-get purge --auto-remove` would remove if only `manual` were manual.
+
+    Runs `apt-get -s` with Dir::State::extended_states pointing to a temporary
+    file inside the root, so the real auto/manual marks are not touched.
+    """
+    tmp_dir = root.host("/tmp")
+    os.makedirs(tmp_dir, exist_ok=True)
+    fd, host_tmp = tempfile.mkstemp(prefix="pyimgtools-extended-states-", dir=tmp_dir)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(_extended_states_text(installed, set(manual), native))
+        in_image = "/tmp/" + os.path.basename(host_tmp)
+        result = apt.apt_get(["-s", "-o", "Dir::State::extended_states=" + in_image,
+                              "purge", "--auto-remove"] + PURGE_OPTIONS,
+                             root=None if root.is_host else root, what="apt-get -s purge")
+    finally:
+        try:
+            os.unlink(host_tmp)
+        except OSError:
+            pass
+    return _simulated(result.output, "Purg", "Remv")
+
+
+def plan_purge(root, saved, keep_paths, excludes, allow_missing, ld_library_path=None):
+    db = Database(root)
+    installed = db.installed()
+    kp = keep.plan(root, keep_paths, excludes=excludes, ld_library_path=ld_library_path, db=db)
+    saved_installed = _resolve_names(saved, installed)
+    runtime = [p for p in kp.packages if p.name not in saved_installed]
+    pp = PurgePlan(saved_manual=list(saved), keep_runtime=list(keep_paths), keep=kp)
+    pp.manual = sorted(set(saved_installed) | {p.name for p in kp.packages})
+    pp.kept = {p.name: p.libraries for p in runtime}
+    return pp, db, installed
+
+
+def run_purge(args, out, root):
+    start = time.monotonic()
+    if args.saved:
+        saved = read_saved_listing(root, args.saved)
+        source = args.saved
+        state = None
+    else:
+        state = read_state(root, args.state_file)
+        if state is None:
+            raise PyimgtoolsError(
+                "no build-deps state (%s is missing): run 'pyimgtools build-deps install PKG...' "
+                "first, or pass --saved FILE with an 'apt-mark showmanual' listing saved "
+                "before the build dependencies went in" % args.state_file)
+        saved = state["manual"]
+        source = args.state_file
+    keep_paths = args.keep_runtime or list(keep.DEFAULT_PATHS)
+    if not args.dry_run:
+        apt.require_root("build-deps purge")
+        apt.check_dpkg_state(None if root.is_host else root)
+    pp, db, installed = plan_purge(root, saved, keep_paths, args.exclude, args.allow_missing)
+    for w in pp.keep.warnings:
+        out.warn(w)
+    keep.check_missing(out, pp.keep, args.allow_missing)
+    for lib, users in sorted(pp.keep.unowned.items()):
+        out.warn("%s (needed by %s) belongs to no package" % (display_path(lib), display_path(users[0])))
+    kept_lines = []
+    for p in pp.keep.packages:
+        if p.name in pp.kept:
+            kept_lines.append("keep %s: %s needed by %s" % (
+                p.name, ", ".join(os.path.basename(l) for l in p.libraries),
+                display_path(p.needed_by[0]) + (" and %d more" % (len(p.needed_by) - 1)
+                                                if len(p.needed_by) > 1 else "")))
+    native = db.native_arch()
+    where = ", ".join(display_path(p) for p in pp.keep.paths)
+
+    if args.dry_run:
+        pp.remove = simulate_purge(root, installed, pp.manual, native)
+        by_apt = {p.apt_name: p for p in installed.values()}
+        pp.remove_bytes = sum((by_apt[n].installed_size or 0) * 1024
+                              for n in pp.remove if n in by_apt)
+        for line in kept_lines:
+            out.line(line)
+        for name in pp.remove:
+            out.line("would remove: %s" % name)
+        out.data({"command": "build-deps", "action": "purge", "dry_run": True,
+                  "saved_from": source, "manual": pp.manual, "kept": pp.kept,
+                  "remove": pp.remove, "remove_bytes": pp.remove_bytes,
+                  "keep": keep.plan_document(pp.keep)})
+        out.summary("pyimgtools build-deps purge: would remove %s (%s), keep %s for %s (dry run)"
+                    % (format_count(len(pp.remove), "package"), format_bytes(pp.remove_bytes),
+                       format_count(len(pp.kept), "runtime package"), where))
+        return 0
+
+    r = None if root.is_host else root
+    stream = _stream(out)
+    everything = sorted(p.apt_name for p in installed.values())
+    apt.apt_mark("auto", everything, root=r)
+    apt.apt_mark("manual", pp.manual, root=r)
+    for line in kept_lines:
+        out.line(line)
+    apt.apt_get(["purge", "--auto-remove"] + PURGE_OPTIONS, root=r, stream=stream,
+                what="apt-get purge --auto-remove")
+    cleaned_lists = apt.remove_lists(r)
+    cleaned_debs = apt.remove_cached_debs(r)
+    after = Database(root).installed()
+    removed = sorted(installed[n].apt_name for n in set(installed) - set(after))
+    removed_bytes = sum((installed[n].installed_size or 0) * 1024
+                        for n in set(installed) - set(after))
+    if state is not None:
+        try:
+            os.unlink(root.host(args.state_file))
+        except FileNotFoundError:
+            pass
+    out.data({"command": "build-deps", "action": "purge", "dry_run": False,
+              "saved_from": source, "manual": pp.manual, "kept": pp.kept,
+              "removed": removed, "removed_bytes": removed_bytes,
+              "cleaned_bytes": cleaned_lists.bytes + cleaned_debs.bytes,
+              "keep": keep.plan_document(pp.keep)})
+    out.summary("pyimgtools build-deps purge: removed %s (%s), kept %s for %s, cleaned %s of apt "
+                "lists and cache in %.1f s"
+                % (format_count(len(removed), "package"), format_bytes(removed_bytes),
+                   format_count(len(pp.kept), "runtime package"), where,
+                   format_bytes(cleaned_lists.bytes + cleaned_debs.bytes),
+                   time.monotonic() - start))
+    return 0
+
+
+# -- command ----------------------------------------------------------------
+
+def register(subparsers, common):
+    p = subparsers.add_parser(
+        "build-deps", parents=[common], formatter_class=cli.HelpFormatter,
+        help="install build dependencies; purge them later, keeping the runtime libraries",
+        description="Install build dependencies and later purge them again, keeping the "
+                    "packages whose libraries the built files load (see `keep`).",
+        epilog=cli.examples(
+            "pyimgtools build-deps install gcc libpq-dev python3-dev",
+            "pyimgtools build-deps purge --keep-runtime /opt/venv",
+            "apt-mark showmanual > /tmp/manual.txt; ...; "
+            "pyimgtools build-deps purge --saved /tmp/manual.txt"))
+    sub = p.add_subparsers(dest="action", metavar="ACTION", title="actions")
+    sub.required = True
+
+    inst = sub.add_parser(
+        "install", parents=[common], formatter_class=cli.HelpFormatter,
+        help="save the manual set, install packages with --no-install-recommends",
+        epilog=cli.examples("pyimgtools build-deps install gcc libpq-dev",
+                            "pyimgtools build-deps install --dry-run build-essential"))
+    inst.add_argument("packages", nargs="+", metavar="PKG")
+    _add_state_file(inst)
+    cli.add_dry_run(inst)
+    inst.set_defaults(run=run_install)
+
+    purge = sub.add_parser(
+        "purge", parents=[common], formatter_class=cli.HelpFormatter,
+        help="restore the saved manual set, keep runtime packages, purge the rest",
+        epilog=cli.examples(
+            "pyimgtools build-deps purge                            # keeps what /usr/local needs",
+            "pyimgtools build-deps purge --keep-runtime /opt/venv --keep-runtime /usr/local",
+            "pyimgtools build-deps purge --saved /tmp/manual.txt --exclude '*tkinter*'"))
+    purge.add_argument("--keep-runtime", metavar="PATH", action="append", default=[],
+                       help="keep the packages the ELF files under PATH need (repeatable; "
+                            "default /usr/local)")
+    purge.add_argument("--exclude", metavar="GLOB", action="append", default=[],
+                       help="passed to keep: leave matching files out of the scan")
+    purge.add_argument("--allow-missing", action="store_true",
+                       help="go on when a needed library cannot be found")
+    purge.add_argument("--saved", metavar="FILE",
+                       help="take the manual set from FILE, a plain 'apt-mark showmanual' "
+                            "listing, instead of the state file")
+    _add_state_file(purge)
+    cli.add_dry_run(purge)
+    purge.set_defaults(run=run_purge)
+
+
+def _add_state_file(parser):
+    parser.add_argument("--state-file", metavar="FILE", default=STATE_FILE,
+                        help="in-image path of the state file (default %s)" % STATE_FILE)

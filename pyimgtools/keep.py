@@ -1,0 +1,540 @@
+"""keep: mark the Debian packages that the ELF files under PATHs load.
+
+Replaces the `find -executable -exec ldd | awk | dpkg-query --search |
+apt-mark manual` pipeline of the official images, without running anything:
+
+1. **scan** every regular file under the paths that starts with the ELF
+   magic, executable bit or not (symlinks to files outside the paths are
+   scanned once, as their target, and their target is kept);
+2. **resolve** each file's load tree the way glibc's ld.so does
+   (`pyimgtools.loader.Loader`);
+3. **map** every library found outside the scanned paths to the package
+   that owns it (`pyimgtools.dpkg.Database`, usrmerge- and diversion-aware);
+4. **apply**: one `apt-mark manual` with the packages not already manual.
+
+A DT_NEEDED that resolves nowhere is an error (exit 1) unless
+`--allow-missing`: the image would fail at run time. A need that fails only
+when a library is loaded on its own, but resolves in every load tree that
+loads it (auditwheel's `*.libs` directories rely on this), is not an error.
+"""
+
+import fnmatch
+import os
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+from pyimgtools import cli
+from pyimgtools.errors import EXIT_FAILED, PyimgtoolsError
+from pyimgtools.report import display_path, format_count
+
+DEFAULT_PATHS = ("/usr/local",)
+ELF_MAGIC = b"\x7fELF"
+
+# File names that are never opened by the scan (unless --scan-all): Python
+# source, bytecode and stubs, and text/data formats. Neither ld.so (which
+# loads sonames) nor CPython's importer (extension modules end in .so) loads
+# such a file as an ELF object, and in a Python tree they are nine files in
+# ten: not opening them is what makes the scan fast.
+SKIP_SUFFIXES = frozenset((
+    ".py", ".pyc", ".pyo", ".pyi", ".pyx", ".pxd", ".pxi",
+    ".txt", ".rst", ".md", ".html", ".htm", ".css", ".js", ".json", ".toml",
+    ".cfg", ".ini", ".yaml", ".yml", ".xml", ".csv", ".h", ".hpp", ".c", ".cpp",
+    ".f90", ".f", ".typed", ".decTest", ".svg", ".png", ".gif", ".jpg", ".ico",
+    ".wav", ".aiff", ".au", ".mat", ".sav", ".npy", ".npz", ".gz", ".bz2",
+    ".xz", ".zip", ".tar", ".pem", ".mo", ".po", ".tcl", ".tm", ".msg", ".enc",
+))
+
+
+@dataclass
+class Edge:
+    """One DT_NEEDED (or PT_INTERP) of one object in one load tree."""
+    root: str                 # the scanned ELF file whose load tree this is
+    needer: str               # the object that needs it (in-image path)
+    name: str                 # DT_NEEDED name (or PT_INTERP path)
+    path: Optional[str]       # where it resolved (in-image path); None = not found
+
+
+@dataclass
+class PackageReason:
+    name: str                           # apt name (pkg:arch for Multi-Arch: same)
+    manual: bool                        # already manual before this run
+    libraries: List[str] = field(default_factory=list)
+    needed_by: List[str] = field(default_factory=list)   # objects with the DT_NEEDED
+
+
+@dataclass
+class Missing:
+    needer: str
+    name: str
+    roots: List[str]          # scanned files whose load tree fails
+
+
+@dataclass
+class KeepPlan:
+    paths: List[str]
+    method: str
+    scanned: int = 0                  # ELF files whose load tree was resolved
+    files_seen: int = 0               # regular files under the paths
+    packages: List[PackageReason] = field(default_factory=list)
+    unowned: Dict[str, List[str]] = field(default_factory=dict)   # library -> needed_by
+    missing: List[Missing] = field(default_factory=list)
+    resolved_in_context: List[Missing] = field(default_factory=list)
+    warnings: List[str] = field(default_factory=list)
+
+    @property
+    def package_names(self):
+        return [p.name for p in self.packages]
+
+    @property
+    def to_mark(self):
+        return [p.name for p in self.packages if not p.manual]
+
+
+# -- scan ---------------------------------------------------------------------
+
+@dataclass
+class ScanResult:
+    tops: List[str]
+    files: List[str]
+    outside: Dict[str, str]
+    files_seen: int
+
+
+def _excluded(path, excludes):
+    if not excludes:
+        return False
+    base = path.rpartition("/")[2]
+    return any(fnmatch.fnmatchcase(base, g) or fnmatch.fnmatchcase(path, g) for g in excludes)
+
+
+def _is_elf(host_path):
+    try:
+        fd = os.open(host_path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    try:
+        return os.read(fd, 4) == ELF_MAGIC
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _within(path, tops):
+    return any(path == t or path.startswith(t.rstrip("/") + "/") for t in tops)
+
+
+def scan(root, paths, excludes=(), scan_all=False, warnings=None):
+    """ELF files under `paths` (in-image), and symlink targets outside them.
+
+    `tops` are the canonical scan paths, `files` the in-image paths of the
+    ELF files found (symlinks to files inside the paths are skipped: their
+    targets are scanned anyway), `outside` maps the canonical target of a
+    symlink that points out of the paths to the symlink's path.
+    """
+    warnings = [] if warnings is None else warnings
+    tops = []
+    for p in paths:
+        p = os.fsdecode(p)
+        if not p.startswith("/"):
+            p = "/" + p if not root.is_host else os.path.abspath(p)
+        try:
+            real = root.realpath(p)
+        except OSError as exc:
+            raise PyimgtoolsError("%s: %s" % (display_path(p), exc.strerror or exc)) from None
+        if not os.path.lexists(root.host(real)):
+            raise PyimgtoolsError("%s: no such file or directory%s" % (
+                display_path(p), "" if root.is_host else " in %s" % root.path))
+        tops.append(real)
+    files = []
+    links = []
+    seen = 0
+    skip = frozenset() if scan_all else SKIP_SUFFIXES
+    for top in tops:
+        host_top = root.host(top)
+        if not os.path.isdir(host_top):
+            if os.path.isfile(host_top):
+                seen += 1
+                if not _excluded(top, excludes) and _is_elf(host_top):
+                    files.append(top)
+            continue
+        stack = [(host_top, top)]
+        while stack:
+            host_dir, img_dir = stack.pop()
+            try:
+                with os.scandir(host_dir) as it:
+                    entries = list(it)
+            except OSError as exc:
+                warnings.append("%s: cannot list: %s" % (display_path(img_dir), exc.strerror or exc))
+                continue
+            prefix = img_dir.rstrip("/") + "/"
+            for e in entries:
+                name = e.name
+                try:
+                    if e.is_dir(follow_symlinks=False):     # d_type: no syscall
+                        stack.append((e.path, prefix + name))
+                        continue
+                    if name[name.rfind("."):] in skip:
+                        seen += 1
+                        continue
+                    if e.is_symlink():
+                        links.append(prefix + name)
+                        continue
+                    if not e.is_file(follow_symlinks=False):
+                        continue
+                except OSError:
+                    continue
+                seen += 1
+                img = prefix + name
+                if excludes and _excluded(img, excludes):
+                    continue
+                ok = _is_elf(e.path)
+                if ok is None:
+                    warnings.append("%s: cannot read" % display_path(img))
+                elif ok:
+                    files.append(img)
+    outside = {}
+    for link in links:
+        if _excluded(link, excludes):
+            continue
+        try:
+            target = root.realpath(link)
+        except OSError as exc:
+            warnings.append("%s: %s" % (display_path(link), exc.strerror or exc))
+            continue
+        if _within(target, tops) or target in outside:
+            continue
+        host = root.host(target)
+        if os.path.isfile(host) and _is_elf(host):
+            outside[target] = link
+    files.sort()
+    return ScanResult(tops, files, outside, seen)
+
+
+# -- resolve ------------------------------------------------------------------
+
+def _elf_edges(root, files, ld_library_path, warnings):
+    from pyimgtools.elf import ElfError
+    from pyimgtools.loader import Loader
+    loader = Loader(root, ld_library_path=ld_library_path)
+    edges = []
+    resolved = 0
+    for f in files:
+        try:
+            tree = loader.load_tree(f)
+        except (ElfError, OSError, ValueError) as exc:
+            warnings.append("%s: %s" % (display_path(f), exc))
+            continue
+        resolved += 1
+        for w in tree.warnings:
+            warnings.append(w)
+        for dep in tree.dependencies:
+            edges.append(Edge(f, dep.needer, dep.name, dep.path))
+            # hwcaps variants other CPUs load instead: kept as well.
+            for alt in getattr(dep, "alternatives", ()) or ():
+                edges.append(Edge(f, dep.needer, dep.name, alt))
+    return edges, resolved
+
+
+def _parse_ldd(root_file, text):
+    edges = []
+    for line in text.splitlines():
+        line = line.strip()
+        if "=>" in line:
+            name, _, rest = line.partition("=>")
+            rest = rest.strip()
+            name = name.strip()
+            if rest.startswith("not found"):
+                edges.append(Edge(root_file, root_file, name, None))
+            elif rest.startswith("/"):
+                edges.append(Edge(root_file, root_file, name, rest.rsplit(" (", 1)[0]))
+        elif line.startswith("/"):
+            path = line.rsplit(" (", 1)[0]
+            edges.append(Edge(root_file, root_file, path, path))
+    return edges
+
+
+def _ldd_edges(root, files, warnings):
+    """The comparison method: runs ldd, i.e. the programs' interpreters."""
+    if not root.is_host:
+        raise PyimgtoolsError("--method ldd cannot analyse --root %s (ldd runs the host's loader)"
+                              % root.path)
+    edges = []
+    resolved = 0
+    for f in files:
+        proc = subprocess.run(["ldd", f], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              stdin=subprocess.DEVNULL)
+        out = proc.stdout.decode("utf-8", "surrogateescape")
+        if proc.returncode != 0 and "=>" not in out:
+            continue          # "not a dynamic executable" and the like
+        resolved += 1
+        edges.extend(_parse_ldd(f, out))
+    return edges, resolved
+
+
+# -- plan ---------------------------------------------------------------------
+
+class _Canonical:
+    """root.realpath with a cache per directory: one readlink per new path."""
+
+    def __init__(self, root):
+        self.root = root
+        self.paths = {}
+        self.dirs = {}
+
+    def __call__(self, path):
+        r = self.paths.get(path)
+        if r is not None:
+            return r
+        head, _, tail = path.rpartition("/")
+        try:
+            if tail in ("", ".", ".."):
+                r = self.root.realpath(path)
+            else:
+                d = self.dirs.get(head)
+                if d is None:
+                    d = self.dirs[head] = self.root.realpath(head or "/")
+                r = d.rstrip("/") + "/" + tail
+                try:
+                    os.readlink(self.root.host(r))
+                except OSError:
+                    pass                      # not a link (or missing): r is canonical
+                else:
+                    r = self.root.realpath(r)
+        except (OSError, ValueError):
+            r = path
+        self.paths[path] = r
+        return r
+
+
+def plan(root, paths=DEFAULT_PATHS, excludes=(), ld_library_path=None, method="elf",
+         scan_all=False, db=None):
+    """Everything `keep` would do, computed without changing anything."""
+    from pyimgtools.dpkg import Database
+    warnings = []
+    found = scan(root, paths, excludes, scan_all=scan_all, warnings=warnings)
+    tops, files, outside = found.tops, found.files, found.outside
+    result = KeepPlan(paths=list(tops), method=method, warnings=warnings)
+    result.files_seen = found.files_seen
+    roots = files + sorted(outside)
+    if method == "ldd":
+        edges, result.scanned = _ldd_edges(root, roots, warnings)
+    else:
+        edges, result.scanned = _elf_edges(root, roots, ld_library_path, warnings)
+
+    # Canonical spellings: the loader reports paths as it opens them
+    # ($ORIGIN/../../x.libs/...), one object may be reached by several.
+    real = _Canonical(root)
+
+    for e in edges:
+        e.needer = real(e.needer)
+
+    # Missing needs: an error unless the need fails only in the needer's own
+    # load tree and resolves in another tree that loads the needer.
+    resolved_pairs = set()
+    failing = {}
+    for e in edges:
+        if e.path is None:
+            failing.setdefault((e.needer, e.name), set()).add(e.root)
+        else:
+            resolved_pairs.add((e.needer, e.name))
+    for (needer, name), in_roots in sorted(failing.items()):
+        entry = Missing(needer, name, sorted(in_roots))
+        if in_roots == {needer} and (needer, name) in resolved_pairs:
+            result.resolved_in_context.append(entry)
+        else:
+            result.missing.append(entry)
+
+    # Libraries outside the scanned paths, with the objects that need them.
+    needed_by = {}
+    for e in edges:
+        if e.path is None or _within(real(e.path), tops):
+            continue
+        needed_by.setdefault(e.path, set()).add(e.needer)
+    for target, link in outside.items():
+        needed_by.setdefault(target, set()).add(link)
+
+    db = db or Database(root)
+    owners = db.owners(sorted(needed_by)).owners
+    # A library found under a name no package lists (a link made by ldconfig):
+    # its target's owner.
+    unlisted = [p for p, o in owners.items() if not o]
+    if unlisted:
+        real_of = {}
+        for p in unlisted:
+            try:
+                real_of[p] = root.realpath(p)
+            except OSError:
+                pass
+        by_real = db.owners(sorted(set(real_of.values()))).owners
+        for p, r in real_of.items():
+            owners[p] = by_real.get(r, [])
+    manual = db.manual_packages()
+    reasons = {}
+    for lib in sorted(needed_by):
+        names = owners.get(lib) or []
+        if not names:
+            result.unowned[lib] = sorted(needed_by[lib])
+            continue
+        for name in names:
+            r = reasons.get(name)
+            if r is None:
+                r = reasons[name] = PackageReason(name, name in manual)
+            r.libraries.append(lib)
+            r.needed_by.extend(needed_by[lib])
+    for r in reasons.values():
+        r.needed_by = sorted(set(r.needed_by))
+    result.packages = [reasons[n] for n in sorted(reasons)]
+    return result
+
+
+# -- apply --------------------------------------------------------------------
+
+def apply(root, keep_plan, stream=None):
+    """apt-mark manual the packages not yet manual; returns the names marked."""
+    names = keep_plan.to_mark
+    if names:
+        from pyimgtools import apt
+        apt.require_root("marking packages manual")
+        apt.apt_mark("manual", names, root=None if root.is_host else root)
+    return names
+
+
+def check_missing(out, keep_plan, allow_missing):
+    """Report missing libraries; raises (exit 1) unless allow_missing."""
+    if not keep_plan.missing:
+        return
+    for m in keep_plan.missing:
+        text = "%s: needed by %s: not found" % (display_path(m.name), display_path(m.needer))
+        if allow_missing or out.json_mode:
+            out.warn(text)
+        else:
+            print("pyimgtools: error: " + text, file=out.stderr)
+    if not allow_missing:
+        raise PyimgtoolsError("%s cannot be found: the image would fail at run time "
+                              "(--allow-missing to go on)" % format_count(
+                                  len(keep_plan.missing), "needed library", "needed libraries"),
+                              EXIT_FAILED)
+
+
+def plan_document(keep_plan):
+    return {
+        "paths": keep_plan.paths,
+        "method": keep_plan.method,
+        "files_seen": keep_plan.files_seen,
+        "elf_files": keep_plan.scanned,
+        "packages": keep_plan.packages,
+        "to_mark": keep_plan.to_mark,
+        "unowned": [{"library": k, "needed_by": v} for k, v in sorted(keep_plan.unowned.items())],
+        "missing": keep_plan.missing,
+        "resolved_in_context": keep_plan.resolved_in_context,
+        "warnings": keep_plan.warnings,
+    }
+
+
+# -- command ------------------------------------------------------------------
+
+def register(subparsers, common):
+    p = subparsers.add_parser(
+        "keep", parents=[common], formatter_class=cli.HelpFormatter,
+        help="mark the packages whose libraries the ELF files under PATHs load",
+        description="Find every ELF file under PATHs (default /usr/local), resolve the "
+                    "libraries it loads the way glibc's ld.so does, without running "
+                    "anything, and mark the Debian packages that own them manual, so that "
+                    "`apt-get purge --auto-remove` of the build dependencies keeps them. "
+                    "A library that cannot be found is an error.",
+        epilog=cli.examples(
+            "pyimgtools keep                         # apt-mark manual what /usr/local needs",
+            "pyimgtools keep --print /opt/venv       # just the package names",
+            "pyimgtools keep --why libssl3 --exclude '*tkinter*'"))
+    p.add_argument("paths", nargs="*", metavar="PATH",
+                   help="files or directories to scan (default: /usr/local)")
+    cli.add_dry_run(p)
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--print", action="store_true", dest="print_only",
+                      help="only print the package names, one per line; mark nothing")
+    mode.add_argument("--why", metavar="PKG",
+                      help="show the libraries and ELF files that pull PKG in; mark nothing")
+    p.add_argument("--exclude", metavar="GLOB", action="append", default=[],
+                   help="leave out files whose name or in-image path matches GLOB "
+                        "(repeatable; '*tkinter*' reproduces the official slim images)")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="report libraries that cannot be found as warnings, not errors")
+    p.add_argument("--ld-library-path", metavar="DIRS",
+                   help="search these ':'-separated directories as LD_LIBRARY_PATH would "
+                        "(the environment's LD_LIBRARY_PATH is never used)")
+    p.add_argument("--scan-all", action="store_true",
+                   help="also open files named like Python source, bytecode or text "
+                        "(*.py, *.pyc, *.txt, ...), which are skipped by default")
+    p.add_argument("--method", choices=("elf", "ldd"), default="elf",
+                   help="elf (default): read ELF headers, execute nothing. ldd: run ldd on "
+                        "every file for comparison; this EXECUTES CODE (ldd runs the "
+                        "programs' interpreters, see ldd(1)): trusted files only")
+    p.set_defaults(run=run)
+
+
+def run(args, out, root):
+    start = time.monotonic()
+    paths = args.paths or list(DEFAULT_PATHS)
+    ld_path = None
+    if args.ld_library_path is not None:
+        ld_path = [d for d in args.ld_library_path.split(":")]
+    kp = plan(root, paths, excludes=args.exclude, ld_library_path=ld_path,
+              method=args.method, scan_all=args.scan_all)
+    for w in kp.warnings:
+        out.warn(w)
+    where = ", ".join(display_path(p) for p in kp.paths)
+
+    if args.print_only:
+        if not out.json_mode:
+            for name in kp.package_names:
+                print(name, file=out.stdout)
+        out.data(dict(plan_document(kp), command="keep", action="print"))
+        check_missing(out, kp, args.allow_missing)
+        return 0
+
+    if args.why:
+        wanted = args.why
+        matches = [p for p in kp.packages
+                   if p.name == wanted or p.name.split(":")[0] == wanted]
+        out.data({"command": "keep", "action": "why", "package": wanted, "paths": kp.paths,
+                  "packages": matches, "missing": kp.missing})
+        if not matches:
+            out.line("%s: not needed by the ELF files under %s" % (wanted, where))
+        for p in matches:
+            out.line("%s%s:" % (p.name, " (already manual)" if p.manual else ""))
+            for lib in p.libraries:
+                out.line("  %s" % display_path(lib))
+            out.line("  needed by %s:" % format_count(len(p.needed_by), "file"))
+            for user in p.needed_by:
+                out.line("    %s" % display_path(user))
+        check_missing(out, kp, args.allow_missing)
+        return 0
+
+    check_missing(out, kp, args.allow_missing)
+    for p in kp.packages:
+        out.detail("%s: %s" % (p.name, ", ".join(display_path(l) for l in p.libraries)))
+    for lib, users in sorted(kp.unowned.items()):
+        out.warn("%s (needed by %s) belongs to no package" % (
+            display_path(lib), display_path(users[0]) + (" and %d more" % (len(users) - 1)
+                                                         if len(users) > 1 else "")))
+    to_mark = kp.to_mark
+    if args.dry_run:
+        for name in to_mark:
+            out.line("would mark manual: %s" % name)
+        marked = []
+    else:
+        marked = apply(root, kp)
+        for name in marked:
+            out.line("marked manual: %s" % name)
+    out.data(dict(plan_document(kp), command="keep", action="mark", dry_run=bool(args.dry_run),
+                  marked=marked))
+    out.summary("pyimgtools keep: %s needed by %s under %s; %s %s manual (%d already) in %.2f s"
+                % (format_count(len(kp.packages), "package"),
+                   format_count(kp.scanned, "ELF file"), where,
+                   "would mark" if args.dry_run else "marked",
+                   format_count(len(to_mark), "package"),
+                   len(kp.packages) - len(to_mark), time.monotonic() - start))
+    return 0
