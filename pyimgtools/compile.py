@@ -1,0 +1,656 @@
+"""`pyimgtools compile`: byte-compile the standard library (and more) fast, correctly, reproducibly.
+
+plan:  ask the target interpreter about itself, walk the trees, and let the
+       workers decide which .pyc files are missing or stale (reading headers
+       and, for hash-based pycs, hashing the source as the importer would).
+apply: compile exactly those, largest sources first, in a few long-lived
+       worker processes of the target interpreter (pyimgtools/pycompile_worker.py).
+
+The compiling happens in the target interpreter (`--python`), never in the one
+running pyimgtools: the .pyc format belongs to the interpreter that reads it.
+"""
+
+import dataclasses
+import os
+import pkgutil
+import re
+import stat
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from typing import List, Optional
+
+from pyimgtools import cli
+from pyimgtools.cpus import available_cpus
+from pyimgtools.errors import PyimgtoolsError, UsageError
+from pyimgtools.report import display_path, format_bytes, format_count
+
+NAME = "compile"
+MODES = ("checked-hash", "timestamp", "unchecked-hash")
+DEFAULT_MODE = "checked-hash"
+
+# Files of the standard library (3.8 to 3.14) that are meant not to compile:
+# test data for the tokenizer, the parser and lib2to3. CPython's own
+# `make install` excludes the same ones (compileall -x 'bad_coding|badsyntax|
+# lib2to3/tests/data'); they are skipped and counted, not failures.
+SKIP_RULES = (
+    r"(?:^|/)badsyntax_[^/]*\.py$",
+    r"(?:^|/)bad_coding[^/]*\.py$",
+    r"(?:^|/)lib2to3/tests/data/",
+    r"(?:^|/)test_lib2to3/data/",
+)
+SKIP_RE = re.compile("|".join(SKIP_RULES))
+
+_FRAME = struct.Struct("<I")
+_CHECK_BATCH = 256
+
+
+def _worker_source():
+    """The worker's source text, read as package data (works from a zip too)."""
+    data = None
+    try:
+        data = pkgutil.get_data("pyimgtools", "pycompile_worker.py")
+    except OSError:
+        data = None
+    if not data:
+        import inspect
+        from pyimgtools import pycompile_worker
+        return inspect.getsource(pycompile_worker)
+    return data.decode("utf-8")
+
+
+# --------------------------------------------------------------------------- workers
+
+class WorkerError(PyimgtoolsError):
+    pass
+
+
+class Worker:
+    """One long-lived `TARGET -I -S -B -c WORKER` process, spoken to in marshal frames."""
+
+    def __init__(self, python, source):
+        self.python = python
+        self.stderr = tempfile.TemporaryFile()
+        try:
+            self.proc = subprocess.Popen([python, "-I", "-S", "-B", "-c", source],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=self.stderr, close_fds=True)
+        except OSError as exc:
+            self.stderr.close()
+            raise PyimgtoolsError("--python %s: %s" % (python, exc.strerror or exc)) from None
+
+    def call(self, request):
+        import marshal
+        payload = marshal.dumps(request, 2)
+        try:
+            self.proc.stdin.write(_FRAME.pack(len(payload)) + payload)
+            self.proc.stdin.flush()
+            head = self.proc.stdout.read(4)
+            if len(head) == 4:
+                (n,) = _FRAME.unpack(head)
+                body = self.proc.stdout.read(n)
+                if len(body) == n:
+                    return marshal.loads(body)
+        except (OSError, ValueError, EOFError):
+            pass
+        raise WorkerError("--python %s: the compile worker stopped: %s"
+                          % (self.python, self._stderr_tail()))
+
+    def _stderr_tail(self):
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            self.stderr.seek(0)
+            text = self.stderr.read().decode("utf-8", "replace").strip()
+        except (OSError, ValueError):
+            text = ""
+        lines = [line for line in text.splitlines() if line.strip()]
+        code = self.proc.returncode
+        what = lines[-1] if lines else "no message"
+        if code is not None:
+            what = "exit status %d, %s" % (code, what)
+        return what
+
+    def close(self):
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        for f in (self.proc.stdout, self.stderr):
+            try:
+                f.close()
+            except OSError:
+                pass
+
+
+class WorkerPool:
+    """Workers of the target interpreter, fed batches by one thread each."""
+
+    def __init__(self, python):
+        self.python = python
+        self.source = _worker_source()
+        self.workers = []
+        self.config = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def grow(self, n):
+        while len(self.workers) < n:
+            worker = Worker(self.python, self.source)
+            self.workers.append(worker)
+            if self.config is not None:
+                worker.call(self.config)
+
+    def configure(self, mode, levels, force):
+        self.config = ("config", mode, list(levels), bool(force))
+        for worker in self.workers:
+            worker.call(self.config)
+
+    def info(self, want_paths):
+        self.grow(1)
+        reply = self.workers[0].call(("info", bool(want_paths)))
+        if not isinstance(reply, dict):
+            raise WorkerError("--python %s: unexpected answer from the compile worker" % self.python)
+        return reply
+
+    def map(self, kind, batches, on_reply, stop=None):
+        """Send every batch to some worker; on_reply(batch, reply) runs under a lock."""
+        queue = list(reversed(batches))
+        lock = threading.Lock()
+        errors = []
+
+        def feed(worker):
+            try:
+                while True:
+                    with lock:
+                        if not queue or errors or (stop is not None and stop()):
+                            return
+                        batch = queue.pop()
+                    reply = worker.call((kind, batch))
+                    with lock:
+                        on_reply(batch, reply)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+                with lock:
+                    errors.append(exc)
+
+        workers = self.workers[:max(1, min(len(self.workers), len(batches)))]
+        if len(workers) == 1:
+            feed(workers[0])
+        else:
+            threads = [threading.Thread(target=feed, args=(w,), daemon=True) for w in workers]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        if errors:
+            raise errors[0]
+
+    def close(self):
+        for worker in self.workers:
+            worker.close()
+        self.workers = []
+
+
+# --------------------------------------------------------------------------- plan
+
+@dataclasses.dataclass
+class Target:
+    executable: str
+    implementation: str
+    version: str
+    cache_tag: str
+    stdlib: Optional[str] = None
+    platstdlib: Optional[str] = None
+    purelib: Optional[str] = None
+    platlib: Optional[str] = None
+
+
+@dataclasses.dataclass
+class Item:
+    path: bytes                   # host path of the source, where the .pyc goes beside
+    image_path: str               # the same in the image (what is shown)
+    dfile: Optional[str] = None   # name compiled into the code (None: the path itself)
+    source: Optional[bytes] = None  # host path to read, when `path` is a link resolved in --root
+    size: int = 0
+    levels: List[int] = dataclasses.field(default_factory=list)   # levels to (re)compile
+    reasons: List[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class Failure:
+    path: str
+    error: str
+    message: str
+    line: int = 0
+
+    def text(self):
+        where = "%s:%d" % (self.path, self.line) if self.line else self.path
+        return "%s: %s: %s" % (where, self.error, self.message)
+
+
+@dataclasses.dataclass
+class Plan:
+    target: Target
+    mode: str
+    levels: List[int]
+    workers: int
+    trees: List[str]
+    to_compile: List[Item]
+    up_to_date: int = 0
+    skipped: List[str] = dataclasses.field(default_factory=list)
+    excluded: int = 0
+    unreadable: List[Failure] = dataclasses.field(default_factory=list)
+
+    @property
+    def considered(self):
+        return len(self.to_compile) + self.up_to_date + len(self.unreadable)
+
+
+@dataclasses.dataclass
+class Result:
+    compiled: List[str] = dataclasses.field(default_factory=list)
+    pycs_written: int = 0
+    bytes_written: int = 0
+    failures: List[Failure] = dataclasses.field(default_factory=list)
+    not_attempted: int = 0
+    warnings: List[str] = dataclasses.field(default_factory=list)
+
+
+def _tree_roots(args, target, root):
+    """[(host path, in-image path)] of the trees to walk, and the site dirs to prune."""
+    site = [p for p in (target.purelib, target.platlib) if p]
+    trees = []
+    if args.paths:
+        for p in args.paths:
+            trees.append(_locate(p, root))
+    if not args.paths or args.site_packages:
+        if not args.paths:
+            std = [target.stdlib] + ([target.platstdlib] if target.platstdlib != target.stdlib else [])
+            for p in std:
+                if p:
+                    trees.append(_locate(p, root, what="the standard library of %s" % target.executable))
+        if args.site_packages:
+            for p in dict.fromkeys(site):
+                host, image = _locate(p, root, what="site-packages of %s" % target.executable,
+                                      missing_ok=True)
+                if os.path.isdir(host):
+                    trees.append((host, image))
+    prune = set()
+    for p in site:
+        try:
+            prune.add(os.fsencode(os.path.normpath(root.host(root.realpath(p)))))
+        except (OSError, ValueError):
+            pass
+    return trees, prune
+
+
+def _locate(path, root, what=None, missing_ok=False):
+    text = os.fsdecode(path)
+    if root.is_host:
+        host = image = os.path.abspath(text)
+    else:
+        if not text.startswith("/"):
+            raise UsageError("with --root, PATH must be absolute inside the image: %s" % display_path(text))
+        image = root.realpath(text)
+        host = root.host(image)
+    if not missing_ok and not os.path.exists(host):
+        raise PyimgtoolsError("%s: no such file or directory%s"
+                              % (display_path(image), " (%s)" % what if what else ""))
+    return host, image
+
+
+def _walk(tree_host, tree_image, prune, root):
+    """Yield (host bytes, image str, source-to-read or None) for every .py file under the tree.
+
+    Like compileall: __pycache__ is skipped and symlinked directories are not
+    followed; symlinked files are compiled (inside --root, resolved in the root).
+    """
+    top = os.fsencode(tree_host)
+    try:
+        st = os.stat(top)
+    except OSError as exc:
+        raise PyimgtoolsError("%s: %s" % (display_path(tree_image), exc.strerror or exc)) from None
+    if not stat.S_ISDIR(st.st_mode):
+        yield top, tree_image, None
+        return
+    image_prefix = tree_image.rstrip("/")
+    stack = [(top, image_prefix)]
+    while stack:
+        directory, image_dir = stack.pop()
+        try:
+            with os.scandir(directory) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            continue
+        subdirs = []
+        for entry in entries:
+            name = entry.name
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if name != b"__pycache__" and entry.path not in prune:
+                        subdirs.append((entry.path, image_dir + "/" + os.fsdecode(name)))
+                    continue
+                if not name.endswith(b".py"):
+                    continue
+                image = image_dir + "/" + os.fsdecode(name)
+                source = None
+                if entry.is_symlink():
+                    if root.is_host:
+                        if not entry.is_file():
+                            continue
+                    else:
+                        resolved = root.host(root.realpath(image))
+                        if not os.path.isfile(resolved):
+                            continue
+                        source = os.fsencode(resolved)
+                elif not entry.is_file(follow_symlinks=False):
+                    continue
+                yield entry.path, image, source
+            except OSError:
+                continue
+        stack.extend(reversed(subdirs))
+
+
+def _batches(items, size):
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def plan(args, out, root, pool):
+    info = pool.info(want_paths=True)
+    target = Target(**{k: info.get(k) for k in (
+        "executable", "implementation", "version", "cache_tag", "stdlib", "platstdlib",
+        "purelib", "platlib")})
+    levels = sorted(set(args.optimize or [0]))
+    excludes = [re.compile(rx) for rx in args.exclude or []]
+    trees, prune = _tree_roots(args, target, root)
+
+    items, skipped, excluded, seen = [], [], 0, set()
+    for host, image in trees:
+        for path, image_path, source in _walk(host, image, prune, root):
+            if path in seen:
+                continue
+            seen.add(path)
+            if SKIP_RE.search(image_path):
+                skipped.append(image_path)
+                continue
+            if any(rx.search(image_path) for rx in excludes):
+                excluded += 1
+                continue
+            items.append(Item(path=path, image_path=image_path, source=source,
+                              dfile=None if root.is_host else image_path))
+
+    workers = args.workers or available_cpus()
+    # A worker per ~48 files at most: starting one costs about what compiling 10 does.
+    pool.grow(max(1, min(workers, (len(items) + 47) // 48)))
+    pool.configure(args.invalidation_mode, levels, args.force)
+
+    result = Plan(target=target, mode=args.invalidation_mode, levels=levels, workers=workers,
+                  trees=[image for _host, image in trees], to_compile=[], skipped=skipped,
+                  excluded=excluded)
+    unreadable = []
+
+    def on_reply(batch, reply):
+        for item, answer in zip(batch, reply):
+            it = items_by_key[item[0]]
+            if answer[0] == "!":
+                unreadable.append(Failure(it.image_path, "OSError", answer[1]))
+                continue
+            it.size = answer[0]
+            it.reasons = list(answer[1])
+            it.levels = [lv for lv, why in zip(levels, answer[1]) if why]
+            if it.levels:
+                result.to_compile.append(it)
+            else:
+                result.up_to_date += 1
+
+    items_by_key = {it.path: it for it in items}
+    requests = [(it.path, it.source) for it in items]
+    per_worker = max(1, (len(requests) + len(pool.workers) - 1) // len(pool.workers))
+    pool.map("check", _batches(requests, min(_CHECK_BATCH, max(16, per_worker // 4))), on_reply)
+    result.to_compile.sort(key=lambda it: it.path)
+    result.unreadable = sorted(unreadable, key=lambda f: f.path)
+    return result
+
+
+# --------------------------------------------------------------------------- apply
+
+def _compile_batches(items, workers):
+    """Largest sources first, in batches of roughly equal work, small enough that the
+    last ones balance the workers."""
+    ordered = sorted(items, key=lambda it: (-it.size * len(it.levels), it.path))
+    total = sum(it.size * len(it.levels) for it in ordered)
+    budget = max(1, total // max(1, workers * 48))
+    batches, current, weight = [], [], 0
+    for it in ordered:
+        current.append(it)
+        weight += it.size * len(it.levels)
+        if weight >= budget or len(current) >= 64:
+            batches.append(current)
+            current, weight = [], 0
+    if current:
+        batches.append(current)
+    return batches
+
+
+class _Progress:
+    """A `compiling 512/1,773` line on a TTY (stderr), after the first second only."""
+
+    def __init__(self, out, total):
+        self.out, self.total, self.done = out, total, 0
+        self.enabled = out.is_tty and not out.quiet and not out.json_mode and total > 0
+        self.start = time.monotonic()
+        self.shown = False
+
+    def advance(self, n):
+        self.done += n
+        if self.enabled and time.monotonic() - self.start > 1.0:
+            self.out.stderr.write("\rcompiling %s/%s" % (format(self.done, ","), format(self.total, ",")))
+            self.out.stderr.flush()
+            self.shown = True
+
+    def finish(self):
+        if self.shown:
+            self.out.stderr.write("\r\033[K")
+            self.out.stderr.flush()
+
+
+def apply(plan_, args, out, pool):
+    result = Result()
+    if not plan_.to_compile:
+        return result
+    batches = _compile_batches(plan_.to_compile, len(pool.workers))
+    pool.grow(min(plan_.workers, len(batches)))
+    progress = _Progress(out, len(plan_.to_compile))
+    attempted = [0]
+
+    def on_reply(batch, reply):
+        for (path, _dfile, _levels, _src), answer in zip(batch, reply):
+            if answer[0] == "ok":
+                result.compiled.append(images[path])
+                result.pycs_written += answer[1]
+                result.bytes_written += answer[2]
+                result.warnings.extend(answer[3])
+            else:
+                result.failures.append(Failure(images[path], answer[1], answer[2], answer[3]))
+                result.warnings.extend(answer[4])
+        attempted[0] += len(batch)
+        progress.advance(len(batch))
+
+    images = {it.path: it.image_path for it in plan_.to_compile}
+    requests = [[(it.path, it.dfile, it.levels, it.source) for it in b] for b in batches]
+    stop = (lambda: bool(result.failures)) if not args.keep_going else None
+    try:
+        pool.map("compile", requests, on_reply, stop=stop)
+    finally:
+        progress.finish()
+    result.compiled.sort()
+    result.failures.sort(key=lambda f: f.path)
+    result.not_attempted = len(plan_.to_compile) - attempted[0]
+    return result
+
+
+# --------------------------------------------------------------------------- command
+
+def register(subparsers, common):
+    parser = subparsers.add_parser(
+        NAME, parents=[common], formatter_class=cli.HelpFormatter,
+        help="byte-compile the standard library (and more) of an interpreter",
+        description="Write the .pyc files of the target interpreter's standard library (or "
+                    "of PATHs), compiled by that interpreter, in parallel; files already up "
+                    "to date are left alone, whatever the invalidation mode.",
+        epilog=cli.examples(
+            "pyimgtools compile",
+            "pyimgtools compile --python /usr/local/bin/python3.12 --site-packages -O 0 -O 1",
+            "pyimgtools compile --invalidation-mode unchecked-hash --dry-run /app"))
+    parser.add_argument("paths", nargs="*", metavar="PATH",
+                        help="directories or files to compile (default: the standard library)")
+    parser.add_argument("--python", metavar="PATH", default=None,
+                        help="the interpreter the .pyc files are for; it does the compiling "
+                             "(default: the one running pyimgtools, %s)" % (sys.executable or "?"))
+    parser.add_argument("--site-packages", action="store_true",
+                        help="also compile the interpreter's purelib and platlib (site-packages)")
+    parser.add_argument("-j", "--workers", type=_non_negative, default=0, metavar="N",
+                        help="worker processes (default, or 0: the CPUs this process may use, "
+                             "capped by a container's CPU quota)")
+    parser.add_argument("-O", "--optimize", type=int, choices=(0, 1, 2), action="append",
+                        metavar="LEVEL",
+                        help="optimization level 0, 1 or 2; repeat for several (default: 0)")
+    parser.add_argument("--invalidation-mode", choices=MODES, default=DEFAULT_MODE,
+                        help="checked-hash (default): the interpreter checks the source's hash, "
+                             "so the .pyc stays valid when mtimes are rewritten and is never used "
+                             "for an edited source; timestamp: valid while the source's mtime "
+                             "and size are unchanged; unchecked-hash: never checked at import, "
+                             "fastest, but UNSAFE if the source can change after this step "
+                             "(an edited file keeps running its old bytecode)")
+    parser.add_argument("-x", "--exclude", action="append", metavar="REGEX",
+                        help="skip files whose path matches REGEX (re.search); repeatable")
+    parser.add_argument("-f", "--force", action="store_true",
+                        help="recompile even the .pyc files that are up to date")
+    parser.add_argument("--keep-going", action="store_true",
+                        help="after a file fails, compile the rest (the exit status is still 1)")
+    cli.add_dry_run(parser)
+    parser.set_defaults(run=run)
+
+
+def _non_negative(text):
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        import argparse
+        raise argparse.ArgumentTypeError("expected a number >= 0, got %r" % text)
+    return n
+
+
+def run(args, out, root):
+    start = time.monotonic()
+    for rx in args.exclude or []:
+        try:
+            re.compile(rx)
+        except re.error as exc:
+            raise UsageError("--exclude %s: %s" % (rx, exc)) from None
+    python = args.python or sys.executable
+    if not python:
+        raise UsageError("cannot tell which interpreter runs pyimgtools: give --python")
+    with WorkerPool(python) as pool:
+        the_plan = plan(args, out, root, pool)
+        if args.dry_run:
+            _report_plan(the_plan, out, time.monotonic() - start)
+            if the_plan.unreadable:
+                raise PyimgtoolsError("%s cannot be read" % format_count(len(the_plan.unreadable), "file"))
+            return 0
+        result = apply(the_plan, args, out, pool)
+    _report(the_plan, result, args, out, time.monotonic() - start)
+    failed = len(result.failures) + len(the_plan.unreadable)
+    if failed:
+        more = ""
+        if result.not_attempted:
+            more = "; stopped, %s not compiled (--keep-going compiles the rest)" % format_count(
+                result.not_attempted, "more file")
+        raise PyimgtoolsError("%s failed to compile%s" % (format_count(failed, "file"), more))
+    return 0
+
+
+def _target_text(p):
+    return "%s %s, %s, -O %s" % ("CPython" if p.target.implementation == "cpython"
+                                 else p.target.implementation, p.target.version, p.mode,
+                                 ",".join(str(lv) for lv in p.levels))
+
+
+def _report_plan(p, out, seconds):
+    for it in p.to_compile:
+        out.line("would compile %s (%s)" % (display_path(it.image_path),
+                                            ", ".join(sorted(set(r for r in it.reasons if r)))))
+    for f in p.unreadable:
+        print(f.text(), file=out.stderr)
+    out.summary("pyimgtools compile: would compile %s, %s up to date, %d skipped, %d unreadable "
+                "(%s) in %.2f s" % (format_count(len(p.to_compile), "file"),
+                                    format(p.up_to_date, ","), len(p.skipped), len(p.unreadable),
+                                    _target_text(p), seconds))
+    out.data(_document(p, None, seconds, dry_run=True))
+
+
+def _report(p, r, args, out, seconds):
+    for line in r.warnings:
+        out.detail("warning: " + line)
+    for path in r.compiled:
+        out.detail("compiled " + display_path(path))
+    for f in p.unreadable + r.failures:
+        print(f.text(), file=out.stderr)
+    failed = len(r.failures) + len(p.unreadable)
+    out.summary("pyimgtools compile: compiled %s (%s .pyc, %s), %s up to date, %d skipped, "
+                "%d failed in %.2f s (%s)" % (
+                    format_count(len(r.compiled), "file"), format(r.pycs_written, ","),
+                    format_bytes(r.bytes_written), format(p.up_to_date, ","), len(p.skipped),
+                    failed, seconds, _target_text(p)))
+    out.data(_document(p, r, seconds, dry_run=False))
+
+
+def _document(p, r, seconds, dry_run):
+    doc = {
+        "command": NAME,
+        "dry_run": dry_run,
+        "python": {"executable": p.target.executable, "implementation": p.target.implementation,
+                   "version": p.target.version, "cache_tag": p.target.cache_tag},
+        "invalidation_mode": p.mode,
+        "optimize": p.levels,
+        "workers": p.workers,
+        "trees": p.trees,
+        "files": {
+            "to_compile" if dry_run else "compiled": len(p.to_compile) if dry_run else len(r.compiled),
+            "up_to_date": p.up_to_date,
+            "skipped": len(p.skipped),
+            "excluded": p.excluded,
+            "failed": len(p.unreadable) + (len(r.failures) if r else 0),
+        },
+        "skipped": p.skipped,
+        "seconds": round(seconds, 3),
+    }
+    if dry_run:
+        doc["to_compile"] = [{"path": it.image_path, "optimize": it.levels,
+                              "reasons": [x for x in it.reasons if x]} for it in p.to_compile]
+        doc["failures"] = p.unreadable
+    else:
+        doc["files"]["not_attempted"] = r.not_attempted
+        doc["pycs_written"] = r.pycs_written
+        doc["bytes_written"] = r.bytes_written
+        doc["compiled"] = r.compiled
+        doc["failures"] = p.unreadable + r.failures
+        doc["warnings"] = r.warnings
+    return doc

@@ -1,0 +1,279 @@
+"""The byte-compiling worker: runs inside the *target* interpreter.
+
+`pyimgtools compile` never imports this module to compile: it reads its source
+(pkgutil.get_data, so it works from a zip too) and starts it with
+``TARGET_PYTHON -I -S -B -c SOURCE``, so the .pyc files come from the
+interpreter that will read them. Keep this file standard library only and
+valid Python 3.7+: it runs under whatever Python the image has.
+
+Protocol on stdin/stdout: frames of a 4-byte little-endian length followed by
+``marshal.dumps(obj, 2)`` (plain tuples, bytes, str and ints only, which every
+Python 3 reads alike). Requests:
+
+    ("info", want_paths)                  -> dict of facts about this interpreter
+    ("config", mode, levels, force)       -> True
+    ("check", [(path, source), ...])              -> [(size, [reason or "" per level]) | ("!", message)]
+    ("compile", [(path, dfile, levels, source)])  -> [result, ...] (see compile_item)
+    ("end",)                              -> "end" (marks the end of a pass)
+
+`path` is bytes: the source, beside which __pycache__ is; `source`, when not
+None, the file to read instead (a symlink resolved inside an image root);
+`dfile` the name compiled into the code objects (None: the path itself, as
+compileall does without -d). What gets
+written is exactly what ``py_compile.compile`` writes for the same file, mode
+and optimization level (the same helpers of importlib), except that the file is
+made readable by everyone who can read the source, whatever the umask.
+"""
+
+import marshal
+import os
+import stat
+import struct
+import sys
+import warnings
+from importlib import util as _util
+
+try:  # the helpers py_compile itself uses (3.7+)
+    from importlib._bootstrap_external import _code_to_hash_pyc, _code_to_timestamp_pyc
+except ImportError:  # pragma: no cover - some other implementation
+    _code_to_hash_pyc = _code_to_timestamp_pyc = None
+
+MAGIC = _util.MAGIC_NUMBER
+MODES = {"timestamp": 0, "unchecked-hash": 1, "checked-hash": 3}  # PEP 552 flags
+_FRAME = struct.Struct("<I")
+_MAX_WARNINGS = 20
+
+
+def pyc_path(path, level):
+    """Where this interpreter reads the .pyc of `path` (str) at optimization `level`."""
+    return _util.cache_from_source(path, optimization=level if level else "")
+
+
+def _pack(n):
+    return (int(n) & 0xFFFFFFFF).to_bytes(4, "little")
+
+
+def header(flags, st, source_hash):
+    """The 16-byte header py_compile writes (PEP 552)."""
+    if flags == 0:
+        return MAGIC + _pack(0) + _pack(st.st_mtime) + _pack(st.st_size)
+    return MAGIC + _pack(flags) + source_hash
+
+
+def wanted_mode(src_mode):
+    """A .pyc is readable by whoever can read the source; only its owner writes it."""
+    return (src_mode & 0o444) | 0o200
+
+
+def check_item(path, source, levels, flags, force):
+    """(source size, [reason per level]); "" means that .pyc is up to date."""
+    spath = os.fsdecode(path)
+    with open(source or path, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError("not a regular file")
+        data = None
+        reasons = []
+        for level in levels:
+            if force:
+                reasons.append("forced")
+                continue
+            try:
+                with open(pyc_path(spath, level), "rb") as p:
+                    head = p.read(17)
+                    pst = os.fstat(p.fileno())
+            except FileNotFoundError:
+                reasons.append("missing")
+                continue
+            except OSError:
+                reasons.append("unreadable")
+                continue
+            if len(head) < 17 or head[:4] != MAGIC:
+                reasons.append("other version")
+                continue
+            got_flags = int.from_bytes(head[4:8], "little")
+            if got_flags != flags:
+                reasons.append("other mode")
+                continue
+            if flags == 0:
+                expected = header(0, st, None)
+            else:
+                if data is None:
+                    data = f.read()
+                expected = header(flags, st, _util.source_hash(data))
+            if head[:16] != expected:
+                reasons.append("source changed")
+            elif (st.st_mode & 0o444) & ~pst.st_mode or not stat.S_ISREG(pst.st_mode):
+                reasons.append("permissions")
+            else:
+                reasons.append("")
+    return st.st_size, reasons
+
+
+def _ensure_cache_dir(directory, src_dir_mode):
+    """Create __pycache__ with mode 0755 whatever the umask; open up an existing one
+    that hides its .pyc files from users who can list the source directory."""
+    try:
+        st = os.lstat(directory)
+    except FileNotFoundError:
+        try:
+            os.mkdir(directory, 0o755)
+        except FileExistsError:
+            pass
+        else:
+            os.chmod(directory, 0o755)
+            return
+        st = os.lstat(directory)
+    if not stat.S_ISDIR(st.st_mode):
+        raise OSError("%s is not a directory (a symlink or a file)" % directory)
+    want = stat.S_IMODE(st.st_mode) | (src_dir_mode & 0o555)
+    if want != stat.S_IMODE(st.st_mode):
+        os.chmod(directory, want)
+
+
+def _write_atomic(target, data, mode):
+    tmp = "%s.%d.tmp" % (target, os.getpid())
+    how = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(tmp, how, 0o600)
+    except FileExistsError:  # left by a run that was killed
+        os.unlink(tmp)
+        fd = os.open(tmp, how, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            os.fchmod(f.fileno(), mode)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _to_pyc(code, flags, st, data):
+    if flags == 0:
+        if _code_to_timestamp_pyc is not None:
+            return _code_to_timestamp_pyc(code, st.st_mtime, st.st_size)
+        return header(0, st, None) + marshal.dumps(code)
+    source_hash = _util.source_hash(data)
+    if _code_to_hash_pyc is not None:
+        return _code_to_hash_pyc(code, source_hash, flags == 3)
+    return header(flags, st, source_hash) + marshal.dumps(code)
+
+
+def compile_item(path, dfile, levels, flags, source=None):
+    """Compile `path` for each level in `levels`.
+
+    Returns ("ok", pycs written, bytes written, [warning lines]) or
+    ("error", kind, message, lineno or 0, [warning lines]).
+    """
+    spath = os.fsdecode(path)
+    caught = []
+    try:
+        with open(source or path, "rb") as f:
+            st = os.fstat(f.fileno())
+            data = f.read()
+        cache_dir = os.path.dirname(pyc_path(spath, levels[0]))
+        _ensure_cache_dir(cache_dir, os.stat(os.path.dirname(cache_dir) or ".").st_mode)
+    except OSError as exc:
+        return ("error", "OSError", exc.strerror or str(exc), 0, [])
+    name = spath if dfile is None else dfile
+    written = size = 0
+    for level in levels:
+        with warnings.catch_warnings(record=True) as got:
+            warnings.simplefilter("always")
+            try:
+                # What importlib's SourceLoader.source_to_code does for py_compile.
+                code = compile(data, name, "exec", dont_inherit=True, optimize=level)
+            except Exception as exc:  # SyntaxError, ValueError (NUL bytes), RecursionError...
+                lineno = getattr(exc, "lineno", None) or 0
+                msg = getattr(exc, "msg", None) or str(exc)
+                return ("error", type(exc).__name__, msg, lineno, _warning_lines(caught + got))
+        if level == levels[0]:
+            caught.extend(got)
+        pyc = _to_pyc(code, flags, st, data)
+        try:
+            _write_atomic(pyc_path(spath, level), pyc, wanted_mode(st.st_mode))
+        except OSError as exc:
+            return ("error", "OSError", "%s: %s" % (pyc_path(spath, level), exc.strerror or exc),
+                    0, _warning_lines(caught))
+        written += 1
+        size += len(pyc)
+    return ("ok", written, size, _warning_lines(caught))
+
+
+def _warning_lines(caught):
+    lines = []
+    for w in caught[:_MAX_WARNINGS]:
+        lines.append("%s:%s: %s: %s" % (w.filename, w.lineno, w.category.__name__, w.message))
+    return lines
+
+
+def info(want_paths):
+    doc = {
+        "executable": sys.executable,
+        "implementation": sys.implementation.name,
+        "version": "%d.%d.%d" % sys.version_info[:3],
+        "hexversion": sys.hexversion,
+        "cache_tag": sys.implementation.cache_tag,
+        "magic": MAGIC,
+        "pycache_prefix": getattr(sys, "pycache_prefix", None),
+    }
+    if want_paths:
+        import sysconfig
+        paths = sysconfig.get_paths()
+        for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+            doc[key] = paths.get(key)
+    return doc
+
+
+def _read_frame(stream):
+    head = stream.read(4)
+    if len(head) < 4:
+        return None
+    (n,) = _FRAME.unpack(head)
+    return marshal.loads(stream.read(n))
+
+
+def _write_frame(stream, obj):
+    payload = marshal.dumps(obj, 2)
+    stream.write(_FRAME.pack(len(payload)) + payload)
+    stream.flush()
+
+
+def serve(stdin, stdout):
+    flags, levels, force = 3, (0,), False
+    while True:
+        request = _read_frame(stdin)
+        if request is None:
+            return
+        kind = request[0]
+        if kind == "info":
+            reply = info(request[1])
+        elif kind == "config":
+            flags, levels, force = MODES[request[1]], tuple(request[2]), bool(request[3])
+            reply = True
+        elif kind == "check":
+            reply = []
+            for path, source in request[1]:
+                try:
+                    reply.append(check_item(path, source, levels, flags, force))
+                except OSError as exc:
+                    reply.append(("!", exc.strerror or str(exc)))
+        elif kind == "compile":
+            reply = [compile_item(path, dfile, tuple(lv), flags, source)
+                     for path, dfile, lv, source in request[1]]
+        elif kind == "end":
+            reply = "end"
+        else:
+            reply = ("!", "unknown request %r" % (kind,))
+        _write_frame(stdout, reply)
+
+
+if __name__ == "__main__":
+    if sys.implementation.cache_tag is None:
+        sys.stderr.write("this interpreter does not use .pyc files (cache_tag is None)\n")
+        sys.exit(3)
+    serve(sys.stdin.buffer, sys.stdout.buffer)
