@@ -280,7 +280,7 @@ class Database:
         groups = {}
         for b in sorted(basenames):
             groups.setdefault(b[:3], []).append(b)
-        patterns = [re.compile(b"/(?:" + b"|".join(re.escape(b) for b in group) + b")(?=\n|\Z)")
+        patterns = [re.compile(b"/(?:" + b"|".join(re.escape(b) for b in group) + b")(?=\n|\\Z)")
                     for group in groups.values()]
         found = {}        # canonical listed path -> set of dpkg names
         for dpkg_name, host_list in self.list_files():

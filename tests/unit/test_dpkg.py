@@ -1,0 +1,218 @@
+"""dpkg database reader on small hand-made databases (expected values by hand)."""
+
+import os
+
+import pytest
+
+from pyimgtools.dpkg import Database, parse_diversions, parse_extended_states, parse_status
+from pyimgtools.errors import PyimgtoolsError
+from pyimgtools.fs import Root
+
+STATUS = b"""\
+Package: libc6
+Status: install ok installed
+Priority: optional
+Section: libs
+Installed-Size: 12988
+Maintainer: GNU Libc Maintainers <debian-glibc@lists.debian.org>
+Architecture: amd64
+Multi-Arch: same
+Source: glibc
+Version: 2.36-9+deb12u9
+Description: GNU C Library: Shared libraries
+ Contains the standard libraries that are used by nearly all programs on
+ the system.
+ .
+ Status: not a field
+
+Package: libc6
+Status: install ok installed
+Installed-Size: 12000
+Architecture: i386
+Multi-Arch: same
+Version: 2.36-9+deb12u9
+
+Package: dpkg
+Essential: yes
+Status: install ok installed
+Priority: required
+Installed-Size: 6000
+Architecture: amd64
+Version: 1.21.22
+
+Package: libstdc++6
+Status: install ok installed
+Installed-Size: 2600
+Architecture: amd64
+Multi-Arch: same
+Version: 12.2.0-14
+
+Package: tzdata
+Status: install ok installed
+Installed-Size: 3000
+Architecture: all
+Multi-Arch: foreign
+Version: 2024a-0+deb12u1
+
+Package: oldpkg
+Status: deinstall ok config-files
+Architecture: amd64
+Version: 1.0
+
+Package: postgresql-common
+Status: install ok installed
+Architecture: all
+Version: 248
+
+Package: libpq-dev
+Status: install ok installed
+Architecture: amd64
+Version: 15.8-0+deb12u1
+"""
+
+LISTS = {
+    "libc6:amd64": ["/.", "/lib", "/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu/libc.so.6",
+                    "/lib/x86_64-linux-gnu/libm.so.6", "/lib64", "/lib64/ld-linux-x86-64.so.2"],
+    "libc6:i386": ["/.", "/lib", "/lib/i386-linux-gnu", "/lib/i386-linux-gnu/libc.so.6"],
+    "dpkg": ["/.", "/usr", "/usr/bin", "/usr/bin/dpkg"],
+    "libstdc++6:amd64": ["/.", "/usr/lib/x86_64-linux-gnu/libstdc++.so.6",
+                         "/usr/lib/x86_64-linux-gnu/libstdc++.so.6.0.30"],
+    "tzdata": ["/.", "/usr/share/zoneinfo/UTC"],
+    "postgresql-common": ["/.", "/usr/bin/pg_config"],
+    "libpq-dev": ["/.", "/usr/bin/pg_config", "/usr/lib/x86_64-linux-gnu/libpq.so"],
+    # a list without a trailing newline, and a basename that is a substring of another
+    "oddball": ["/.", "/usr/lib/x86_64-linux-gnu/xlibc.so.6"],
+}
+
+DIVERSIONS = b"/usr/bin/pg_config\n/usr/bin/pg_config.libpq-dev\npostgresql-common\n" \
+             b"/usr/bin/dpkg\n/usr/bin/dpkg.local\n:\n"
+
+EXTENDED = b"""\
+Package: libstdc++6
+Architecture: amd64
+Auto-Installed: 1
+
+Package: tzdata
+Architecture: amd64
+Auto-Installed: 1
+
+Package: dpkg
+Architecture: amd64
+Auto-Installed: 0
+"""
+
+
+def make_db(tmp_path, usrmerge=True, lists=LISTS):
+    root = tmp_path / "root"
+    (root / "usr/lib/x86_64-linux-gnu").mkdir(parents=True)
+    (root / "usr/lib/i386-linux-gnu").mkdir(parents=True)
+    (root / "usr/lib64").mkdir(parents=True)
+    if usrmerge:
+        os.symlink("usr/lib", str(root / "lib"))
+        os.symlink("usr/lib64", str(root / "lib64"))
+    info = root / "var/lib/dpkg/info"
+    info.mkdir(parents=True)
+    (root / "var/lib/dpkg/status").write_bytes(STATUS)
+    (root / "var/lib/dpkg/diversions").write_bytes(DIVERSIONS)
+    for name, paths in lists.items():
+        data = "\n".join(paths) + ("" if name == "oddball" else "\n")
+        (info / (name + ".list")).write_bytes(os.fsencode(data))
+    (info / "dpkg.md5sums").write_bytes(b"0123 usr/bin/dpkg\n")
+    (root / "var/lib/apt").mkdir(parents=True)
+    (root / "var/lib/apt/extended_states").write_bytes(EXTENDED)
+    return Database(Root(str(root)))
+
+
+def test_status_fields_and_names():
+    pkgs = parse_status(STATUS)
+    assert sorted(pkgs) == ["dpkg", "libc6:amd64", "libc6:i386", "libpq-dev", "libstdc++6:amd64",
+                            "oldpkg", "postgresql-common", "tzdata"]
+    libc = pkgs["libc6:amd64"]
+    assert (libc.version, libc.installed_size, libc.multi_arch, libc.priority) == \
+        ("2.36-9+deb12u9", 12988, "same", "optional")
+    assert libc.state == "installed" and libc.installed
+    assert libc.apt_name == "libc6:amd64"
+    assert pkgs["tzdata"].apt_name == "tzdata"       # Multi-Arch: foreign keeps its bare name
+    assert pkgs["dpkg"].essential and not pkgs["tzdata"].essential
+    assert not pkgs["oldpkg"].installed               # config-files only
+
+
+def test_diversions_triplets():
+    ds = parse_diversions(DIVERSIONS + b"/incomplete\n")
+    assert [(d.original, d.diverted_to, d.package) for d in ds] == [
+        ("/usr/bin/pg_config", "/usr/bin/pg_config.libpq-dev", "postgresql-common"),
+        ("/usr/bin/dpkg", "/usr/bin/dpkg.local", None)]
+
+
+def test_extended_states():
+    assert parse_extended_states(EXTENDED) == {("libstdc++6", "amd64"), ("tzdata", "amd64")}
+
+
+def test_owners_usrmerge_both_sides(tmp_path):
+    db = make_db(tmp_path)
+    got = db.owners([
+        "/usr/lib/x86_64-linux-gnu/libc.so.6",       # dpkg lists /lib/..., asked as /usr/lib/...
+        "/lib/x86_64-linux-gnu/libstdc++.so.6",      # dpkg lists /usr/lib/..., asked as /lib/...
+        "/lib64/ld-linux-x86-64.so.2",
+        "/usr/lib64/ld-linux-x86-64.so.2",
+        "/usr/lib/i386-linux-gnu/libc.so.6",
+        "/usr/lib/x86_64-linux-gnu/libnothing.so.1",
+    ]).owners
+    assert got == {
+        "/usr/lib/x86_64-linux-gnu/libc.so.6": ["libc6:amd64"],
+        "/lib/x86_64-linux-gnu/libstdc++.so.6": ["libstdc++6:amd64"],
+        "/lib64/ld-linux-x86-64.so.2": ["libc6:amd64"],
+        "/usr/lib64/ld-linux-x86-64.so.2": ["libc6:amd64"],
+        "/usr/lib/i386-linux-gnu/libc.so.6": ["libc6:i386"],
+        "/usr/lib/x86_64-linux-gnu/libnothing.so.1": [],
+    }
+
+
+def test_owners_without_usrmerge_are_exact(tmp_path):
+    db = make_db(tmp_path, usrmerge=False)
+    got = db.owners(["/usr/lib/x86_64-linux-gnu/libc.so.6", "/lib/x86_64-linux-gnu/libc.so.6"]).owners
+    # /lib is a real directory here: only the listed spelling is libc6's file
+    assert got == {"/usr/lib/x86_64-linux-gnu/libc.so.6": [],
+                   "/lib/x86_64-linux-gnu/libc.so.6": ["libc6:amd64"]}
+
+
+def test_owners_no_substring_matches(tmp_path):
+    db = make_db(tmp_path)
+    got = db.owners(["/usr/lib/x86_64-linux-gnu/xlibc.so.6", "/usr/lib/x86_64-linux-gnu/c.so.6"]).owners
+    assert got == {"/usr/lib/x86_64-linux-gnu/xlibc.so.6": ["oddball"],   # last line, no newline
+                   "/usr/lib/x86_64-linux-gnu/c.so.6": []}
+
+
+def test_owners_honour_diversions(tmp_path):
+    db = make_db(tmp_path)
+    idx = db.owners(["/usr/bin/pg_config", "/usr/bin/pg_config.libpq-dev", "/usr/bin/dpkg",
+                     "/usr/bin/dpkg.local"])
+    assert idx.owners == {
+        "/usr/bin/pg_config": ["postgresql-common"],        # the diverting package's file
+        "/usr/bin/pg_config.libpq-dev": ["libpq-dev"],      # the diverted package's file
+        "/usr/bin/dpkg": [],                                # local diversion: nobody's
+        "/usr/bin/dpkg.local": ["dpkg"],
+    }
+    assert "postgresql-common" in idx.diverted["/usr/bin/pg_config.libpq-dev"]
+
+
+def test_manual_and_auto(tmp_path):
+    db = make_db(tmp_path)
+    assert db.auto_installed() == {"libstdc++6:amd64", "tzdata"}   # arch all recorded as native
+    assert db.manual_packages() == {"libc6:amd64", "libc6:i386", "dpkg", "postgresql-common",
+                                    "libpq-dev"}
+
+
+def test_missing_database_is_a_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    db = Database(Root(str(tmp_path / "empty")))
+    with pytest.raises(PyimgtoolsError, match="no dpkg database"):
+        db.packages
+    with pytest.raises(PyimgtoolsError, match="cannot read /var/lib/dpkg/info"):
+        db.owners(["/usr/lib/libx.so"])
+
+
+def test_odd_file_names_in_lists(tmp_path):
+    name = b"/usr/lib/x86_64-linux-gnu/lib\xff weird\tname.so.1"
+    db = make_db(tmp_path, lists=dict(LISTS, weird=["/.", os.fsdecode(name)]))
+    assert db.owners([os.fsdecode(name)]).owners == {os.fsdecode(name): ["weird"]}
