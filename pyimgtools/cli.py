@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "keep",
     "builddeps",
     "security",
+    "audit",
 )
 
 DESCRIPTION = """\

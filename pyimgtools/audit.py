@@ -1,0 +1,244 @@
+"""`pyimgtools audit`: a read-only hygiene report for a finished image or a mounted rootfs.
+
+    findings = plan(root, env=..., ignore=...)     # pure: reads, never writes
+    code = exit_code(findings, fail_on)            # 100 when a finding is at/above fail_on
+
+Every finding has a stable id (documented in the README and `CHECKS`), a
+severity (`error` breaks or endangers the image, `warn` is waste or a risky
+leftover, `info` a trade-off), the evidence a person can verify, the paths,
+the bytes at stake and a one-line fix. The checks live in
+`pyimgtools.audit_checks`; the ones about dead weight, libraries, build
+dependencies and security updates call the planners of `prune`, `keep`,
+`build-deps` and `security-upgrade` (nothing is re-implemented here).
+
+Nothing is executed from the image and nothing is written: `audit` opens
+files read-only and asks apt for nothing that changes state.
+"""
+
+import time
+from dataclasses import dataclass, field
+from typing import List
+
+from pyimgtools import cli
+from pyimgtools.errors import EXIT_OK, EXIT_WORK_FOUND, UsageError
+from pyimgtools.report import display_path, format_bytes, format_count
+
+NAME = "audit"
+
+SEVERITIES = ("error", "warn", "info")
+_RANK = {"error": 0, "warn": 1, "info": 2}
+FAIL_ON_CHOICES = ("error", "warn", "info", "never")
+
+# Lines of evidence (and paths) shown per finding without -v; --json has all.
+_SHOWN = 4
+
+
+@dataclass
+class Finding:
+    id: str                     # stable check id, e.g. "apt-lists"
+    severity: str               # error | warn | info
+    title: str                  # one line: what is wrong
+    fix: str                    # one line: what to do
+    evidence: List[str] = field(default_factory=list)
+    paths: List[str] = field(default_factory=list)
+    bytes: int = 0              # bytes at stake (what a fix frees, for waste)
+    reclaimable: bool = False   # bytes count towards the "reclaimable" total
+    data: dict = field(default_factory=dict)   # check-specific details (JSON only)
+
+
+@dataclass
+class CheckRun:
+    id: str
+    status: str                 # "clean", "found", "skipped", "failed"
+    note: str = ""
+
+
+@dataclass
+class Audit:
+    root: str
+    findings: List[Finding]
+    checks: List[CheckRun]
+    environment: str            # where LANG was read, or why it was not
+    seconds: float = 0.0
+
+    def counts(self):
+        result = {s: 0 for s in SEVERITIES}
+        for f in self.findings:
+            result[f.severity] += 1
+        return result
+
+    def reclaimable(self):
+        return sum(f.bytes for f in self.findings if f.reclaimable)
+
+
+def at_or_above(severity, threshold):
+    if threshold == "never":
+        return False
+    return _RANK[severity] <= _RANK[threshold]
+
+
+def exit_code(findings, fail_on="error"):
+    """EXIT_WORK_FOUND when a finding is at or above `fail_on`, else EXIT_OK."""
+    if any(at_or_above(f.severity, fail_on) for f in findings):
+        return EXIT_WORK_FOUND
+    return EXIT_OK
+
+
+def plan(root, env=None, env_source="", ignore=(), only=(), warn=None):
+    """Run every check over `root` (a fs.Root); returns an Audit. Reads only."""
+    from pyimgtools import audit_checks
+
+    start = time.monotonic()
+    ctx = audit_checks.Context(root, env=env, env_source=env_source, warn=warn)
+    findings, runs = [], []
+    for check in audit_checks.CHECKS:
+        if check.id in ignore or (only and check.id not in only):
+            continue
+        try:
+            found = check.run(ctx) or []
+        except audit_checks.Skip as exc:
+            runs.append(CheckRun(check.id, "skipped", str(exc)))
+            continue
+        except OSError as exc:
+            where = " (%s)" % display_path(exc.filename) if getattr(exc, "filename", None) else ""
+            runs.append(CheckRun(check.id, "failed", "%s%s" % (exc.strerror or exc, where)))
+            if warn:
+                warn("audit: check %s failed: %s%s" % (check.id, exc.strerror or exc, where))
+            continue
+        found = [f for f in found if f.id not in ignore and (not only or f.id in only)]
+        findings.extend(found)
+        runs.append(CheckRun(check.id, "found" if found else "clean",
+                             "; ".join(sorted({f.id for f in found}))))
+    findings.sort(key=lambda f: (_RANK[f.severity], -f.bytes, f.id))
+    return Audit(root=root.path, findings=findings, checks=runs,
+                 environment=ctx.env_description(), seconds=time.monotonic() - start)
+
+
+# -- environment (LANG) ----------------------------------------------------------
+
+def parse_env(data):
+    """Environment bytes -> {name: value}: NUL-separated (/proc/PID/environ) or
+    one NAME=VALUE per line (`docker inspect`/`buildah inspect` Env, env(1),
+    an env-file: blank lines and `#` comments ignored, `export ` and quotes allowed)."""
+    text = data.decode("utf-8", "surrogateescape")
+    items = text.split("\0") if "\0" in text else text.splitlines()
+    env = {}
+    for item in items:
+        item = item.strip() if "\0" not in text else item
+        if not item or item.startswith("#"):
+            continue
+        if item.startswith("export "):
+            item = item[len("export "):].lstrip()
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            continue
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        env[name] = value
+    return env
+
+
+def _read_env(args, root):
+    """(env dict or None, description of its source)."""
+    if args.env:
+        try:
+            with open(args.env, "rb") as f:
+                return parse_env(f.read()), "--env %s" % display_path(args.env)
+        except OSError as exc:
+            raise UsageError("--env %s: %s" % (display_path(args.env), exc.strerror or exc)) from None
+    if not root.is_host:
+        return None, "not visible from outside (--root); give --env FILE"
+    try:
+        with open("/proc/1/environ", "rb") as f:
+            return parse_env(f.read()), "/proc/1/environ"
+    except OSError as exc:
+        return None, "/proc/1/environ not readable (%s); give --env FILE" % (exc.strerror or exc)
+
+
+# -- command line -----------------------------------------------------------------
+
+def register(subparsers, common):
+    parser = subparsers.add_parser(
+        NAME, parents=[common], formatter_class=cli.HelpFormatter,
+        help="read-only hygiene report of an image (exit 100 on findings)",
+        description=(
+            "Look inside a built image (or a mounted rootfs with --root) for the usual\n"
+            "mistakes of Python images: two Python installations, a standard library\n"
+            "without usable bytecode, pending security updates, package-manager caches,\n"
+            "build tools left installed, ELF files with unresolvable libraries, dead\n"
+            "weight, broken metadata, missing CA certificates, a non-UTF-8 locale.\n"
+            "Changes nothing. Exit 100 when a finding at or above --fail-on exists."),
+        epilog=cli.examples(
+            "RUN pyimgtools audit --fail-on warn",
+            "buildah mount $ctr  # then:  pyimgtools audit --root /var/lib/containers/.../merged --json",
+            "pyimgtools audit --env env.txt --ignore dangling-symlinks   # env.txt: one NAME=VALUE a line"))
+    parser.add_argument("--fail-on", choices=FAIL_ON_CHOICES, default="error",
+                        help="exit 100 when a finding of this severity or worse exists (default: error)")
+    parser.add_argument("--env", metavar="FILE",
+                        help="the image's environment (NAME=VALUE lines, or NUL-separated like "
+                             "/proc/PID/environ) for the locale check; default: /proc/1/environ "
+                             "when run inside the image")
+    parser.add_argument("--ignore", metavar="ID", action="append", default=[],
+                        help="leave out a finding or check id (repeatable)")
+    parser.set_defaults(run=run)
+
+
+def run(args, out, root):
+    from pyimgtools import audit_checks
+
+    known = audit_checks.known_ids()
+    unknown = [i for i in args.ignore if i not in known]
+    if unknown:
+        raise UsageError("--ignore: unknown id %s (known: %s)" % (", ".join(unknown), ", ".join(sorted(known))))
+    env, source = _read_env(args, root)
+    result = plan(root, env=env, env_source=source, ignore=set(args.ignore), warn=out.warn)
+    code = exit_code(result.findings, args.fail_on)
+    render(result, out, args.fail_on, code)
+    return code
+
+
+def render(result, out, fail_on, code):
+    counts = result.counts()
+    summary = "pyimgtools audit: %s, %s, %s; %s reclaimable; %s in %.2f s" % (
+        format_count(counts["error"], "error"), format_count(counts["warn"], "warning"),
+        format_count(counts["info"], "info", "info"), format_bytes(result.reclaimable()),
+        display_path(result.root), result.seconds)
+    if out.json_mode:
+        out.data({
+            "command": NAME,
+            "root": result.root,
+            "fail_on": fail_on,
+            "exit_code": code,
+            "counts": counts,
+            "reclaimable_bytes": result.reclaimable(),
+            "findings": result.findings,
+            "checks": result.checks,
+            "environment": result.environment,
+            "seconds": round(result.seconds, 3),
+        })
+        out.summary(summary)
+        return
+    width = max([len(f.id) for f in result.findings] + [10])
+    for severity in SEVERITIES:
+        group = [f for f in result.findings if f.severity == severity]
+        if not group:
+            continue
+        total = sum(f.bytes for f in group)
+        out.line("%s (%d%s)" % (severity.upper(), len(group),
+                                ", %s" % format_bytes(total) if total else ""))
+        for f in group:
+            size = format_bytes(f.bytes) if f.bytes else "-"
+            out.line("  %-*s %10s  %s" % (width, f.id, size, f.title))
+            shown = f.evidence if out.verbose else f.evidence[:_SHOWN]
+            for line in shown:
+                out.line("  %*s   %s" % (width + 10, "", line))
+            if len(shown) < len(f.evidence):
+                out.line("  %*s   ... %d more (-v or --json)" % (width + 10, "", len(f.evidence) - len(shown)))
+            out.line("  %*s   fix: %s" % (width + 10, "", f.fix))
+        out.line()
+    skipped = [c for c in result.checks if c.status in ("skipped", "failed")]
+    for c in skipped:
+        out.line("not checked: %s (%s)" % (c.id, c.note))
+    if not result.findings:
+        out.line("no findings (%s)" % format_count(len(result.checks), "check"))
+    out.summary(summary + ("" if code == EXIT_OK else "; exit %d (--fail-on %s)" % (code, fail_on)))

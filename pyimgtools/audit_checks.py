@@ -1,0 +1,967 @@
+"""The checks of `pyimgtools audit` (see audit.py for the frame).
+
+Each check is a function `check(ctx) -> [Finding]` registered in `CHECKS`
+with the finding ids it can produce (the ids are a stable interface: CI
+configurations name them in `--ignore`). A check raises `Skip(reason)` when
+it cannot look (no dpkg database, no environment visible, ...).
+
+`Context` holds what several checks share and computes it once: the Python
+installations, one walk of the whole tree (symlinks and `.dist-info`
+directories), dpkg's database. Everything is read inside the root; nothing is
+executed or written.
+"""
+
+import fnmatch
+import functools
+import os
+import re
+import stat
+from dataclasses import dataclass
+from typing import Callable, Optional, Tuple
+
+from pyimgtools.audit import Finding
+from pyimgtools.report import display_path, format_bytes, format_count
+
+# Parts of the tree that hold no image content: run-time mounts and scratch.
+_SKIP_TOP = ("/proc", "/sys", "/dev", "/run", "/tmp", "/var/tmp")
+# A symlink into these is resolved at run time (e.g. /etc/mtab -> ../proc/self/mounts).
+_VIRTUAL = ("proc", "sys", "dev", "run")
+
+# Compile throughput used for the start-up estimate: CPython 3.11 compiles its
+# standard library (734 files, 12.1 MB of source, tests excluded) at about
+# 4 MB/s on one core of a 2-CPU Debian 12 host (measured with compile()).
+COMPILE_BYTES_PER_SECOND = 4.0e6
+
+
+class Skip(Exception):
+    """The check could not look; the message says why (shown as 'not checked')."""
+
+
+@dataclass
+class Check:
+    id: str
+    ids: Tuple[str, ...]
+    run: Callable
+
+
+CHECKS = []
+
+
+def check(check_id, *ids):
+    def deco(fn):
+        CHECKS.append(Check(check_id, tuple(ids) or (check_id,), fn))
+        return fn
+    return deco
+
+
+def known_ids():
+    result = set()
+    for c in CHECKS:
+        result.add(c.id)
+        result.update(c.ids)
+    return result
+
+
+# -- shared context ---------------------------------------------------------------
+
+@dataclass
+class PythonInstall:
+    prefix: str           # /usr, /usr/local, /root/.pyenv/versions/3.11.7
+    version: Tuple[int, int]
+    stdlib: str           # in-image path of lib/pythonX.Y
+    executable: Optional[str]
+    debian: bool          # Debian's own (prefix /usr, from dpkg)
+
+    @property
+    def name(self):
+        return "%d.%d" % self.version
+
+    def describe(self):
+        who = "Debian's Python %s" % self.name if self.debian else "Python %s" % self.name
+        return "%s in %s (%s)" % (who, self.prefix, self.executable or "no executable in bin/")
+
+
+class Tree:
+    """What one walk of the whole root collects."""
+
+    def __init__(self):
+        self.symlinks = []        # in-image paths
+        self.dist_infos = []      # (in-image path, set of names inside)
+        self.unreadable = []      # directories that could not be listed
+        self.nested_roots = []    # directories that hold another root file system (not walked)
+
+
+class Context:
+    def __init__(self, root, env=None, env_source="", warn=None):
+        self.root = root
+        self.env = env
+        self.env_source = env_source
+        self._warn = warn
+        self._cache = {}
+
+    def warn(self, text):
+        if self._warn:
+            self._warn(text)
+
+    def env_description(self):
+        return self.env_source or "none"
+
+    def cached(self, key, fn):
+        if key not in self._cache:
+            self._cache[key] = fn()
+        return self._cache[key]
+
+    # paths ---------------------------------------------------------------
+    def host(self, path):
+        return self.root.host(path)
+
+    def listdir(self, path):
+        try:
+            return sorted(os.listdir(self.root.host(self.root.realpath(path))))
+        except OSError:
+            return []
+
+    def lexists(self, path):
+        try:
+            os.lstat(self.root.host(path))
+            return True
+        except OSError:
+            return False
+
+    # shared data ---------------------------------------------------------
+    @property
+    def pythons(self):
+        return self.cached("pythons", lambda: find_pythons(self))
+
+    @property
+    def tree(self):
+        return self.cached("tree", lambda: walk_tree(self))
+
+    @property
+    def dpkg(self):
+        """pyimgtools.dpkg.Database, or None when the image has no dpkg status."""
+        def load():
+            from pyimgtools import dpkg
+            if not self.lexists(dpkg.ADMINDIR + "/status"):
+                return None
+            return dpkg.Database(self.root)
+        return self.cached("dpkg", load)
+
+    def installed(self):
+        db = self.dpkg
+        return db.installed() if db is not None else {}
+
+
+_PY_DIR = re.compile(r"\Apython(\d+)\.(\d+)\Z")
+
+
+def _prefixes(ctx):
+    """Directories that may hold a Python installation (PREFIX/lib/pythonX.Y/os.py)."""
+    found = ["/usr", "/usr/local"]
+    for name in ctx.listdir("/opt"):
+        found.append("/opt/" + name)
+        found.extend("/opt/%s/%s" % (name, sub) for sub in ("python", "conda", "venv"))
+    homes = ["/root"] + ["/home/" + n for n in ctx.listdir("/home")]
+    for home in homes:
+        for base in (home + "/.pyenv/versions", home + "/.local/share/uv/python"):
+            found.extend(base + "/" + n for n in ctx.listdir(base))
+    return found
+
+
+def find_pythons(ctx):
+    """Every Python installation in the image: a PREFIX/lib/pythonX.Y/os.py.
+
+    Virtual environments have no os.py of their own and are not counted.
+    """
+    result, seen = [], set()
+    for prefix in _prefixes(ctx):
+        for name in ctx.listdir(prefix + "/lib"):
+            m = _PY_DIR.match(name)
+            if not m:
+                continue
+            stdlib = "%s/lib/%s" % (prefix, name)
+            if not ctx.root.exists(stdlib + "/os.py"):
+                continue
+            try:
+                real = ctx.root.realpath(stdlib)
+            except OSError:
+                continue
+            if real in seen:
+                continue
+            seen.add(real)
+            exe = "%s/bin/%s" % (prefix, name)
+            result.append(PythonInstall(
+                prefix=prefix, version=(int(m.group(1)), int(m.group(2))), stdlib=stdlib,
+                executable=exe if ctx.lexists(exe) else None, debian=(prefix == "/usr")))
+    return result
+
+
+_ROOT_NAMES = {"etc", "usr", "var", "bin"}
+
+
+def _looks_like_root(names):
+    """A directory holding etc/, usr/, var/ and bin/ is another root (an image
+    layer, a chroot): its symlinks point into itself, not into this root."""
+    return _ROOT_NAMES <= names
+
+
+def walk_tree(ctx):
+    """One pass over the root (one file system, run-time mounts skipped)."""
+    tree = Tree()
+    root = ctx.root
+    try:
+        top_dev = os.lstat(root.host("/")).st_dev
+    except OSError:
+        return tree
+    stack = ["/"]
+    while stack:
+        d = stack.pop()
+        try:
+            it = os.scandir(root.host(d))
+        except OSError:
+            tree.unreadable.append(d)
+            continue
+        base = "" if d == "/" else d
+        with it:
+            entries = list(it)
+        if d != "/" and _looks_like_root({e.name for e in entries}):
+            tree.nested_roots.append(d)   # another image's tree (container storage, a chroot)
+            continue
+        for e in entries:
+            path = base + "/" + e.name
+            try:
+                if e.is_symlink():
+                    tree.symlinks.append(path)
+                    continue
+                if not e.is_dir(follow_symlinks=False):
+                    continue
+                if d == "/" and path in _SKIP_TOP:
+                    continue
+                if e.stat(follow_symlinks=False).st_dev != top_dev:
+                    continue
+            except OSError:
+                continue
+            if e.name.endswith(".dist-info"):
+                try:
+                    names = set(os.listdir(e.path))
+                except OSError:
+                    names = None
+                tree.dist_infos.append((path, names))
+            stack.append(path)
+    return tree
+
+
+def _size(ctx, path, seen=None):
+    """Bytes of the regular files under an in-image path (no symlinks followed,
+    hard links once); (bytes, files)."""
+    seen = set() if seen is None else seen
+    total = files = 0
+    stack = [ctx.root.host(path)]
+    try:
+        st = os.lstat(stack[0])
+    except OSError:
+        return 0, 0
+    if not stat.S_ISDIR(st.st_mode):
+        return (st.st_size, 1) if stat.S_ISREG(st.st_mode) else (0, 0)
+    while stack:
+        d = stack.pop()
+        try:
+            it = os.scandir(d)
+        except OSError:
+            continue
+        with it:
+            for e in it:
+                try:
+                    if e.is_dir(follow_symlinks=False):
+                        stack.append(e.path)
+                    elif e.is_file(follow_symlinks=False):
+                        st = e.stat(follow_symlinks=False)
+                        key = (st.st_dev, st.st_ino)
+                        if st.st_nlink > 1:
+                            if key in seen:
+                                continue
+                            seen.add(key)
+                        total += st.st_size
+                        files += 1
+                except OSError:
+                    continue
+    return total, files
+
+
+def _more(items, n, fmt=str):
+    shown = ", ".join(fmt(i) for i in items[:n])
+    if len(items) > n:
+        shown += " and %d more" % (len(items) - n)
+    return shown
+
+
+# -- two Python installations -----------------------------------------------------
+
+_DEBIAN_PY_PKGS = ("python{v}", "python{v}-minimal", "libpython{v}-minimal", "libpython{v}-stdlib",
+                   "libpython{v}")
+
+
+def _dep_names(value):
+    """Package names of a Depends-style field: 'a (>= 1) | b:any, c' -> ['a', 'b', 'c']."""
+    names = []
+    for part in value.split(","):
+        for alt in part.split("|"):
+            alt = alt.strip()
+            if not alt:
+                continue
+            name = re.split(r"[\s(\[<]", alt, 1)[0].split(":", 1)[0]
+            if name:
+                names.append(name)
+    return names
+
+
+def _dependency_graph(ctx):
+    """{installed package name: set of installed names it depends on} (Depends and
+    Pre-Depends, virtual names resolved through Provides)."""
+    from pyimgtools import dpkg
+    with ctx.root.open(dpkg.ADMINDIR + "/status") as f:
+        data = f.read()
+    installed = {p.name for p in ctx.installed().values()}
+    stanzas = [s for s in dpkg._parse_stanzas(data)
+               if s.get("package") in installed and s.get("status", "").endswith(" installed")]
+    provides = {}
+    for s in stanzas:
+        for virtual in _dep_names(s.get("provides", "")):
+            provides.setdefault(virtual, set()).add(s["package"])
+    graph = {}
+    for s in stanzas:
+        deps = set()
+        for name in _dep_names(s.get("depends", "")) + _dep_names(s.get("pre-depends", "")):
+            if name in installed:
+                deps.add(name)
+            deps.update(provides.get(name, ()))
+        deps.discard(s["package"])
+        graph.setdefault(s["package"], set()).update(deps)
+    return graph
+
+
+def pulled_in_by(ctx, targets):
+    """Installed packages that brought `targets` in: apt's manually installed
+    packages that depend on them (directly or not); without apt's
+    extended_states, the tops of the dependency chains."""
+    graph = _dependency_graph(ctx)
+    reverse = {}
+    for pkg, deps in graph.items():
+        for d in deps:
+            reverse.setdefault(d, set()).add(pkg)
+    reach = set(t for t in targets if t in graph)
+    todo = list(reach)
+    while todo:
+        for parent in reverse.get(todo.pop(), ()):
+            if parent not in reach:
+                reach.add(parent)
+                todo.append(parent)
+    db = ctx.dpkg
+    has_states = ctx.lexists("/var/lib/apt/extended_states")
+    if has_states:
+        manual = {n.split(":", 1)[0] for n in db.manual_packages()}
+        result = sorted(reach & manual)
+    else:
+        result = sorted(p for p in reach if not (reverse.get(p, set()) & reach))
+    return result
+
+
+@check("two-pythons")
+def check_two_pythons(ctx):
+    installs = ctx.pythons
+    if len(installs) < 2:
+        return []
+    debian = [i for i in installs if i.debian]
+    others = [i for i in installs if not i.debian]
+    evidence = [i.describe() for i in installs]
+    nbytes, data = 0, {"installations": [
+        {"prefix": i.prefix, "version": i.name, "stdlib": i.stdlib, "executable": i.executable,
+         "debian": i.debian} for i in installs]}
+    if debian and others and ctx.dpkg is not None:
+        installed = {p.name: p for p in ctx.installed().values()}
+        targets = [t.format(v=i.name) for i in debian for t in _DEBIAN_PY_PKGS]
+        targets = [t for t in targets if t in installed]
+        by = pulled_in_by(ctx, targets) if targets else []
+        python_pkgs = sorted(n for n in installed if n.startswith(("python3", "libpython3", "python2",
+                                                                   "libpython2")))
+        nbytes = sum((installed[n].installed_size or 0) * 1024 for n in python_pkgs)
+        if by:
+            evidence.append("Debian's Python pulled in by: %s" % _more(by, 8))
+        evidence.append("Debian Python packages installed: %s (%s)"
+                        % (format_count(len(python_pkgs), "package"), format_bytes(nbytes)))
+        data["pulled_in_by"] = by
+        data["debian_python_packages"] = python_pkgs
+    title = "%s: %s" % (format_count(len(installs), "Python installation"),
+                        _more(sorted({i.prefix for i in installs}), 4))
+    if debian and others:
+        fix = ("don't apt-get install python3*/…-dev on top of the image's own Python; "
+               "apt-get purge --auto-remove %s" % " ".join(data.get("pulled_in_by") or ["python3"]))
+    else:
+        fix = "keep one Python installation per image (copy the one you need from a build stage)"
+    paths = []
+    for i in installs:
+        paths.append(i.executable or i.stdlib)
+    return [Finding("two-pythons", "warn", title, fix, evidence=evidence, paths=paths,
+                    bytes=nbytes, reclaimable=bool(nbytes), data=data)]
+
+
+# -- standard library bytecode ----------------------------------------------------
+
+_STDLIB_SKIP_DIRS = {"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__"}
+
+
+def _pyc_header_len(version):
+    if version >= (3, 7):
+        return 16
+    if version >= (3, 3):
+        return 12
+    return 8
+
+
+def pyc_status(pyc_host, src_stat, version, src_host=None):
+    """'ok', 'stale' or 'missing' for one source file and its cached .pyc.
+
+    Timestamp pycs record the source's mtime and size (PEP 3147, 552); they
+    are stale when either differs. Hash-based pycs: unchecked ones are always
+    used; checked ones are verified when the running interpreter has the same
+    magic number (importlib.util.source_hash), otherwise taken as valid.
+    """
+    try:
+        with open(pyc_host, "rb") as f:
+            header = f.read(_pyc_header_len(version))
+    except FileNotFoundError:
+        return "missing"
+    except OSError:
+        return "stale"
+    if len(header) < _pyc_header_len(version):
+        return "stale"
+    if version >= (3, 7):
+        flags = int.from_bytes(header[4:8], "little")
+        if flags & 0b1:
+            if not flags & 0b10:
+                return "ok"
+            import importlib.util
+            if header[:4] != importlib.util.MAGIC_NUMBER or src_host is None:
+                return "ok"
+            try:
+                with open(src_host, "rb") as f:
+                    source = f.read()
+            except OSError:
+                return "ok"
+            return "ok" if importlib.util.source_hash(source) == header[8:16] else "stale"
+        fields = header[8:16]
+    else:
+        fields = header[4:]
+    mtime = int.from_bytes(fields[0:4], "little")
+    if mtime != int(src_stat.st_mtime) & 0xFFFFFFFF:
+        return "stale"
+    if len(fields) >= 8 and int.from_bytes(fields[4:8], "little") != src_stat.st_size & 0xFFFFFFFF:
+        return "stale"
+    return "ok"
+
+
+def scan_stdlib(ctx, inst):
+    """(missing, stale) lists of (in-image .py path, source bytes, pyc bytes) for one installation.
+
+    Test directories, site-packages and config-*/ are left out: they are not
+    imported in normal use (and `prune` removes the tests).
+    """
+    tag = "cpython-%d%d" % inst.version
+    legacy = inst.version < (3, 2)
+    missing, stale = [], []
+    top_host = ctx.root.host(ctx.root.realpath(inst.stdlib))
+    stack = [(top_host, inst.stdlib)]
+    while stack:
+        host_dir, image_dir = stack.pop()
+        try:
+            entries = list(os.scandir(host_dir))
+        except OSError:
+            continue
+        pycache = None
+        if not legacy:
+            try:
+                pycache = set(os.listdir(os.path.join(host_dir, "__pycache__")))
+            except OSError:
+                pycache = set()
+        names = {e.name for e in entries}
+        for e in entries:
+            try:
+                if e.is_dir(follow_symlinks=False):
+                    if e.name in _STDLIB_SKIP_DIRS or e.name.startswith("config-"):
+                        continue
+                    stack.append((e.path, image_dir + "/" + e.name))
+                    continue
+                if not e.name.endswith(".py") or not e.is_file(follow_symlinks=False):
+                    continue
+                st = e.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            stem = e.name[:-3]
+            if legacy:
+                pyc_name = stem + ".pyc"
+                present = pyc_name in names
+                pyc_host = os.path.join(host_dir, pyc_name)
+            else:
+                pyc_name = "%s.%s.pyc" % (stem, tag)
+                present = pyc_name in pycache
+                pyc_host = os.path.join(host_dir, "__pycache__", pyc_name)
+            path = image_dir + "/" + e.name
+            if not present:
+                missing.append((path, st.st_size, 0))
+                continue
+            status = pyc_status(pyc_host, st, inst.version, e.path)
+            if status == "stale":
+                try:
+                    pyc_bytes = os.lstat(pyc_host).st_size
+                except OSError:
+                    pyc_bytes = 0
+                stale.append((path, st.st_size, pyc_bytes))
+            elif status == "missing":
+                missing.append((path, st.st_size, 0))
+    missing.sort()
+    stale.sort()
+    return missing, stale
+
+
+def _cost(nbytes):
+    seconds = nbytes / COMPILE_BYTES_PER_SECOND
+    return "%.0f ms" % (seconds * 1000) if seconds < 1 else "%.1f s" % seconds
+
+
+@check("stdlib-bytecode", "stdlib-missing-pyc", "stdlib-stale-pyc")
+def check_stdlib_bytecode(ctx):
+    if not ctx.pythons:
+        raise Skip("no Python installation found")
+    per = {"missing": [], "stale": []}
+    for inst in ctx.pythons:
+        missing, stale = scan_stdlib(ctx, inst)
+        if missing:
+            per["missing"].append((inst, missing))
+        if stale:
+            per["stale"].append((inst, stale))
+    findings = []
+    for kind, fid in (("missing", "stdlib-missing-pyc"), ("stale", "stdlib-stale-pyc")):
+        groups = per[kind]
+        if not groups:
+            continue
+        evidence, paths, src_total, pyc_total, count = [], [], 0, 0, 0
+        for inst, items in groups:
+            src = sum(i[1] for i in items)
+            src_total += src
+            pyc_total += sum(i[2] for i in items)
+            count += len(items)
+            paths.extend(i[0] for i in items)
+            what = "without a .pyc" if kind == "missing" else "with a stale timestamp .pyc"
+            evidence.append("%s: %s %s (%s of source), e.g. %s" % (
+                inst.stdlib, format_count(len(items), "module"), what, format_bytes(src),
+                _more([display_path(i[0]) for i in items], 2)))
+        evidence.append("estimated start-up cost: up to %s of compiling in every process "
+                        "that imports them when __pycache__ is not writable (non-root user, "
+                        "read-only root)" % _cost(src_total))
+        if kind == "missing":
+            title = "%s of the standard library have no .pyc" % format_count(count, "module")
+            fix = "pyimgtools compile (in the same RUN step, after prune)"
+        else:
+            title = ("%s of the standard library have timestamp .pycs whose recorded mtime or size "
+                     "no longer matches the source" % format_count(count, "module"))
+            fix = "pyimgtools compile (checked-hash pycs survive rewritten mtimes)"
+        findings.append(Finding(fid, "warn", title, fix, evidence=evidence, paths=paths,
+                                bytes=pyc_total, reclaimable=False,
+                                data={"modules": count, "source_bytes": src_total,
+                                      "estimated_compile_seconds": round(
+                                          src_total / COMPILE_BYTES_PER_SECOND, 3)}))
+    return findings
+
+
+# -- package-manager leftovers ----------------------------------------------------
+
+def _files_in(ctx, directory, predicate, recursive=False):
+    """[(in-image path, bytes)] of regular files in a directory (not following links)."""
+    result = []
+    stack = [directory]
+    while stack:
+        d = stack.pop()
+        try:
+            host = ctx.root.host(ctx.root.realpath(d))
+            it = os.scandir(host)
+        except OSError:
+            continue
+        with it:
+            for e in it:
+                path = d.rstrip("/") + "/" + e.name
+                try:
+                    if e.is_dir(follow_symlinks=False):
+                        if recursive:
+                            stack.append(path)
+                        continue
+                    if e.is_file(follow_symlinks=False) and predicate(e.name):
+                        result.append((path, e.stat(follow_symlinks=False).st_size))
+                except OSError:
+                    continue
+    result.sort()
+    return result
+
+
+def _cache_dirs(ctx, tool):
+    homes = ["/root"] + ["/home/" + n for n in ctx.listdir("/home")]
+    dirs = [h + "/.cache/" + tool for h in homes]
+    env = ctx.env or {}
+    if env.get("XDG_CACHE_HOME", "").startswith("/"):
+        dirs.append(env["XDG_CACHE_HOME"].rstrip("/") + "/" + tool)
+    var = {"pip": "PIP_CACHE_DIR", "uv": "UV_CACHE_DIR"}[tool]
+    if env.get(var, "").startswith("/"):
+        dirs.append(env[var].rstrip("/"))
+    return [d for d in dict.fromkeys(dirs) if ctx.root.isdir(d)]
+
+
+@check("package-manager-leftovers", "apt-lists", "apt-debs", "apt-pkgcache", "pip-cache", "uv-cache")
+def check_leftovers(ctx):
+    findings = []
+    lists = _files_in(ctx, "/var/lib/apt/lists", lambda n: n != "lock", recursive=True)
+    if lists:
+        total = sum(b for _, b in lists)
+        findings.append(Finding(
+            "apt-lists", "warn",
+            "apt's package lists left in /var/lib/apt/lists (%s)" % format_count(len(lists), "file"),
+            "rm -rf /var/lib/apt/lists/* in the RUN step that ran apt-get update",
+            evidence=["%s (%s)" % (display_path(p), format_bytes(b)) for p, b in lists],
+            paths=[p for p, _ in lists], bytes=total, reclaimable=True))
+    debs = (_files_in(ctx, "/var/cache/apt/archives", lambda n: n.endswith(".deb"))
+            + _files_in(ctx, "/var/cache/apt/archives/partial", lambda n: n.endswith(".deb")))
+    if debs:
+        total = sum(b for _, b in debs)
+        findings.append(Finding(
+            "apt-debs", "warn",
+            "%s of downloaded packages left in /var/cache/apt/archives" % format_count(len(debs), ".deb", ".debs"),
+            "apt-get clean in the RUN step that installed them",
+            evidence=["%s (%s)" % (display_path(p), format_bytes(b)) for p, b in debs],
+            paths=[p for p, _ in debs], bytes=total, reclaimable=True))
+    bins = _files_in(ctx, "/var/cache/apt", lambda n: n.endswith(".bin"))
+    if bins:
+        total = sum(b for _, b in bins)
+        findings.append(Finding(
+            "apt-pkgcache", "warn", "apt's binary caches left in /var/cache/apt (%s)"
+            % ", ".join(os.path.basename(p) for p, _ in bins),
+            "apt-get clean (or rm -f /var/cache/apt/*.bin) in the same RUN step",
+            evidence=["%s (%s)" % (display_path(p), format_bytes(b)) for p, b in bins],
+            paths=[p for p, _ in bins], bytes=total, reclaimable=True))
+    for tool, fid, fix in (
+            ("pip", "pip-cache", "pip install --no-cache-dir (or PIP_NO_CACHE_DIR=1), or rm -rf the cache in the same RUN step"),
+            ("uv", "uv-cache", "uv --no-cache (or UV_NO_CACHE=1), or uv cache clean in the same RUN step")):
+        dirs = _cache_dirs(ctx, tool)
+        sized = [(d,) + _size(ctx, d) for d in dirs]
+        sized = [s for s in sized if s[2]]
+        if sized:
+            total = sum(s[1] for s in sized)
+            findings.append(Finding(
+                fid, "warn", "%s cache left: %s" % (tool, ", ".join(display_path(s[0]) for s in sized)),
+                fix, evidence=["%s: %s (%s)" % (display_path(d), format_count(n, "file"), format_bytes(b))
+                               for d, b, n in sized],
+                paths=[s[0] for s in sized], bytes=total, reclaimable=True))
+    return findings
+
+
+# -- build tools ------------------------------------------------------------------
+
+_BUILD_TOOLS = re.compile(
+    r"\A(?:gcc|g\+\+|cpp|gfortran|clang|llvm|rustc|cargo|golang-go|gccgo|make|cmake|ninja-build|"
+    r"meson|autoconf|automake|libtool|pkgconf|pkg-config|build-essential|dpkg-dev|bison|flex|nasm|"
+    r"yasm|binutils)(?:-[0-9][0-9.]*)?\Z")
+_NOT_BUILD_TOOLS = re.compile(r"\Agcc-[0-9.]+-base\Z")
+
+
+def is_build_tool(name):
+    """Compilers, make and friends, binutils, and every *-dev package."""
+    if _NOT_BUILD_TOOLS.match(name):
+        return False
+    return (bool(_BUILD_TOOLS.match(name)) or name.endswith("-dev")
+            or name.startswith("binutils-"))
+
+
+@check("build-tools")
+def check_build_tools(ctx):
+    if ctx.dpkg is None:
+        raise Skip("no dpkg database (/var/lib/dpkg/status)")
+    pkgs = sorted((p for p in ctx.installed().values() if is_build_tool(p.name)),
+                  key=lambda p: (-(p.installed_size or 0), p.dpkg_name))
+    if not pkgs:
+        return []
+    total = sum((p.installed_size or 0) * 1024 for p in pkgs)
+    manual = ctx.dpkg.manual_packages() if ctx.lexists("/var/lib/apt/extended_states") else set()
+    names = sorted(p.apt_name for p in pkgs)
+    return [Finding(
+        "build-tools", "warn",
+        "build tools left installed: %s" % _more(names, 6),
+        "purge them in the RUN step that used them: pyimgtools build-deps purge --keep-runtime "
+        "/usr/local (or apt-get purge --auto-remove %s)" % " ".join(
+            (sorted(p.apt_name for p in pkgs if p.apt_name in manual) or names)[:6] + ["…"]),
+        evidence=["%s %s: %s installed%s" % (p.apt_name, p.version,
+                                             format_bytes((p.installed_size or 0) * 1024),
+                                             " (manually installed)" if p.apt_name in manual else "")
+                  for p in pkgs],
+        paths=[], bytes=total, reclaimable=True,
+        data={"packages": [{"package": p.apt_name, "version": p.version,
+                            "installed_bytes": (p.installed_size or 0) * 1024,
+                            "manual": p.apt_name in manual} for p in pkgs]})]
+
+
+# -- broken metadata ---------------------------------------------------------------
+
+def _dpkg_excludes(ctx):
+    """(path-exclude, path-include) patterns of /etc/dpkg/dpkg.cfg.d/*."""
+    excl, incl = [], []
+    files = ["/etc/dpkg/dpkg.cfg"] + ["/etc/dpkg/dpkg.cfg.d/" + n
+                                      for n in ctx.listdir("/etc/dpkg/dpkg.cfg.d")]
+    for path in files:
+        try:
+            with ctx.root.open(path, "rb") as f:
+                text = f.read().decode("utf-8", "replace")
+        except OSError:
+            continue
+        for line in text.splitlines():
+            parts = line.split(None, 1)
+            if len(parts) == 2 and parts[0] == "path-exclude":
+                excl.append(parts[1].strip())
+            elif len(parts) == 2 and parts[0] == "path-include":
+                incl.append(parts[1].strip())
+    return excl, incl
+
+
+def _excluded(path, excl, incl):
+    # dpkg: the last matching exclude wins unless a later include matches; in
+    # practice include patterns re-admit a subset of excluded ones.
+    return (any(fnmatch.fnmatchcase(path, p) for p in excl)
+            and not any(fnmatch.fnmatchcase(path, p) for p in incl))
+
+
+def dangling_symlinks(ctx):
+    """[(link, target text, resolved in-image path or reason)] for links whose
+    target does not exist inside the root (loops included). Links into
+    /proc, /sys, /dev, /run, or into paths the image's dpkg configuration
+    excludes (path-exclude, e.g. man pages in slim images), are not counted."""
+    root = ctx.root
+    excl, incl = _dpkg_excludes(ctx)
+    result = []
+    for link in ctx.tree.symlinks:
+        try:
+            target = os.readlink(root.host(link))
+        except OSError:
+            continue
+        parent = link.rsplit("/", 1)[0] or "/"
+        if "/" not in target and target not in (".", ".."):
+            try:
+                st = os.lstat(root.host(parent.rstrip("/") + "/" + target))
+                if not stat.S_ISLNK(st.st_mode):
+                    continue
+            except OSError:
+                pass
+        try:
+            resolved = root.realpath(link)
+        except OSError:
+            result.append((link, target, "symlink loop"))
+            continue
+        if resolved.split("/")[1] in _VIRTUAL:
+            continue
+        try:
+            os.lstat(root.host(resolved))
+            continue
+        except OSError:
+            pass
+        if excl and _excluded(resolved, excl, incl):
+            continue
+        result.append((link, target, resolved))
+    result.sort()
+    return result
+
+
+@check("broken-metadata", "broken-dist-info", "dangling-symlinks")
+def check_broken_metadata(ctx):
+    findings = []
+    broken = []
+    for path, names in sorted(ctx.tree.dist_infos):
+        if names is None:
+            continue
+        lacking = [n for n in ("METADATA", "RECORD") if n not in names]
+        if lacking:
+            broken.append((path, lacking))
+    if broken:
+        findings.append(Finding(
+            "broken-dist-info", "warn",
+            "%s without METADATA or RECORD (importlib.metadata / pip cannot see or uninstall them)"
+            % format_count(len(broken), ".dist-info directory", ".dist-info directories"),
+            "reinstall them: pip install --force-reinstall --no-deps NAME (and let prune keep *.dist-info)",
+            evidence=["%s: no %s" % (display_path(p), " and no ".join(l)) for p, l in broken],
+            paths=[p for p, _ in broken], data={"missing": {p: l for p, l in broken}}))
+    dangling = dangling_symlinks(ctx)
+    if dangling:
+        findings.append(Finding(
+            "dangling-symlinks", "warn",
+            "%s pointing at nothing inside the image" % format_count(len(dangling), "symlink"),
+            "remove the links or restore their targets (often: a file deleted by hand after install)",
+            evidence=["%s -> %s (%s)" % (display_path(l), display_path(t),
+                                         r if r == "symlink loop" else "%s missing" % display_path(r))
+                      for l, t, r in dangling],
+            paths=[l for l, _, _ in dangling]))
+    return findings
+
+
+# -- missing runtime pieces ---------------------------------------------------------
+
+CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+
+
+def _ssl_modules(ctx):
+    found = []
+    for inst in ctx.pythons:
+        dyn = inst.stdlib + "/lib-dynload"
+        for name in ctx.listdir(dyn):
+            if name.startswith("_ssl.") and name.endswith(".so"):
+                found.append(dyn + "/" + name)
+    return found
+
+
+@check("ca-certificates", "no-ca-certificates")
+def check_ca_certificates(ctx):
+    ssl = _ssl_modules(ctx)
+    if not ssl:
+        return []
+    if ctx.root.exists(CA_BUNDLE):
+        return []
+    installed = {p.name for p in ctx.installed().values()}
+    if "ca-certificates" in installed:
+        return []
+    evidence = ["Python's ssl module is present: %s" % ", ".join(display_path(p) for p in ssl),
+                "%s does not exist" % CA_BUNDLE]
+    if ctx.dpkg is not None:
+        evidence.append("package ca-certificates is not installed")
+    return [Finding(
+        "no-ca-certificates", "warn",
+        "no CA certificates: HTTPS from Python (pip, urllib, requests without certifi) fails to verify",
+        "apt-get install -y --no-install-recommends ca-certificates",
+        evidence=evidence, paths=ssl)]
+
+
+_UTF8 = re.compile(r"utf-?8", re.IGNORECASE)
+
+
+@check("locale", "locale-not-utf8")
+def check_locale(ctx):
+    if ctx.env is None:
+        raise Skip("environment not visible: %s" % ctx.env_source)
+    env = ctx.env
+    for var in ("LC_ALL", "LC_CTYPE", "LANG"):
+        if env.get(var):
+            name, value = var, env[var]
+            break
+    else:
+        name, value = None, None
+    if value is not None and _UTF8.search(value):
+        return []
+    if name is None:
+        what = "LANG (and LC_ALL, LC_CTYPE) unset: the C locale"
+    else:
+        what = "%s=%s" % (name, value)
+    evidence = ["%s (from %s)" % (what, ctx.env_source),
+                "Python 3.7+ coerces the C locale to UTF-8 (PEP 538); other programs and "
+                "Python 3.6 or older see ASCII"]
+    if env.get("PYTHONUTF8") == "1":
+        evidence.append("PYTHONUTF8=1 is set (Python's UTF-8 mode)")
+    return [Finding("locale-not-utf8", "warn", "the default locale is not UTF-8: " + what,
+                    "ENV LANG C.UTF-8", evidence=evidence, data={"variable": name, "value": value})]
+
+
+# -- pending security updates (security-upgrade's planner) ---------------------------
+
+_HOW_TO_CHECK = ("in the image as root: pyimgtools security-upgrade --check (refreshes the lists; "
+                 "exit 100 when updates are pending)")
+
+
+def apt_cache_readonly(ctx, args):
+    """stdout of the apt-cache this audit runs under, reading the image's apt state.
+
+    Inside the image (--root /) that is the image's own apt-cache; from outside
+    it is the host's apt-cache with Dir= pointed at the root (nothing of the
+    image is executed). The binary caches are disabled so that apt writes
+    nothing (Dir::Cache::pkgcache "").
+    """
+    import subprocess
+    argv = ["apt-cache", "-o", "Dir::Cache::pkgcache=", "-o", "Dir::Cache::srcpkgcache="]
+    if not ctx.root.is_host:
+        argv += ["-o", "Dir=" + ctx.root.path + "/"]
+    env = dict(os.environ, LC_ALL="C", LANGUAGE="")
+    proc = subprocess.run(argv + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          env=env)
+    if proc.returncode != 0:
+        err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise RuntimeError("apt-cache %s exited %d: %s" % (args[0], proc.returncode,
+                                                          err[-1] if err else ""))
+    return proc.stdout.decode("utf-8", "replace")
+
+
+def _unknown(why, evidence=()):
+    return [Finding("security-updates-unknown", "info",
+                    "pending security updates unknown: " + why,
+                    _HOW_TO_CHECK, evidence=list(evidence))]
+
+
+def _lists_age(ctx):
+    newest = 0
+    for path, _ in _files_in(ctx, "/var/lib/apt/lists", lambda n: n.endswith("Release")):
+        try:
+            newest = max(newest, os.lstat(ctx.root.host(path)).st_mtime)
+        except OSError:
+            pass
+    if not newest:
+        return None
+    import time
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(newest))
+
+
+@check("security-updates", "security-updates", "security-updates-unknown")
+def check_security_updates(ctx):
+    from pyimgtools import apt, security
+    from pyimgtools.errors import PyimgtoolsError
+    if ctx.dpkg is None:
+        raise Skip("no dpkg database (/var/lib/dpkg/status)")
+    try:
+        distro = security.detect(ctx.root)
+    except PyimgtoolsError as exc:
+        raise Skip(str(exc))
+    if not apt.lists_present(ctx.root):
+        return _unknown("no apt lists in the image (as a finished image should be)")
+    sources = [s for s in apt.read_sources(ctx.root) if security.is_security_source(s, distro)]
+    if not sources:
+        return _unknown("no %s security source is configured (security-upgrade adds one "
+                        "for its run)" % distro.codename)
+    try:
+        files = security.parse_policy_files(apt_cache_readonly(ctx, ["policy"]))
+        installed = security.read_status(ctx.root)
+        native = ctx.dpkg.native_arch()
+        names = sorted({n if a in (native, "all", "") else "%s:%s" % (n, a)
+                        for n, a, _v, _sel, state in installed
+                        if state in ("installed", "triggers-pending", "triggers-awaited")})
+        tables = {}
+        for i in range(0, len(names), 800):
+            tables.update(security.parse_policy_packages(
+                apt_cache_readonly(ctx, ["policy"] + names[i:i + 800])))
+    except (OSError, RuntimeError) as exc:
+        return _unknown("apt-cache could not be asked (%s)" % exc)
+    if not any(security.is_security_file(f.release) for f in files.values()):
+        return _unknown("the apt lists hold no %s security index (apt-get update with the "
+                        "security source never ran)" % distro.codename)
+    pending, held = security.compute_updates(installed, files, tables, native)
+    if not pending:
+        return []
+    age = _lists_age(ctx)
+    evidence = ["%s %s -> %s (%s)" % (u.package, u.installed, u.candidate, u.suite) for u in pending]
+    evidence += ["held, not counted: %s %s -> %s" % (u.package, u.installed, u.candidate) for u in held]
+    if age:
+        evidence.append("according to the apt lists in the image, from %s" % age)
+    return [Finding(
+        "security-updates", "error",
+        "%s pending for %s" % (format_count(len(pending), "security update"), distro.pretty_name),
+        "pyimgtools security-upgrade (in the image's last RUN step that touches packages)",
+        evidence=evidence,
+        data={"pending": [{"package": u.package, "installed": u.installed, "candidate": u.candidate,
+                           "suite": u.suite} for u in pending],
+              "held": [u.package for u in held], "lists_date": age})]
