@@ -1,0 +1,356 @@
+"""keep on a small image root made by the test: tiny ELF files compiled with gcc
+(-nostdlib: no libc needed), a hand-written dpkg database, usrmerge links.
+
+The layout and the expected package set are written out by hand below; every
+expectation follows from the DT_NEEDED entries the test links in.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from pyimgtools.dpkg import Database
+from pyimgtools.fs import Root
+from pyimgtools import keep
+from tests.conftest import run_cli
+from tests.harness.prereq import require
+
+LIBDIR = "/usr/lib/x86_64-linux-gnu"
+
+
+def gcc(*args):
+    require(shutil.which("gcc") is not None, "needs gcc")
+    proc = subprocess.run(["gcc", "-nostdlib", "-fPIC", "-Wl,--no-as-needed"] + list(args),
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def shlib(path, soname, *needs, mode=0o644, extra=()):
+    src = str(path) + ".c"
+    with open(src, "w") as f:
+        f.write("int f_%d(void) { return 0; }\n" % abs(hash(soname)))
+    gcc("-shared", "-Wl,-soname," + soname, "-o", str(path), src, *(list(extra) + list(needs)))
+    os.unlink(src)
+    os.chmod(str(path), mode)
+
+
+def program(path, *needs, interp="/lib64/ld-linux-x86-64.so.2", extra=()):
+    src = str(path) + ".c"
+    with open(src, "w") as f:
+        f.write("void _start(void) { for (;;); }\n")
+    gcc("-Wl,--dynamic-linker=" + interp, "-o", str(path), src, *(list(extra) + list(needs)))
+    os.unlink(src)
+
+
+STATUS = """\
+Package: libc6
+Status: install ok installed
+Architecture: amd64
+Multi-Arch: same
+Version: 2.36-9
+
+Package: libfoo1
+Status: install ok installed
+Architecture: amd64
+Version: 1.0
+
+Package: libbar2
+Status: install ok installed
+Architecture: amd64
+Multi-Arch: same
+Version: 2.0
+
+Package: libbaz3
+Status: install ok installed
+Architecture: amd64
+Version: 3.0
+
+Package: libunused0
+Status: install ok installed
+Architecture: amd64
+Version: 0.1
+"""
+
+LISTS = {
+    # ships the old spelling; the loader finds /usr/lib64/... through the link
+    "libc6:amd64": ["/lib64/ld-linux-x86-64.so.2"],
+    "libfoo1": ["/lib/x86_64-linux-gnu/libfoo.so.1"],           # /lib -> usr/lib
+    "libbar2:amd64": [LIBDIR + "/libbar.so.2"],
+    "libbaz3": [LIBDIR + "/libbaz.so.3"],
+    "libunused0": [LIBDIR + "/libunused.so.0"],
+}
+
+EXTENDED = """\
+Package: libc6
+Architecture: amd64
+Auto-Installed: 1
+
+Package: libfoo1
+Architecture: amd64
+Auto-Installed: 1
+
+Package: libbar2
+Architecture: amd64
+Auto-Installed: 1
+
+Package: libunused0
+Architecture: amd64
+Auto-Installed: 1
+"""
+
+
+@pytest.fixture(scope="session")
+def image_template(tmp_path_factory):
+    """The image root (built once per session; each test gets a copy):
+
+    /usr/local/bin/prog        needs libfoo.so.1, libinternal.so.1; RUNPATH $ORIGIN/../lib
+    /usr/local/lib/libinternal.so.1   (mode 0644) needs libbaz.so.3, libstray.so.0
+    /usr/lib/.../libfoo.so.1   needs libbar.so.2                 -> libfoo1 (listed as /lib/...)
+    /usr/lib/.../libbar.so.2                                     -> libbar2:amd64 (Multi-Arch: same)
+    /usr/lib/.../libbaz.so.3                                     -> libbaz3 (already manual)
+    /usr/lib/.../libstray.so.0                                   -> no package
+    /usr/lib64/ld-linux-x86-64.so.2  (the interpreter)           -> libc6:amd64
+    """
+    root = tmp_path_factory.mktemp("keep-image") / "root"
+    lib = root / LIBDIR.lstrip("/")
+    lib.mkdir(parents=True)
+    (root / "usr/lib64").mkdir(parents=True)
+    os.symlink("usr/lib", str(root / "lib"))
+    os.symlink("usr/lib64", str(root / "lib64"))
+    (root / "usr/local/bin").mkdir(parents=True)
+    (root / "usr/local/lib").mkdir(parents=True)
+    shlib(root / "usr/lib64/ld-linux-x86-64.so.2", "ld-linux-x86-64.so.2")
+    shlib(lib / "libbar.so.2", "libbar.so.2")
+    shlib(lib / "libbaz.so.3", "libbaz.so.3")
+    shlib(lib / "libstray.so.0", "libstray.so.0")
+    shlib(lib / "libunused.so.0", "libunused.so.0")
+    shlib(lib / "libfoo.so.1", "libfoo.so.1", str(lib / "libbar.so.2"))
+    shlib(root / "usr/local/lib/libinternal.so.1", "libinternal.so.1",
+          str(lib / "libbaz.so.3"), str(lib / "libstray.so.0"), mode=0o644)
+    program(root / "usr/local/bin/prog", str(lib / "libfoo.so.1"),
+            str(root / "usr/local/lib/libinternal.so.1"),
+            extra=["-Wl,-rpath,$ORIGIN/../lib", "-Wl,--enable-new-dtags"])
+    (root / "usr/local/bin/script.py").write_text("print('not ELF')\n")
+    (root / "usr/local/lib/README.txt").write_text("text\n")
+    dpkg = root / "var/lib/dpkg"
+    (dpkg / "info").mkdir(parents=True)
+    (dpkg / "status").write_text(STATUS)
+    for name, paths in LISTS.items():
+        (dpkg / "info" / (name + ".list")).write_text("/.\n" + "\n".join(paths) + "\n")
+    (root / "var/lib/apt").mkdir(parents=True)
+    (root / "var/lib/apt/extended_states").write_text(EXTENDED)
+    return root
+
+
+@pytest.fixture
+def image(image_template, tmp_path):
+    root = tmp_path / "root"
+    shutil.copytree(str(image_template), str(root), symlinks=True)
+    return root
+
+
+def keep_cli(image, *args):
+    return run_cli("--root", str(image), "keep", *args)
+
+
+def test_print_lists_the_closure_packages(image):
+    proc = keep_cli(image, "--print")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["libbar2:amd64", "libbaz3", "libc6:amd64", "libfoo1"]
+    # the library no package owns is reported, and nothing else is said on stdout
+    assert "libstray.so.0" not in proc.stdout
+
+
+def test_readelf_agrees_with_the_fixture(image):
+    """The fixture really has the DT_NEEDED entries the expectations assume."""
+    require(shutil.which("readelf") is not None, "needs readelf")
+    out = subprocess.run(["readelf", "-d", str(image / "usr/local/lib/libinternal.so.1")],
+                         capture_output=True, text=True).stdout
+    assert "[libbaz.so.3]" in out and "[libstray.so.0]" in out
+    out = subprocess.run(["readelf", "-d", str(image / "usr/local/bin/prog")],
+                         capture_output=True, text=True).stdout
+    assert "[libfoo.so.1]" in out and "RUNPATH" in out
+
+
+def test_dry_run_marks_only_what_is_not_manual(image):
+    proc = keep_cli(image, "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert [l for l in lines if l.startswith("would mark")] == [
+        "would mark manual: libbar2:amd64", "would mark manual: libc6:amd64",
+        "would mark manual: libfoo1"]
+    assert "4 packages needed by 2 ELF files" in lines[-1]
+    assert "libstray.so.0" in proc.stderr and "belongs to no package" in proc.stderr
+
+
+def test_json_says_why(image):
+    proc = keep_cli(image, "--json", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    pkgs = {p["name"]: p for p in doc["packages"]}
+    # as ld.so opens them: its first built-in directory is /lib/x86_64-linux-gnu
+    assert pkgs["libbar2:amd64"]["libraries"] == ["/lib/x86_64-linux-gnu/libbar.so.2"]
+    assert pkgs["libbar2:amd64"]["needed_by"] == [LIBDIR + "/libfoo.so.1"]   # canonical
+    assert pkgs["libbaz3"]["needed_by"] == ["/usr/local/lib/libinternal.so.1"]
+    assert pkgs["libbaz3"]["manual"] is True
+    assert doc["to_mark"] == ["libbar2:amd64", "libc6:amd64", "libfoo1"]
+    assert doc["unowned"] == [{"library": "/lib/x86_64-linux-gnu/libstray.so.0",
+                               "needed_by": ["/usr/local/lib/libinternal.so.1"]}]
+    assert doc["elf_files"] == 2 and doc["missing"] == []
+
+
+def test_why(image):
+    proc = keep_cli(image, "--why", "libbaz3")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "libbaz3 (already manual):", "  /lib/x86_64-linux-gnu/libbaz.so.3",
+        "  needed by 1 file:", "    /usr/local/lib/libinternal.so.1"]
+    proc = keep_cli(image, "--why", "libunused0")
+    assert "libunused0: not needed" in proc.stdout
+
+
+def test_non_executable_shared_objects_are_scanned(image):
+    # libinternal.so.1 has mode 0644 and is the only way to reach libbaz3
+    assert not os.access(str(image / "usr/local/lib/libinternal.so.1"), os.X_OK) or os.geteuid() == 0
+    assert "libbaz3" in keep_cli(image, "--print", "/usr/local/lib").stdout.split()
+
+
+def test_exclude_drops_files(image):
+    proc = keep_cli(image, "--print", "--exclude", "prog")
+    assert proc.stdout.splitlines() == ["libbaz3", "libc6:amd64"]
+    proc = keep_cli(image, "--print", "--exclude", "/usr/local/lib/*")
+    assert proc.stdout.splitlines() == ["libbar2:amd64", "libbaz3", "libc6:amd64", "libfoo1"]
+
+
+def test_libraries_inside_the_scanned_paths_are_not_mapped(image):
+    # list libinternal.so.1 in a package: it still is not kept, it lies under /usr/local
+    (image / "var/lib/dpkg/info/libunused0.list").write_text("/.\n/usr/local/lib/libinternal.so.1\n")
+    assert "libunused0" not in keep_cli(image, "--print").stdout.split()
+    # scanning only bin/, the library is outside the paths and is mapped
+    assert "libunused0" in keep_cli(image, "--print", "/usr/local/bin").stdout.split()
+
+
+def test_missing_library_is_an_error(image):
+    # link against a library that then goes away
+    tmp = image / "tmp-libgone"
+    tmp.mkdir()
+    shlib(tmp / "libgone.so.7", "libgone.so.7")
+    program(image / "usr/local/bin/broken", str(tmp / "libgone.so.7"))
+    shutil.rmtree(str(tmp))
+    proc = keep_cli(image, "--print")
+    assert proc.returncode == 1
+    assert "libgone.so.7: needed by /usr/local/bin/broken: not found" in proc.stderr
+    assert "1 needed library cannot be found" in proc.stderr
+    proc = keep_cli(image, "--dry-run")
+    assert proc.returncode == 1 and "would mark" not in proc.stdout
+    proc = keep_cli(image, "--dry-run", "--allow-missing")
+    assert proc.returncode == 0
+    assert "warning: libgone.so.7: needed by /usr/local/bin/broken" in proc.stderr
+
+
+def test_symlink_out_of_the_paths_keeps_its_target(image):
+    os.symlink(LIBDIR + "/libunused.so.0", str(image / "usr/local/lib/libunused.so.0"))
+    assert "libunused0" in keep_cli(image, "--print").stdout.split()
+
+
+def test_need_resolved_only_in_context_is_not_an_error(image):
+    """auditwheel's layout: x.libs/liba needs libb (same directory, no RUNPATH);
+    alone it is "not found", loaded by the extension module it resolves."""
+    libs = image / "usr/local/site/pkg.libs"
+    libs.mkdir(parents=True)
+    shlib(libs / "libb-1234.so", "libb-1234.so")
+    shlib(libs / "liba-5678.so", "liba-5678.so", str(libs / "libb-1234.so"))
+    ext = image / "usr/local/site/pkg"
+    ext.mkdir()
+    shlib(ext / "_ext.so", "_ext.so", str(libs / "liba-5678.so"), str(libs / "libb-1234.so"),
+          extra=["-Wl,-rpath,$ORIGIN/../pkg.libs", "-Wl,--enable-new-dtags"])
+    proc = keep_cli(image, "--json", "--print")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["missing"] == []
+    assert [(m["needer"], m["name"]) for m in doc["resolved_in_context"]] == [
+        ("/usr/local/site/pkg.libs/liba-5678.so", "libb-1234.so")]
+
+
+def test_never_executes_the_interpreter(image, tmp_path):
+    """A program whose PT_INTERP writes a marker: executing it creates the
+    marker (control), keep reading it does not."""
+    marker = tmp_path / "MARKER"
+    interp_src = tmp_path / "interp.c"
+    interp_src.write_text(
+        'static long sys3(long n, long a, long b, long c) { long r; __asm__ volatile ("syscall"'
+        ' : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory"); return r; }\n'
+        'void _start(void) { sys3(2, (long)"%s", 0101, 0644); sys3(60, 0, 0, 0); for (;;); }\n'
+        % marker)
+    interp = image / "usr/local/bin/interp"
+    proc = subprocess.run(["gcc", "-nostdlib", "-static", "-fno-stack-protector", "-O1", "-o",
+                           str(interp), str(interp_src)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    prog = image / "usr/local/bin/trap"
+    # PT_INTERP is a host path, so that the control can run it
+    program(prog, str(image / LIBDIR.lstrip("/") / "libbaz.so.3"), interp=str(interp))
+    for args in (["--print", "--allow-missing"], ["--dry-run", "--allow-missing"], ["--json"]):
+        keep_cli(image, *args)
+    assert not marker.exists()
+    subprocess.run([str(prog)], capture_output=True)      # control: the kernel runs PT_INTERP
+    assert marker.exists()
+
+
+def test_malformed_elf_is_a_warning(image):
+    (image / "usr/local/lib/libtrunc.so").write_bytes(b"\x7fELF\x02\x01\x01" + b"\0" * 20)
+    with open(str(image / "usr/local/bin/prog"), "rb") as f:
+        head = f.read(200)
+    (image / "usr/local/bin/cut").write_bytes(head)
+    os.chmod(str(image / "usr/local/bin/cut"), 0o755)
+    proc = keep_cli(image, "--print")
+    assert proc.returncode == 0, proc.stderr
+    assert "libtrunc.so" in proc.stderr and "/usr/local/bin/cut" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stdout.splitlines() == ["libbar2:amd64", "libbaz3", "libc6:amd64", "libfoo1"]
+
+
+def test_bad_path_is_a_clear_error(image):
+    proc = keep_cli(image, "--print", "/nonexistent")
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "pyimgtools: error: /nonexistent: no such file or directory in %s" % image
+
+
+def test_odd_file_names(image):
+    odd = os.fsencode(str(image / "usr/local/lib")) + b"/lib\xff odd\nname.so"
+    shutil.copy(str(image / "usr/local/lib/libinternal.so.1"), odd)
+    proc = keep_cli(image, "--print")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["libbar2:amd64", "libbaz3", "libc6:amd64", "libfoo1"]
+
+
+def test_skip_suffixes_and_scan_all(image):
+    # an ELF file named like Python source is skipped unless --scan-all
+    shutil.copy(str(image / "usr/lib/x86_64-linux-gnu/libfoo.so.1"),
+                str(image / "usr/local/lib/not-really.py"))
+    os.unlink(str(image / "usr/local/bin/prog"))
+    # libinternal.so.1 needs libbaz3 and, having no PT_INTERP, the standard loader (libc6)
+    assert keep_cli(image, "--print").stdout.split() == ["libbaz3", "libc6:amd64"]
+    assert keep_cli(image, "--print", "--scan-all").stdout.split() == [
+        "libbar2:amd64", "libbaz3", "libc6:amd64"]
+
+
+def test_plan_api(image):
+    root = Root(str(image))
+    kp = keep.plan(root, ["/usr/local"], db=Database(root))
+    assert kp.package_names == ["libbar2:amd64", "libbaz3", "libc6:amd64", "libfoo1"]
+    assert kp.to_mark == ["libbar2:amd64", "libc6:amd64", "libfoo1"]
+    assert kp.scanned == 2 and kp.files_seen == 4
+
+
+def test_parse_ldd_output():
+    text = ("\tlinux-vdso.so.1 (0x00007ffd)\n"
+            "\tlibfoo.so.1 => /lib/x86_64-linux-gnu/libfoo.so.1 (0x00007f)\n"
+            "\tlibgone.so.7 => not found\n"
+            "\t/lib64/ld-linux-x86-64.so.2 (0x00007f)\n")
+    edges = keep._parse_ldd("/x", text)
+    assert [(e.name, e.path) for e in edges] == [
+        ("libfoo.so.1", "/lib/x86_64-linux-gnu/libfoo.so.1"), ("libgone.so.7", None),
+        ("/lib64/ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2")]
