@@ -965,3 +965,111 @@ def check_security_updates(ctx):
         data={"pending": [{"package": u.package, "installed": u.installed, "candidate": u.candidate,
                            "suite": u.suite} for u in pending],
               "held": [u.package for u in held], "lists_date": age})]
+
+
+# -- unresolvable libraries (keep's planner) -----------------------------------------
+
+class _NoPackages:
+    """Stands in for dpkg.Database in an image without dpkg (keep maps owners)."""
+
+    def owners(self, paths):
+        from pyimgtools.dpkg import OwnerIndex
+        return OwnerIndex(owners={os.fsdecode(p): [] for p in paths})
+
+    def manual_packages(self):
+        return set()
+
+
+def library_scan_paths(ctx):
+    """Where audit looks for ELF files: /usr/local, /opt and every Python
+    installation that is not the distribution's (what dpkg does not vouch for)."""
+    paths = ["/usr/local", "/opt"]
+    for inst in ctx.pythons:
+        if not inst.debian and not any(inst.prefix == p or inst.prefix.startswith(p + "/")
+                                       for p in paths):
+            paths.append(inst.prefix)
+    return [p for p in paths if ctx.root.isdir(p)]
+
+
+@check("unresolved-libs")
+def check_unresolved_libs(ctx):
+    from pyimgtools import keep
+    paths = library_scan_paths(ctx)
+    if not paths:
+        return []
+    db = ctx.dpkg if ctx.dpkg is not None else _NoPackages()
+    plan = keep.plan(ctx.root, paths, db=db)
+    if not plan.missing:
+        return []
+    by_needer = {}
+    for m in plan.missing:
+        by_needer.setdefault(m.needer, []).append(m.name)
+    names = sorted({m.name for m in plan.missing})
+    evidence = ["%s needs %s: not found" % (display_path(n), ", ".join(display_path(x) for x in sorted(v)))
+                for n, v in sorted(by_needer.items())]
+    evidence.append("searched like ld.so (RPATH/RUNPATH, ld.so.cache, default directories) from "
+                    "the ELF files under %s (%s scanned)" % (", ".join(paths),
+                                                            format_count(plan.scanned, "ELF file")))
+    return [Finding(
+        "unresolved-libs", "error",
+        "%s cannot load: %s not found" % (format_count(len(by_needer), "ELF file"), _more(names, 4)),
+        "install the package that ships %s (apt-file search), or run pyimgtools keep (build-deps "
+        "purge --keep-runtime) before purging build dependencies" % names[0],
+        evidence=evidence, paths=sorted(by_needer),
+        data={"missing": [{"needer": m.needer, "library": m.name, "load_trees": m.roots}
+                          for m in plan.missing], "scanned_paths": paths,
+              "elf_files": plan.scanned})]
+
+
+# -- dead weight (prune's planner) ------------------------------------------------------
+
+def _dead_weight_rules():
+    from pyimgtools import prune
+    # What is waste in a finished image: tests, every static library, docs. Not
+    # bytecode (that is what the image should have) and not the caches (their
+    # own finding ids above).
+    return prune.Rules(tests=True, bytecode=False, static_libs=True, docs=True, caches=False,
+                       tk=False)
+
+
+@check("dead-weight")
+def check_dead_weight(ctx):
+    from pyimgtools import prune
+    from pyimgtools.mounts import MountTable
+    paths = library_scan_paths(ctx)
+    if not paths:
+        return []
+    plan = prune.make_plan(ctx.root, paths, _dead_weight_rules(), MountTable.load())
+    files, dirs, total, by_rule, hard = plan.totals()
+    if not plan.removals:
+        return []
+    removed_dirs = set(id(r.node) for r in plan.removals if r.kind == "d")
+    tops = [r for r in plan.removals if id(r.parent) not in removed_dirs]
+    tops.sort(key=lambda r: r.path())
+    evidence = ["%s: %s, %s, %s" % (rule, format_count(c["files"], "file"),
+                                    format_count(c["dirs"], "directory", "directories"),
+                                    format_bytes(c["bytes"]))
+                for rule, c in sorted(by_rule.items())]
+    if hard["files"]:
+        evidence.append("hard links counted once: %s; %s stay linked elsewhere (not freed)"
+                        % (format_count(hard["files"], "file"), format_bytes(hard["bytes_not_freed"])))
+    for k in plan.kept:
+        evidence.append("kept, imported at run time: %s (%s line %d imports %s)" % (
+            display_path(k.path), display_path(k.importer), k.lineno, k.imported))
+    evidence.extend("%s%s (%s)" % (display_path(r.path()), "/" if r.kind == "d" else "", r.rule)
+                    for r in tops)
+    rules = sorted(by_rule)
+    flags = " ".join(f for f, rule in (("--static-libs", "static-libs"), ("--docs", "docs"))
+                     if rule in rules)
+    if "tests" not in rules:
+        flags = ("--no-tests " + flags).strip()
+    return [Finding(
+        "dead-weight", "warn",
+        "%s: %s in %s under %s" % (", ".join(rules), format_count(files, "file"),
+                                   format_count(dirs, "directory", "directories"), _more(paths, 3)),
+        "pyimgtools prune --keep-bytecode %s%s (in the RUN step that installed them)"
+        % (flags + " " if flags else "", " ".join(sorted(t.image for t in plan.trees)[:3])
+           + (" …" if len(plan.trees) > 3 else "")),
+        evidence=evidence, paths=[r.path() for r in tops], bytes=total, reclaimable=True,
+        data={"by_rule": by_rule, "hard_links": hard, "files": files, "dirs": dirs,
+              "kept": [k.path for k in plan.kept]})]
