@@ -99,6 +99,9 @@ def plan(root, env=None, env_source="", ignore=(), only=(), warn=None):
         except audit_checks.Skip as exc:
             runs.append(CheckRun(check.id, "skipped", str(exc)))
             continue
+        except ImportError as exc:   # a planner module missing from this build
+            runs.append(CheckRun(check.id, "skipped", "needs %s" % (exc.name or exc)))
+            continue
         except OSError as exc:
             where = " (%s)" % display_path(exc.filename) if getattr(exc, "filename", None) else ""
             runs.append(CheckRun(check.id, "failed", "%s%s" % (exc.strerror or exc, where)))
