@@ -1,0 +1,329 @@
+"""pyimgtools.elf: the header/dynamic-segment reader.
+
+Expected values come from hand-built ELF files (the builder below writes the
+spec's layout from the System V gABI, independent of the reader) and, for real
+files of this machine, from binutils' `readelf`.
+"""
+
+import os
+import re
+import shutil
+import struct
+import subprocess
+
+import pytest
+
+from pyimgtools import elf
+from pyimgtools.elf import ElfError, has_elf_magic, parse_elf_bytes, read_elf
+from tests.harness.prereq import require
+
+DT_NEEDED, DT_STRTAB, DT_STRSZ, DT_SONAME, DT_RPATH, DT_RUNPATH = 1, 5, 10, 14, 15, 29
+DT_FLAGS_1 = 0x6FFFFFFB
+
+
+def build_elf(bits=64, little=True, machine=62, etype=3, osabi=0, interp=None, needed=(),
+              soname=None, rpath=None, runpath=None, flags_1=None, dynamic=True, e_flags=0,
+              extra_dyn=(), terminate=True, vaddr_base=0x400000):
+    """Bytes of a minimal ELF file laid out by the gABI.
+
+    One PT_LOAD maps the whole file at `vaddr_base`; PT_INTERP and PT_DYNAMIC
+    point into it; the dynamic string table is referenced by DT_STRTAB as a
+    virtual address, as linkers write it.
+    """
+    e = "<" if little else ">"
+    ehsize = 64 if bits == 64 else 52
+    phentsize = 56 if bits == 64 else 32
+    phdrs = [1] + ([3] if interp is not None else []) + ([2] if dynamic else [])
+    off = ehsize + phentsize * len(phdrs)
+    interp_off = off
+    interp_raw = os.fsencode(interp) + b"\0" if interp is not None else b""
+    off += len(interp_raw)
+    strtab = bytearray(b"\0")
+
+    def add(s):
+        pos = len(strtab)
+        strtab.extend(os.fsencode(s) + b"\0")
+        return pos
+
+    dyn = []
+    for name in needed:
+        dyn.append((DT_NEEDED, add(name)))
+    if soname is not None:
+        dyn.append((DT_SONAME, add(soname)))
+    if rpath is not None:
+        dyn.append((DT_RPATH, add(rpath)))
+    if runpath is not None:
+        dyn.append((DT_RUNPATH, add(runpath)))
+    if flags_1 is not None:
+        dyn.append((DT_FLAGS_1, flags_1))
+    dyn.extend(extra_dyn)
+    str_off = off
+    off += len(strtab)
+    off = (off + 7) & ~7
+    dyn_off = off
+    dyn.append((DT_STRTAB, vaddr_base + str_off))
+    dyn.append((DT_STRSZ, len(strtab)))
+    if terminate:
+        dyn.append((0, 0))
+    dyn_fmt = e + ("qQ" if bits == 64 else "iI")
+    dyn_raw = b"".join(struct.pack(dyn_fmt, t, v) for t, v in dyn) if dynamic else b""
+    total = dyn_off + len(dyn_raw)
+
+    ident = b"\x7fELF" + bytes([2 if bits == 64 else 1, 1 if little else 2, 1, osabi]) + bytes(8)
+    if bits == 64:
+        header = ident + struct.pack(e + "HHIQQQIHHHHHH", etype, machine, 1, 0, ehsize, 0, e_flags,
+                                     ehsize, phentsize, len(phdrs), 0, 0, 0)
+    else:
+        header = ident + struct.pack(e + "HHIIIIIHHHHHH", etype, machine, 1, 0, ehsize, 0, e_flags,
+                                     ehsize, phentsize, len(phdrs), 0, 0, 0)
+    ph = b""
+    for p_type in phdrs:
+        if p_type == 1:
+            p_off, p_size, p_vaddr = 0, total, vaddr_base
+        elif p_type == 3:
+            p_off, p_size, p_vaddr = interp_off, len(interp_raw), vaddr_base + interp_off
+        else:
+            p_off, p_size, p_vaddr = dyn_off, len(dyn_raw), vaddr_base + dyn_off
+        if bits == 64:
+            ph += struct.pack(e + "IIQQQQQQ", p_type, 4, p_off, p_vaddr, p_vaddr, p_size, p_size, 8)
+        else:
+            ph += struct.pack(e + "IIIIIIII", p_type, p_off, p_vaddr, p_vaddr, p_size, p_size, 4, 4)
+    out = bytearray(header + ph + interp_raw + bytes(strtab))
+    out.extend(bytes(dyn_off - len(out)))
+    out.extend(dyn_raw)
+    return bytes(out)
+
+
+def write(path, data):
+    with open(path, "wb") as f:
+        f.write(data)
+    return str(path)
+
+
+# --- round trips of hand-built files -------------------------------------
+
+@pytest.mark.parametrize("bits", [32, 64])
+@pytest.mark.parametrize("little", [True, False])
+def test_reads_every_field(tmp_path, bits, little):
+    data = build_elf(bits=bits, little=little, machine=183 if bits == 64 else 40, etype=2,
+                     osabi=3, interp="/lib/ld-test.so.1", needed=["liba.so.1", "libb.so.2"],
+                     soname="libme.so.7", rpath="/r1:$ORIGIN/../r2", runpath="/u1",
+                     flags_1=0x800 | 0x1, e_flags=0x400)
+    info = read_elf(write(tmp_path / "f", data))
+    assert info.elf_class == bits
+    assert info.little_endian is little
+    assert info.machine == (183 if bits == 64 else 40)
+    assert info.osabi == 3
+    assert info.type == 2
+    assert info.e_flags == 0x400
+    assert info.interp == "/lib/ld-test.so.1"
+    assert info.needed == ["liba.so.1", "libb.so.2"]
+    assert info.soname == "libme.so.7"
+    assert info.rpath == ["/r1", "$ORIGIN/../r2"]
+    assert info.runpath == ["/u1"]
+    assert info.flags_1 == 0x801
+    assert info.nodefaultlib
+    assert parse_elf_bytes(data) == info
+
+
+def test_static_file_has_no_dynamic_facts(tmp_path):
+    info = read_elf(write(tmp_path / "s", build_elf(dynamic=False, etype=2)))
+    assert (info.interp, info.needed, info.rpath, info.runpath, info.soname, info.flags_1) == \
+        (None, [], [], [], None, 0)
+    assert not info.nodefaultlib
+
+
+def test_non_utf8_strings_round_trip(tmp_path):
+    name = os.fsdecode(b"lib\xff\xfe.so")
+    info = read_elf(write(tmp_path / "n", build_elf(needed=[name])))
+    assert os.fsencode(info.needed[0]) == b"lib\xff\xfe.so"
+
+
+def test_large_string_table_read_in_chunks(tmp_path):
+    names = ["lib%05d_%s.so" % (i, "x" * 50) for i in range(400)]   # ~25 KiB of dynstr
+    info = read_elf(write(tmp_path / "big", build_elf(needed=names)))
+    assert info.needed == names
+
+
+# --- errors: ElfError with a message naming the problem -------------------
+
+@pytest.mark.parametrize("data, message", [
+    (b"", "no ELF magic"),
+    (b"\x7fEL", "no ELF magic"),
+    (b"#!/bin/sh\n", "no ELF magic"),
+    (b"\x7fELF\x02\x01\x01", "truncated ELF identification"),
+    (b"\x7fELF\x03\x01\x01\x00" + bytes(60), "invalid ELF class 3"),
+    (b"\x7fELF\x02\x07\x01\x00" + bytes(60), "invalid ELF data encoding 7"),
+    (b"\x7fELF\x02\x01\x01\x00" + bytes(20), "truncated ELF header"),
+])
+def test_bad_identification(data, message):
+    with pytest.raises(ElfError, match=message):
+        parse_elf_bytes(data)
+
+
+def test_truncated_program_headers():
+    data = build_elf(needed=["liba.so"])
+    with pytest.raises(ElfError, match="program header table .* past the end"):
+        parse_elf_bytes(data[:100])
+
+
+def test_missing_dt_null():
+    data = build_elf(needed=["liba.so"], terminate=False)
+    with pytest.raises(ElfError, match="no DT_NULL"):
+        parse_elf_bytes(data)
+
+
+def test_string_offset_past_table():
+    data = build_elf(extra_dyn=[(DT_NEEDED, 10 ** 6)])
+    with pytest.raises(ElfError, match="DT_NEEDED string offset 1000000 lies past the string table"):
+        parse_elf_bytes(data)
+
+
+def test_strtab_outside_loads():
+    data = build_elf(needed=["liba.so"], vaddr_base=0x400000)
+    # Rewrite DT_STRTAB to an address no PT_LOAD maps.
+    i = data.find(struct.pack("<qQ", DT_STRTAB, 0x400000 + data.find(b"\0liba.so") ))
+    assert i > 0
+    bad = data[:i] + struct.pack("<qQ", DT_STRTAB, 0x10) + data[i + 16:]
+    with pytest.raises(ElfError, match="DT_STRTAB address 0x10 lies in no PT_LOAD"):
+        parse_elf_bytes(bad)
+
+
+def test_unterminated_string():
+    data = build_elf(needed=["liba.so"])
+    # The string table is "\0liba.so\0" (9 bytes); DT_STRSZ 5 cuts it before the NUL.
+    i = data.find(struct.pack("<qQ", DT_STRSZ, 9))
+    assert i > 0
+    bad = data[:i] + struct.pack("<qQ", DT_STRSZ, 5) + data[i + 16:]
+    with pytest.raises(ElfError, match="DT_NEEDED string at offset 1 is not NUL-terminated"):
+        parse_elf_bytes(bad)
+
+
+def test_string_running_to_end_of_file():
+    data = build_elf(needed=["liba.so"])
+    i = data.find(struct.pack("<qQ", DT_STRSZ, 9))
+    # No DT_STRSZ limit that helps: the table is bounded by the end of the file.
+    bad = data[:i] + struct.pack("<qQ", DT_STRSZ, 1 << 40) + data[i + 16:]
+    assert parse_elf_bytes(bad).needed == ["liba.so"]
+    j = bad.find(b"liba.so")
+    with pytest.raises(ElfError, match="past the end|not NUL-terminated"):
+        parse_elf_bytes(bad[:j + 3])
+
+
+def test_absurd_phnum():
+    data = bytearray(build_elf(needed=["a"]))
+    struct.pack_into("<H", data, 56, 0xFFFE)   # e_phnum
+    with pytest.raises(ElfError, match="absurd program header count|past the end"):
+        parse_elf_bytes(bytes(data))
+
+
+def test_absurd_dynamic_size():
+    data = bytearray(build_elf(needed=["a"]))
+    # PT_DYNAMIC is the second program header: p_filesz at 64 + 56 + 32.
+    struct.pack_into("<Q", data, 64 + 56 + 32, 1 << 40)
+    with pytest.raises(ElfError, match="absurd dynamic segment size"):
+        parse_elf_bytes(bytes(data))
+
+
+def test_interp_not_terminated():
+    data = bytearray(build_elf(interp="/lib/ld.so", needed=["a"]))
+    i = data.find(b"/lib/ld.so\0")
+    data[i + 10] = ord("x")
+    with pytest.raises(ElfError, match="PT_INTERP is not NUL-terminated"):
+        parse_elf_bytes(bytes(data))
+
+
+def test_read_elf_errors_are_oserror_or_elferror(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        read_elf(str(tmp_path / "absent"))
+    with pytest.raises(IsADirectoryError):
+        read_elf(str(tmp_path))
+    fifo = str(tmp_path / "fifo")
+    os.mkfifo(fifo)
+    with pytest.raises(ElfError, match="not a regular file"):
+        read_elf(fifo)                     # must not block
+
+
+def test_has_elf_magic(tmp_path):
+    assert has_elf_magic(write(tmp_path / "e", build_elf()))
+    assert has_elf_magic(write(tmp_path / "m", b"\x7fELF"))      # magic only: still "starts with"
+    assert not has_elf_magic(write(tmp_path / "t", b"\x7fEL"))
+    assert not has_elf_magic(write(tmp_path / "s", b"#!/bin/sh\n"))
+    assert not has_elf_magic(str(tmp_path / "absent"))
+    assert not has_elf_magic(str(tmp_path))
+    fifo = str(tmp_path / "fifo")
+    os.mkfifo(fifo)
+    assert not has_elf_magic(fifo)         # must not block
+    assert has_elf_magic(os.fsencode(str(tmp_path / "e")))
+
+
+def test_reads_only_the_head_of_a_large_file(tmp_path):
+    # A 64 MiB sparse file with a valid ELF head: read_elf must not read it all.
+    data = build_elf(needed=["liba.so.1"])
+    path = write(tmp_path / "huge", data)
+    with open(path, "r+b") as f:
+        f.truncate(64 << 20)
+    import tracemalloc
+    tracemalloc.start()
+    info = read_elf(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert info.needed == ["liba.so.1"]
+    assert peak < 1 << 20
+
+
+# --- real files, checked against binutils' readelf ------------------------
+
+def _readelf(path):
+    out = subprocess.run(["readelf", "-W", "-h", "-l", "-d", path], capture_output=True,
+                         text=True, errors="surrogateescape", env=dict(os.environ, LC_ALL="C"))
+    text = out.stdout
+    facts = {"needed": re.findall(r"\(NEEDED\)\s+Shared library: \[(.*)\]", text),
+             "soname": (re.findall(r"\(SONAME\)\s+Library soname: \[(.*)\]", text) or [None])[0],
+             "rpath": re.findall(r"\(RPATH\)\s+Library rpath: \[(.*)\]", text),
+             "runpath": re.findall(r"\(RUNPATH\)\s+Library runpath: \[(.*)\]", text),
+             "interp": (re.findall(r"\[Requesting program interpreter: (.*)\]", text) or [None])[0],
+             "machine": re.search(r"Machine:\s+(.*)", text).group(1).strip(),
+             "class": re.search(r"Class:\s+ELF(\d+)", text).group(1)}
+    flags = re.findall(r"\(FLAGS_1\)\s+Flags: (.*)", text)
+    facts["nodeflib"] = bool(flags and "NODEFLIB" in flags[0].split())
+    return facts
+
+
+def _sample_files():
+    out = []
+    for d in ("/usr/bin", "/usr/lib/x86_64-linux-gnu", "/root/.pyenv/versions/3.11.7/lib/python3.11/"
+              "site-packages/scipy.libs", "/root/.pyenv/versions/3.11.7/bin"):
+        try:
+            names = sorted(os.listdir(d))
+        except OSError:
+            continue
+        for n in names[::7]:
+            p = os.path.join(d, n)
+            if os.path.isfile(p) and not os.path.islink(p) and has_elf_magic(p):
+                out.append(p)
+    return out[:150]
+
+
+def test_matches_readelf_on_this_machine():
+    require(shutil.which("readelf") is not None, "needs readelf (binutils)")
+    files = _sample_files()
+    require(len(files) > 20, "needs ELF files under /usr/bin and /usr/lib/x86_64-linux-gnu")
+    machines = {"Advanced Micro Devices X86-64": 62, "Intel 80386": 3, "AArch64": 183}
+    for path in files:
+        expected = _readelf(path)
+        info = read_elf(path)
+        assert info.needed == expected["needed"], path
+        assert info.soname == expected["soname"], path
+        assert ":".join(info.rpath) == ":".join(expected["rpath"]), path
+        assert ":".join(info.runpath) == ":".join(expected["runpath"]), path
+        assert info.interp == expected["interp"], path
+        assert info.nodefaultlib == expected["nodeflib"], path
+        assert str(info.elf_class) == expected["class"], path
+        if expected["machine"] in machines:
+            assert info.machine == machines[expected["machine"]], path
+
+
+def test_module_constants():
+    assert elf.ELF_MAGIC == b"\x7fELF"
+    assert elf.DF_1_NODEFLIB == 0x800
