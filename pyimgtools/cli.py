@@ -23,6 +23,7 @@ from pyimgtools.report import Output
 # One module per command, in the order `--help` lists them.
 COMMAND_MODULES = (
     "compile",
+    "prune",
     "keep",
     "builddeps",
     "security",
