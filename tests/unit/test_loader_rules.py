@@ -1,0 +1,406 @@
+"""pyimgtools.loader against the real glibc loader, one rule at a time.
+
+Each test compiles a few tiny libraries and an executable with gcc, then
+compares `Loader.load_tree` with what glibc's ld.so does on those trusted test
+binaries: the binary is run with LD_TRACE_LOADED_OBJECTS=1 (the kernel starts
+the interpreter on the real executable, exactly as at run time; ld.so prints
+each object it maps and exits before running any code of the program).
+Skipped without gcc or on a machine that is not x86-64 glibc.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from pyimgtools.fs import Root
+from pyimgtools.loader import Loader
+from tests.harness.prereq import require
+from tests.unit.test_elf import build_elf
+
+RTLD = "/lib64/ld-linux-x86-64.so.2"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _toolchain():
+    require(shutil.which("gcc") is not None, "needs gcc (compiles the test binaries)")
+    require(os.path.exists(RTLD) and os.uname().machine == "x86_64", "needs x86-64 glibc")
+
+
+class Build:
+    """Compiles test objects under one directory."""
+
+    def __init__(self, base):
+        self.base = str(base)
+        self.n = 0
+
+    def path(self, rel):
+        p = os.path.join(self.base, rel)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        return p
+
+    def _src(self, text):
+        self.n += 1
+        src = os.path.join(self.base, "src%d.c" % self.n)
+        with open(src, "w") as f:
+            f.write(text)
+        return src
+
+    def lib(self, rel, soname=None, needs=(), rpath=None, runpath=None, flags=()):
+        """A shared library at REL (relative to base) with DT_NEEDED on the library files `needs`."""
+        out = self.path(rel)
+        soname = soname or os.path.basename(rel)
+        src = self._src("int f%d(void) { return %d; }\n" % (self.n + 1, self.n + 1))
+        args = ["gcc", "-shared", "-fPIC", "-o", out, src, "-Wl,-soname," + soname]
+        args += self._link_args(needs, rpath, runpath, flags)
+        subprocess.run(args, check=True, capture_output=True)
+        return out
+
+    def exe(self, rel, needs=(), rpath=None, runpath=None, flags=()):
+        out = self.path(rel)
+        src = self._src("int main(void) { return 0; }\n")
+        args = ["gcc", "-o", out, src] + self._link_args(needs, rpath, runpath, flags)
+        subprocess.run(args, check=True, capture_output=True)
+        return out
+
+    @staticmethod
+    def _link_args(needs, rpath, runpath, flags):
+        args = ["-Wl,--no-as-needed"] + [os.path.abspath(n) for n in needs]
+        args += ["-Wl,--allow-shlib-undefined"]
+        dirs = sorted({os.path.dirname(os.path.abspath(n)) for n in needs})
+        args += ["-Wl,-rpath-link," + d for d in dirs]
+        if rpath is not None:
+            args += ["-Wl,--disable-new-dtags", "-Wl,-rpath," + rpath]
+        if runpath is not None:
+            args += ["-Wl,--enable-new-dtags", "-Wl,-rpath," + runpath]
+        if rpath is None and runpath is None:
+            args += ["-Wl,--disable-new-dtags"]
+        return args + list(flags)
+
+
+@pytest.fixture
+def build(tmp_path):
+    return Build(tmp_path)
+
+
+_LINE = re.compile(r"^\s*(\S.*?) => (.*?)(?: \(0x[0-9a-f]+\))?$")
+
+
+def real_loader(binary, env=None):
+    """{needed name: path or None} as glibc maps them when `binary` starts (trace mode)."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith("LD_")}
+    full.update(env or {})
+    full["LD_TRACE_LOADED_OBJECTS"] = "1"
+    out = subprocess.run([binary], env=full, capture_output=True, text=True, errors="surrogateescape")
+    return _parse_trace(out.stdout)
+
+
+_PATH_LINE = re.compile(r"^\s*(/\S.*?) \(0x[0-9a-f]+\)$")
+
+
+def _parse_trace(text):
+    """Trace lines "NAME => PATH (0x...)", "NAME => not found", "/PATH (0x...)" (a
+    DT_NEEDED path, loaded as itself); the interpreter's own line is left out."""
+    result = {}
+    for line in text.splitlines():
+        m = _LINE.match(line)
+        if m:
+            name, path = m.group(1), m.group(2)
+            result.setdefault(name, None if path == "not found" else path)
+            continue
+        m = _PATH_LINE.match(line)
+        if m and m.group(1) != RTLD:
+            result.setdefault(m.group(1), m.group(1))
+    return result
+
+
+def ldd(binary, env=None):
+    """What `ldd` prints: ld.so run on the file as given (not through the kernel)."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith("LD_")}
+    full.update(env or {})
+    out = subprocess.run(["ldd", binary], env=full, capture_output=True, text=True)
+    return _parse_trace(out.stdout)
+
+
+def ours(tree):
+    """The same view of a LoadTree: each object once, under the name that first loaded it."""
+    seen = set()
+    result = {}
+    for dep in tree.dependencies:
+        if dep.via in ("interp", "loaded"):
+            continue
+        if dep.path is not None and dep.path in seen:
+            continue
+        seen.add(dep.path)
+        result.setdefault(dep.name, dep.path)
+    return result
+
+
+def deps_by_name(tree):
+    return {(os.path.basename(d.needer), d.name): d for d in tree.dependencies}
+
+
+def load(path, ld_library_path=None):
+    return Loader(Root("/"), ld_library_path=ld_library_path).load_tree(path)
+
+
+# --- the rules --------------------------------------------------------------
+
+def test_rpath_of_parents_parent(build):
+    libc_ = build.lib("c/libC.so")
+    libb = build.lib("b/libB.so", needs=[libc_])                # no RPATH of its own
+    liba = build.lib("a/libA.so", needs=[libb], rpath=build.path("b"))
+    exe = build.exe("bin/prog", needs=[liba], rpath=build.path("a") + ":" + build.path("c"))
+    tree = load(exe)
+    expected = real_loader(exe)
+    assert expected["libC.so"] == libc_                          # the real loader finds it ...
+    assert ours(tree) == expected                                # ... and so do we
+    dep = deps_by_name(tree)[("libB.so", "libC.so")]
+    assert (dep.path, dep.via) == (libc_, "rpath")
+
+
+def _three_dirs(build):
+    for d in ("r", "l", "u"):
+        build.lib(d + "/libX.so")
+    return build.path("r"), build.path("l"), build.path("u")
+
+
+def test_rpath_before_ld_library_path(build):
+    r, l, _u = _three_dirs(build)
+    exe = build.exe("bin/prog", needs=[os.path.join(r, "libX.so")], rpath=r)
+    expected = real_loader(exe, {"LD_LIBRARY_PATH": l})
+    assert expected["libX.so"] == os.path.join(r, "libX.so")
+    tree = load(exe, ld_library_path=[l])
+    assert ours(tree) == expected
+    assert deps_by_name(tree)[("prog", "libX.so")].via == "rpath"
+
+
+def test_ld_library_path_before_runpath(build):
+    _r, l, u = _three_dirs(build)
+    exe = build.exe("bin/prog", needs=[os.path.join(u, "libX.so")], runpath=u)
+    expected = real_loader(exe, {"LD_LIBRARY_PATH": l})
+    assert expected["libX.so"] == os.path.join(l, "libX.so")
+    tree = load(exe, ld_library_path=[l])
+    assert ours(tree) == expected
+    assert deps_by_name(tree)[("prog", "libX.so")].via == "ld_library_path"
+    # Without LD_LIBRARY_PATH the RUNPATH is used.
+    expected = real_loader(exe)
+    assert expected["libX.so"] == os.path.join(u, "libX.so")
+    tree = load(exe)
+    assert ours(tree) == expected
+    assert deps_by_name(tree)[("prog", "libX.so")].via == "runpath"
+
+
+def test_object_with_runpath_ignores_rpath_chain(build):
+    # exe (RPATH r) -> libA (RUNPATH u) -> libX: the chain's RPATH is not used.
+    r, l, u = _three_dirs(build)
+    liba = build.lib("a/libA.so", needs=[os.path.join(u, "libX.so")], runpath=u)
+    exe = build.exe("bin/prog", needs=[liba], rpath=r + ":" + build.path("a"))
+    expected = real_loader(exe, {"LD_LIBRARY_PATH": l})
+    tree = load(exe, ld_library_path=[l])
+    assert ours(tree) == expected
+    # libX: via LD_LIBRARY_PATH (l), not the executable's RPATH (r) nor libA's RUNPATH (u).
+    assert expected["libX.so"] == os.path.join(l, "libX.so")
+    assert deps_by_name(tree)[("libA.so", "libX.so")].via == "ld_library_path"
+
+
+def test_runpath_not_inherited(build):
+    libb = build.lib("a/libB.so")
+    liba = build.lib("a/libA.so", needs=[libb])                  # no RUNPATH/RPATH
+    exe = build.exe("bin/prog", needs=[liba], runpath=build.path("a"))
+    expected = real_loader(exe)
+    assert expected["libA.so"] == liba
+    assert expected["libB.so"] is None                           # not inherited
+    tree = load(exe)
+    assert ours(tree) == expected
+    assert [d.name for d in tree.missing] == ["libB.so"]
+    # Control: the same as RPATH is inherited.
+    exe2 = build.exe("bin/prog2", needs=[liba], rpath=build.path("a"))
+    expected = real_loader(exe2)
+    assert expected["libB.so"] == libb
+    assert ours(load(exe2)) == expected
+
+
+def test_origin_is_the_symlinks_directory(build):
+    # real/libA.so has RUNPATH $ORIGIN and needs libB.so, which exists only
+    # next to the symlink link/libA.so -> ../real/libA.so.
+    libb = build.lib("link/libB.so")
+    liba = build.lib("real/libA.so", needs=[libb], runpath="$ORIGIN")
+    os.symlink("../real/libA.so", build.path("link/libA.so"))
+    exe = build.exe("bin/prog", needs=[liba], runpath=build.path("link"))
+    expected = real_loader(exe)
+    assert expected["libA.so"] == build.path("link/libA.so")
+    assert expected["libB.so"] == build.path("link/libB.so")
+    tree = load(exe)
+    assert ours(tree) == expected
+    assert build.path("link/libA.so") in tree.objects
+
+
+def test_origin_of_the_executable_is_its_real_directory(build):
+    # The kernel gives ld.so the resolved executable, so $ORIGIN of a program
+    # started through a symlink is the target's directory. ldd runs ld.so on
+    # the path as given and disagrees: a documented difference.
+    lib = build.lib("app/lib/libP.so")
+    exe = build.exe("app/bin/prog", needs=[lib], rpath="$ORIGIN/../lib")
+    os.makedirs(build.path("usrbin"), exist_ok=True)
+    link = build.path("usrbin/prog")
+    os.symlink(exe, link)
+    expected = real_loader(link)
+    assert expected["libP.so"] == build.path("app/bin/../lib/libP.so")
+    assert ours(load(link)) == expected
+    assert ldd(link)["libP.so"] is None
+
+
+def test_nodefaultlib(build):
+    # -z nodefaultlib: no built-in directories and no cache entries under
+    # them for the flagged object's own needs; libA (not flagged) still uses them.
+    liba = build.lib("a/libA.so", needs=[], flags=["-lz"])
+    exe = build.exe("bin/prog", needs=[liba], runpath=build.path("a"),
+                    flags=["-Wl,-z,nodefaultlib"])
+    expected = real_loader(exe)
+    assert expected["libc.so.6"] is None
+    assert expected["libz.so.1"] is not None
+    tree = load(exe)
+    assert tree.objects[exe].nodefaultlib
+    assert ours(tree) == expected
+
+
+def _supported_hwcaps():
+    out = subprocess.run([RTLD, "--help"], capture_output=True, text=True).stdout
+    return re.findall(r"^\s+(x86-64-v\d) \(supported, searched\)", out, re.M)
+
+
+def test_hwcaps_subdirectory(build):
+    supported = _supported_hwcaps()
+    require(supported, "the CPU supports no x86-64 glibc-hwcaps level")
+    top = supported[0]
+    base = build.lib("h/libH.so")
+    variant = build.lib("h/glibc-hwcaps/%s/libH.so" % top)
+    exe = build.exe("bin/prog", needs=[base], runpath=build.path("h"))
+    expected = real_loader(exe)
+    assert expected["libH.so"] == variant
+    tree = load(exe)
+    assert ours(tree) == expected
+    dep = deps_by_name(tree)[("prog", "libH.so")]
+    assert dep.alternatives == [base]      # what a CPU without that level loads
+    assert base in tree.objects
+
+
+def test_hwcaps_level_the_cpu_lacks(build):
+    # We assume the most capable CPU; the real loader on this CPU takes the
+    # next level it supports, which we list as an alternative.
+    supported = _supported_hwcaps()
+    require("x86-64-v4" not in supported, "this CPU supports x86-64-v4")
+    base = build.lib("h/libH.so")
+    v4 = build.lib("h/glibc-hwcaps/x86-64-v4/libH.so")
+    exe = build.exe("bin/prog", needs=[base], runpath=build.path("h"))
+    expected = real_loader(exe)
+    assert expected["libH.so"] == base
+    dep = deps_by_name(load(exe))[("prog", "libH.so")]
+    assert dep.path == v4
+    assert dep.alternatives == [base]
+
+
+@pytest.mark.parametrize("bits, machine", [(32, 3), (64, 183)], ids=["elfclass32", "aarch64"])
+def test_wrong_class_or_machine_candidate_skipped(build, bits, machine):
+    good = build.lib("good/libW.so")
+    os.makedirs(build.path("bad"), exist_ok=True)
+    with open(build.path("bad/libW.so"), "wb") as f:
+        f.write(build_elf(bits=bits, machine=machine, soname="libW.so"))
+    exe = build.exe("bin/prog", needs=[good], runpath=build.path("bad") + ":" + build.path("good"))
+    expected = real_loader(exe)
+    assert expected["libW.so"] == good
+    tree = load(exe)
+    assert ours(tree) == expected
+    assert not tree.warnings
+
+
+def test_loaded_soname_satisfies_later_need(build):
+    # auditwheel's layout: libA has no RUNPATH and needs libQ, which only the
+    # executable's RUNPATH finds; the executable loaded libQ first.
+    libq = build.lib("a/libQ.so")
+    liba = build.lib("a/libA.so", needs=[libq])
+    exe = build.exe("bin/prog", needs=[liba, libq], runpath=build.path("a"))
+    expected = real_loader(exe)
+    assert expected["libQ.so"] == libq
+    tree = load(exe)
+    assert ours(tree) == expected
+    dep = deps_by_name(tree)[("libA.so", "libQ.so")]
+    assert (dep.path, dep.via) == (libq, "loaded")
+    # Alone, libA cannot find libQ: ldd says so and so do we (context matters).
+    assert ldd(liba)["libQ.so"] is None
+    assert [d.name for d in load(liba).missing] == ["libQ.so"]
+
+
+def test_match_by_soname_not_file_name(build):
+    # The executable loads a/libQalias.so (DT_NEEDED libQalias.so) whose
+    # DT_SONAME is libQ.so.1; libA's DT_NEEDED libQ.so.1 matches that soname,
+    # although no file of that name exists anywhere.
+    build.lib("stub/libQalias.so")                               # link-time stand-in
+    libq = build.lib("stub/libQ.so.1", soname="libQ.so.1")
+    liba = build.lib("a/libA.so", needs=[libq])
+    exe = build.exe("bin/prog", needs=[build.path("stub/libQalias.so"), liba],
+                    runpath=build.path("a"))
+    shutil.copy(libq, build.path("a/libQalias.so"))              # real SONAME libQ.so.1
+    shutil.rmtree(build.path("stub"))
+    expected = real_loader(exe)
+    assert expected == {"libQalias.so": build.path("a/libQalias.so"),
+                        "libA.so": liba, "libc.so.6": "/lib/x86_64-linux-gnu/libc.so.6"}
+    tree = load(exe)
+    assert ours(tree) == expected
+    dep = deps_by_name(tree)[("libA.so", "libQ.so.1")]
+    assert (dep.path, dep.via) == (build.path("a/libQalias.so"), "loaded")
+
+
+def test_name_with_slash_is_a_path(build):
+    # A library without DT_SONAME linked by absolute path: DT_NEEDED is the path.
+    src = build._src("int p(void) { return 1; }\n")
+    libp = build.path("p/libP.so")
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", libp, src], check=True)
+    exe = build.exe("bin/prog", needs=[libp])
+    tree = load(exe)
+    assert tree.objects[exe].needed[0] == libp
+    expected = real_loader(exe)
+    assert expected[libp] == libp
+    assert ours(tree) == expected
+    assert deps_by_name(tree)[("prog", libp)].via == "path"
+
+
+def test_breadth_first_order(build):
+    # prog needs [libA, libX]; libA (RUNPATH d1) needs libX too. Breadth
+    # first, prog's own libX (RUNPATH d2) is loaded before libA's needs are
+    # searched, so libA gets d2's copy; depth first would give d1's.
+    build.lib("d1/libX.so")
+    x2 = build.lib("d2/libX.so")
+    liba = build.lib("a/libA.so", needs=[x2], runpath=build.path("d1"))
+    exe = build.exe("bin/prog", needs=[liba, x2], runpath=build.path("a") + ":" + build.path("d2"))
+    expected = real_loader(exe)
+    assert expected["libX.so"] == x2
+    tree = load(exe)
+    assert ours(tree) == expected
+    assert deps_by_name(tree)[("libA.so", "libX.so")].path == x2
+    assert list(tree.objects)[:4] == [exe, RTLD, liba, x2]
+
+
+def test_interpreter_is_part_of_the_closure(build):
+    exe = build.exe("bin/prog")
+    tree = load(exe)
+    interp = [d for d in tree.dependencies if d.via == "interp"]
+    assert [(d.name, d.path) for d in interp] == [(RTLD, RTLD)]
+    assert RTLD in tree.objects
+    # ld.so's soname satisfies libc's DT_NEEDED, as in the real process.
+    libc_dep = deps_by_name(tree)[("libc.so.6", "ld-linux-x86-64.so.2")]
+    assert (libc_dep.path, libc_dep.via) == (RTLD, "loaded")
+    out = subprocess.run([exe], env={"LD_TRACE_LOADED_OBJECTS": "1"}, capture_output=True,
+                         text=True).stdout
+    assert re.search(r"^\s*%s \(0x" % re.escape(RTLD), out, re.M)
+
+
+def test_cache_and_default_dirs_agree_with_ldd(build):
+    exe = build.exe("bin/prog", flags=["-lz", "-lm"])
+    expected = real_loader(exe)
+    tree = load(exe)
+    assert ours(tree) == expected
+    assert {d.via for d in tree.dependencies if d.name in ("libz.so.1", "libm.so.6")} == {"cache"}
