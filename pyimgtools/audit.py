@@ -15,6 +15,7 @@ Nothing is executed from the image and nothing is written: `audit` opens
 files read-only and asks apt for nothing that changes state.
 """
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import List
@@ -51,6 +52,7 @@ class CheckRun:
     id: str
     status: str                 # "clean", "found", "skipped", "failed"
     note: str = ""
+    seconds: float = 0.0
 
 
 @dataclass
@@ -94,24 +96,25 @@ def plan(root, env=None, env_source="", ignore=(), only=(), warn=None):
     for check in audit_checks.CHECKS:
         if check.id in ignore or (only and check.id not in only):
             continue
+        t0 = time.monotonic()
         try:
             found = check.run(ctx) or []
         except audit_checks.Skip as exc:
-            runs.append(CheckRun(check.id, "skipped", str(exc)))
-            continue
+            run = CheckRun(check.id, "skipped", str(exc))
         except ImportError as exc:   # a planner module missing from this build
-            runs.append(CheckRun(check.id, "skipped", "needs %s" % (exc.name or exc)))
-            continue
+            run = CheckRun(check.id, "skipped", "needs %s" % (exc.name or exc))
         except OSError as exc:
             where = " (%s)" % display_path(exc.filename) if getattr(exc, "filename", None) else ""
-            runs.append(CheckRun(check.id, "failed", "%s%s" % (exc.strerror or exc, where)))
+            run = CheckRun(check.id, "failed", "%s%s" % (exc.strerror or exc, where))
             if warn:
                 warn("audit: check %s failed: %s%s" % (check.id, exc.strerror or exc, where))
-            continue
-        found = [f for f in found if f.id not in ignore and (not only or f.id in only)]
-        findings.extend(found)
-        runs.append(CheckRun(check.id, "found" if found else "clean",
-                             "; ".join(sorted({f.id for f in found}))))
+        else:
+            found = [f for f in found if f.id not in ignore and (not only or f.id in only)]
+            findings.extend(found)
+            run = CheckRun(check.id, "found" if found else "clean",
+                           "; ".join(sorted({f.id for f in found})))
+        run.seconds = round(time.monotonic() - t0, 3)
+        runs.append(run)
     findings.sort(key=lambda f: (_RANK[f.severity], -f.bytes, f.id))
     return Audit(root=root.path, findings=findings, checks=runs,
                  environment=ctx.env_description(), seconds=time.monotonic() - start)
@@ -141,8 +144,23 @@ def parse_env(data):
     return env
 
 
+def _same_root_as_pid1():
+    """True when PID 1 runs in this process's root (a container's init, not the host's)."""
+    try:
+        a, b = os.stat("/proc/1/root"), os.stat("/")
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
 def _read_env(args, root):
-    """(env dict or None, description of its source)."""
+    """(env dict or None, description of its source).
+
+    --env FILE first. Inside the image (--root /): PID 1's environment when
+    PID 1 shares this root (`docker run IMAGE pyimgtools audit`), otherwise
+    this process's own (a RUN step: the image's ENV plus build arguments).
+    From outside (--root DIR) the image's environment cannot be seen.
+    """
     if args.env:
         try:
             with open(args.env, "rb") as f:
@@ -151,11 +169,13 @@ def _read_env(args, root):
             raise UsageError("--env %s: %s" % (display_path(args.env), exc.strerror or exc)) from None
     if not root.is_host:
         return None, "not visible from outside (--root); give --env FILE"
-    try:
-        with open("/proc/1/environ", "rb") as f:
-            return parse_env(f.read()), "/proc/1/environ"
-    except OSError as exc:
-        return None, "/proc/1/environ not readable (%s); give --env FILE" % (exc.strerror or exc)
+    if _same_root_as_pid1():
+        try:
+            with open("/proc/1/environ", "rb") as f:
+                return parse_env(f.read()), "/proc/1/environ"
+        except OSError:
+            pass
+    return dict(os.environ), "this process's environment"
 
 
 # -- command line -----------------------------------------------------------------
