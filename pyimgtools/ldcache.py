@@ -186,29 +186,42 @@ def _parse_new(data, base):
         sub = None
         if hwcap & HWCAP_EXTENSION:
             index = hwcap & 0xFFFFFFFF
-            sub = subdirs[index] if index < len(subdirs) else "?"
-        entries.append(CacheEntry(_cstr(data, base, key, "key"),
-                                  _cstr(data, base, value, "value"), flags, hwcap, sub))
+            sub = subdirs[index] if index < len(subdirs) else None
+        path = _cstr(data, base, value, "value")
+        if hwcap & HWCAP_EXTENSION and sub is None:
+            # No readable extension: the subdirectory is in the path.
+            parts = path.split("/")
+            sub = parts[-2] if len(parts) > 3 and parts[-3] == "glibc-hwcaps" else "?"
+        entries.append(CacheEntry(_cstr(data, base, key, "key"), path, flags, hwcap, sub))
     return entries
 
 
 def _hwcaps_subdirs(data, base, e, ext_off):
+    """Names of the glibc-hwcaps subdirectories from the cache's extension directory.
+
+    The extension (and its section offsets) is relative to the new-format
+    header; ldconfig's "compat" format writes them relative to the file start
+    instead (glibc 2.36), so both are tried. Subdirectory name offsets are
+    relative to the new-format header either way.
+    """
     if not ext_off:
         return []
-    pos = base + ext_off
-    if pos + 8 > len(data):
+    for ext_base in (base, 0) if base else (base,):
+        pos = ext_base + ext_off
+        if pos + 8 > len(data):
+            continue
+        magic, count = struct.unpack_from(e + "II", data, pos)
+        if magic != _EXT_MAGIC or pos + 8 + 16 * count > len(data):
+            continue
+        for i in range(count):
+            tag, _flags, off, size = struct.unpack_from(e + "IIII", data, pos + 8 + 16 * i)
+            if tag == _EXT_TAG_HWCAPS:
+                start = ext_base + off
+                if start + size > len(data) or size % 4:
+                    raise CacheError("glibc-hwcaps extension section lies past the end of the file")
+                return [_cstr(data, base, v, "hwcaps subdirectory")
+                        for v in struct.unpack_from(e + "%dI" % (size // 4), data, start)]
         return []
-    magic, count = struct.unpack_from(e + "II", data, pos)
-    if magic != _EXT_MAGIC or pos + 8 + 16 * count > len(data):
-        return []
-    for i in range(count):
-        tag, _flags, off, size = struct.unpack_from(e + "IIII", data, pos + 8 + 16 * i)
-        if tag == _EXT_TAG_HWCAPS:
-            start = base + off
-            if start + size > len(data) or size % 4:
-                raise CacheError("glibc-hwcaps extension section lies past the end of the file")
-            return [_cstr(data, base, v, "hwcaps subdirectory")
-                    for v in struct.unpack_from(e + "%dI" % (size // 4), data, start)]
     return []
 
 
