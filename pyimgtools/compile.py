@@ -218,6 +218,8 @@ class Target:
     platstdlib: Optional[str] = None
     purelib: Optional[str] = None
     platlib: Optional[str] = None
+    base_purelib: Optional[str] = None
+    base_platlib: Optional[str] = None
 
 
 @dataclasses.dataclass
@@ -274,6 +276,7 @@ class Result:
 def _tree_roots(args, target, root):
     """[(host path, in-image path)] of the trees to walk, and the site dirs to prune."""
     site = [p for p in (target.purelib, target.platlib) if p]
+    site_dirs = list(site)
     trees = []
     if args.paths:
         for p in args.paths:
@@ -285,11 +288,17 @@ def _tree_roots(args, target, root):
                 if p:
                     trees.append(_locate(p, root, what="the standard library of %s" % target.executable))
         if args.site_packages:
-            for p in dict.fromkeys(site):
+            for p in dict.fromkeys(site_dirs):
                 host, image = _locate(p, root, what="site-packages of %s" % target.executable,
                                       missing_ok=True)
                 if os.path.isdir(host):
                     trees.append((host, image))
+    # Site directories are compiled with --site-packages only, wherever they are
+    # (a venv's base interpreter keeps its site-packages inside the stdlib).
+    for std in (target.stdlib, target.platstdlib):
+        if std:
+            site += [os.path.join(std, "site-packages"), os.path.join(std, "dist-packages")]
+    site += [p for p in (target.base_purelib, target.base_platlib) if p]
     prune = set()
     for p in site:
         try:
@@ -374,7 +383,7 @@ def plan(args, out, root, pool):
     info = pool.info(want_paths=True)
     target = Target(**{k: info.get(k) for k in (
         "executable", "implementation", "version", "cache_tag", "stdlib", "platstdlib",
-        "purelib", "platlib")})
+        "purelib", "platlib", "base_purelib", "base_platlib")})
     levels = sorted(set(args.optimize or [0]))
     excludes = [re.compile(rx) for rx in args.exclude or []]
     trees, prune = _tree_roots(args, target, root)

@@ -226,6 +226,9 @@ def info(want_paths):
         paths = sysconfig.get_paths()
         for key in ("stdlib", "platstdlib", "purelib", "platlib"):
             doc[key] = paths.get(key)
+        # In a venv, the base interpreter's site directories (pruned from the stdlib walk).
+        base = sysconfig.get_paths(vars={"base": sys.base_prefix, "platbase": sys.base_exec_prefix})
+        doc["base_purelib"], doc["base_platlib"] = base.get("purelib"), base.get("platlib")
     return doc
 
 

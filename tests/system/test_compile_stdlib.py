@@ -1,0 +1,129 @@
+"""`pyimgtools compile` against `compileall` on the real standard libraries of CPython 3.8-3.13.
+
+pyimgtools runs under the main interpreter and compiles through `--python` for
+each pyenv CPython. For each invalidation mode, a copy of that stdlib compiled by
+compileall (every level, no exclusion) and a hard-linked twin compiled by
+pyimgtools must hold the same .pyc files (except those of the files the skip rule
+names), with the same headers and code objects; the interpreter must use them at
+import; a second run must compile nothing. Expensive (the stdlib compiled 18 times
+per interpreter): runs once per scripts/test, not per interpreter of the matrix.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import run_cli
+from tests.harness.prereq import require_pyenv_python
+from tests.system.test_compile_support import (COMPARE, COMPILEALL, IMPORT, pyc_name,
+                                               recompiled_lines, run_json, used_pyc_lines)
+
+pytestmark = pytest.mark.main_only
+
+VERSIONS = ("3.8", "3.9", "3.10", "3.11", "3.12", "3.13")
+MODES = ("timestamp", "checked-hash", "unchecked-hash")
+LEVELS = (0, 1, 2)
+LEVEL_FLAGS = {0: [], 1: ["-O"], 2: ["-OO"]}
+
+
+def copy_stdlib_sources(stdlib, dest):
+    """The .py files of `stdlib` (no site-packages, no __pycache__), mtimes kept."""
+    count = 0
+    for d, dirs, files in os.walk(stdlib):
+        rel = os.path.relpath(d, stdlib)
+        dirs[:] = sorted(x for x in dirs if x != "__pycache__" and not (rel == "." and x == "site-packages"))
+        os.makedirs(os.path.join(dest, rel), exist_ok=True)
+        for f in files:
+            if f.endswith(".py"):
+                shutil.copy2(os.path.join(d, f), os.path.join(dest, rel, f))
+                count += 1
+    return count
+
+
+def link_tree(src, dest):
+    for d, dirs, files in os.walk(src):
+        rel = os.path.relpath(d, src)
+        os.makedirs(os.path.join(dest, rel), exist_ok=True)
+        for f in files:
+            os.link(os.path.join(d, f), os.path.join(dest, rel, f))
+
+
+def assert_imports_use_pycs(exe, tree, level):
+    proc = subprocess.run([exe, "-B", "-S", "-v"] + LEVEL_FLAGS[level] + ["-c", IMPORT, tree],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert recompiled_lines(proc.stderr, tree) == []
+    used = used_pyc_lines(proc.stderr, tree)
+    assert len(used) >= 20, "only %d .pyc files used:\n%s" % (len(used), "\n".join(used))
+    suffix = ".opt-%d.pyc" % level if level else ".pyc"
+    assert all(line.split(" matches ")[0].endswith(suffix) for line in used)
+
+
+@pytest.mark.parametrize("minor", VERSIONS)
+def test_stdlib_compiles_like_compileall_in_every_mode_and_level(minor, tmp_path):
+    started = time.monotonic()
+    exe = require_pyenv_python(minor)
+    facts = run_json([exe, "-c", "import json, sys, sysconfig; print(json.dumps("
+                      "[sysconfig.get_paths()['stdlib'], sys.implementation.cache_tag]))"])
+    stdlib, cache_tag = facts
+    src, ref, ours = (str(tmp_path / n) for n in ("src", "ref", "ours"))
+    n_sources = copy_stdlib_sources(stdlib, src)
+    link_tree(src, ref)
+    link_tree(src, ours)
+    timings = {}
+
+    for mode in MODES:
+        t0 = time.monotonic()
+        subprocess.run([exe, "-c", COMPILEALL, ref, mode, "0,1,2"], check=True,
+                       capture_output=True)
+        t1 = time.monotonic()
+        proc = run_cli("--json", "compile", "--python", exe, "--invalidation-mode", mode,
+                       "-O", "0", "-O", "1", "-O", "2", ours)
+        t2 = time.monotonic()
+        timings[mode] = (round(t1 - t0, 1), round(t2 - t1, 1))
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        doc = __import__("json").loads(proc.stdout)
+        skipped = {os.path.relpath(p, ours) for p in doc["skipped"]}
+        assert doc["files"]["compiled"] == n_sources - len(skipped)
+        assert doc["files"]["up_to_date"] == 0 and doc["files"]["failed"] == 0
+        assert doc["pycs_written"] == 3 * (n_sources - len(skipped))
+
+        cmp = run_json([exe, "-c", COMPARE, ref, ours])
+        assert cmp["n_mismatches"] == 0, cmp["mismatches"]
+        assert cmp["bad_modes"] == []
+        assert cmp["only_ours"] == []
+        # compileall wrote a .pyc for every file that compiles: the ones it could
+        # not compile are all covered by the skip rule ...
+        failing = {s for s in cmp["sources"]
+                   if not os.path.exists(os.path.join(ref, pyc_name(s, cache_tag, 0)))}
+        assert failing, "the stdlib copy should hold files meant not to compile"
+        assert failing <= skipped
+        # ... and the only .pyc files pyimgtools did not write are those of skipped files.
+        skipped_pycs = {pyc_name(s, cache_tag, lv) for s in skipped for lv in LEVELS}
+        assert set(cmp["only_ref"]) <= skipped_pycs
+        assert cmp["ours"] == 3 * (n_sources - len(skipped))
+
+        # Idempotent: a second run compiles nothing, in every mode.
+        again = run_cli("--json", "compile", "--python", exe, "--invalidation-mode", mode,
+                        "-O", "0", "-O", "1", "-O", "2", ours)
+        assert again.returncode == 0, again.stderr[-3000:]
+        doc2 = __import__("json").loads(again.stdout)
+        assert doc2["files"]["compiled"] == 0 and doc2["pycs_written"] == 0
+        assert doc2["files"]["up_to_date"] == n_sources - len(skipped)
+
+        # The interpreter uses them at import, at every level.
+        for level in LEVELS:
+            assert_imports_use_pycs(exe, ours, level)
+        if mode == "timestamp":
+            # Copied with mtimes preserved (cp -a, tar), timestamp pycs stay valid.
+            moved = str(tmp_path / "moved")
+            shutil.copytree(ours, moved, symlinks=True)
+            assert_imports_use_pycs(exe, moved, 0)
+            shutil.rmtree(moved)
+
+    sys.stderr.write("\n%s: %d sources, seconds (compileall, pyimgtools) per mode: %s, total %.0f s\n"
+                     % (minor, n_sources, timings, time.monotonic() - started))

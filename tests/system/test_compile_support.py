@@ -1,0 +1,145 @@
+"""Helpers for the compile tests (no tests here).
+
+The scripts below run inside the *target* interpreter (3.8 ... 3.13, trixie's
+3.13 in a chroot): code objects only unmarshal in the version that wrote them.
+Each is passed with `-c`, so it works in a chroot that has no copy of this file.
+"""
+
+import json
+import os
+import subprocess
+
+# The reference: compileall's own API, what `python -m compileall` runs, with no
+# exclusion at all, forced (compileall takes a timestamp .pyc of an unchanged
+# source as up to date in any mode); every level, in parallel (compileall -j).
+COMPILEALL = r"""
+import compileall, py_compile, sys
+root, mode, levels = sys.argv[1], sys.argv[2], [int(x) for x in sys.argv[3].split(",")]
+m = py_compile.PycInvalidationMode[mode.upper().replace("-", "_")]
+if sys.version_info >= (3, 9):
+    compileall.compile_dir(root, maxlevels=100, quiet=2, force=True, optimize=levels, invalidation_mode=m,
+                           workers=2)
+else:
+    for lv in levels:
+        compileall.compile_dir(root, maxlevels=100, quiet=2, force=True, optimize=lv, invalidation_mode=m,
+                               workers=2)
+"""
+
+# Compares two trees compiled from hard links of the same sources: the set of
+# .pyc files, their 16-byte headers, and the unmarshalled code objects (==, and
+# co_filename relative to each tree, recursively). Prints one JSON document.
+COMPARE = r"""
+import json, marshal, os, stat, sys
+ref, ours = sys.argv[1], sys.argv[2]
+
+def pycs(root):
+    found = {}
+    for d, dirs, files in os.walk(root):
+        if os.path.basename(d) == "__pycache__":
+            for f in files:
+                if f.endswith(".pyc"):
+                    found[os.path.relpath(os.path.join(d, f), root)] = os.path.join(d, f)
+    return found
+
+def sources(root):
+    found = set()
+    for d, dirs, files in os.walk(root):
+        dirs[:] = [x for x in dirs if x != "__pycache__"]
+        for f in files:
+            if f.endswith(".py"):
+                found.add(os.path.relpath(os.path.join(d, f), root))
+    return found
+
+def norm(obj):
+    # A comparable form of a code object's contents: == on code objects is
+    # false for two unmarshallings of a NaN constant, so floats compare by bits.
+    if hasattr(obj, "co_code"):
+        names = [k for k in sorted(dir(obj)) if k.startswith("co_")
+                 and k not in ("co_filename", "co_lnotab") and not callable(getattr(obj, k))]
+        return ("code",) + tuple((k, norm(getattr(obj, k))) for k in names)
+    if isinstance(obj, float):
+        return ("float", obj.hex() if obj == obj else repr(obj))
+    if isinstance(obj, complex):
+        return ("complex", norm(obj.real), norm(obj.imag))
+    if isinstance(obj, (tuple, list)):
+        return (type(obj).__name__,) + tuple(norm(x) for x in obj)
+    if isinstance(obj, frozenset):
+        return ("frozenset",) + tuple(sorted(repr(norm(x)) for x in obj))
+    return (type(obj).__name__, obj)
+
+def code_problem(a, b, where):
+    if a != b and norm(a) != norm(b):
+        return where + ": code objects differ"
+    if os.path.relpath(a.co_filename, ref) != os.path.relpath(b.co_filename, ours):
+        return where + ": co_filename %r vs %r" % (a.co_filename, b.co_filename)
+    subs_a = [c for c in a.co_consts if hasattr(c, "co_code")]
+    subs_b = [c for c in b.co_consts if hasattr(c, "co_code")]
+    if len(subs_a) != len(subs_b):
+        return where + ": nested code objects differ"
+    for x, y in zip(subs_a, subs_b):
+        p = code_problem(x, y, where + "/" + x.co_name)
+        if p:
+            return p
+    return None
+
+r, o = pycs(ref), pycs(ours)
+mismatches, modes = [], []
+for rel in sorted(set(r) & set(o)):
+    with open(r[rel], "rb") as f:
+        a = f.read()
+    with open(o[rel], "rb") as f:
+        b = f.read()
+    if a[:16] != b[:16]:
+        mismatches.append("%s: header %s vs %s" % (rel, a[:16].hex(), b[:16].hex()))
+        continue
+    p = code_problem(marshal.loads(a[16:]), marshal.loads(b[16:]), rel)
+    if p:
+        mismatches.append(p)
+for rel, path in o.items():
+    st = os.stat(path)
+    d = os.stat(os.path.dirname(path))
+    if st.st_mode & 0o444 != 0o444 or stat.S_IMODE(d.st_mode) != 0o755:
+        modes.append("%s %o in %o" % (rel, st.st_mode, d.st_mode))
+print(json.dumps({"ref": len(r), "ours": len(o), "only_ref": sorted(set(r) - set(o)),
+                  "only_ours": sorted(set(o) - set(r)), "mismatches": mismatches[:50],
+                  "n_mismatches": len(mismatches), "bad_modes": modes[:20],
+                  "sources": sorted(sources(ours))}))
+"""
+
+# Imports modules from a tree with `python -v`; prints the verbose lines
+# (stderr) so the test can see which .pyc files were used and what was compiled.
+IMPORT = r"""
+import sys
+sys.path.insert(0, sys.argv[1])
+import asyncio, json, email, email.parser, http.client
+for name in ("asyncio", "json", "email", "http.client"):
+    assert sys.modules[name].__file__.startswith(sys.argv[1]), sys.modules[name].__file__
+"""
+
+MODULES = ("asyncio", "json", "email", "http")
+
+
+def pyc_name(rel_source, cache_tag, level):
+    """Where compileall puts the .pyc of `rel_source` (PEP 3147/488), independently."""
+    head, tail = os.path.split(rel_source)
+    opt = ".opt-%d" % level if level else ""
+    return os.path.join(head, "__pycache__", "%s.%s%s.pyc" % (tail[:-3], cache_tag, opt))
+
+
+def run_json(argv, **kw):
+    proc = subprocess.run(argv, capture_output=True, text=True, **kw)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads(proc.stdout)
+
+
+def recompiled_lines(verbose_stderr, tree):
+    """Lines of `python -v` saying a module under `tree` was compiled from source."""
+    prefix = "# code object from " + tree.rstrip("/") + "/"
+    return [line for line in verbose_stderr.splitlines()
+            if line.startswith(prefix) and line.endswith(".py")]
+
+
+def used_pyc_lines(verbose_stderr, tree):
+    """Lines of `python -v` saying a .pyc under `tree` was validated and used."""
+    return [line for line in verbose_stderr.splitlines()
+            if line.startswith("# " + tree.rstrip("/") + "/") and " matches " in line]

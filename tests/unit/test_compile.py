@@ -1,0 +1,291 @@
+"""`pyimgtools compile` on small trees, under the interpreter running the tests.
+
+Expected .pyc contents come from py_compile (what compileall calls) and
+importlib's own cache_from_source; up-to-date rules from PEP 552 and the
+importer's behaviour.
+"""
+
+import contextlib
+import importlib.util
+import json
+import marshal
+import os
+import py_compile
+import stat
+import sys
+
+import pytest
+
+from pyimgtools import compile as compile_cmd
+from pyimgtools import pycompile_worker as worker
+from tests.conftest import run_cli
+
+TAG = sys.implementation.cache_tag
+MODES = {"timestamp": py_compile.PycInvalidationMode.TIMESTAMP,
+         "checked-hash": py_compile.PycInvalidationMode.CHECKED_HASH,
+         "unchecked-hash": py_compile.PycInvalidationMode.UNCHECKED_HASH}
+SOURCE = b'"""Module doc."""\nimport os\n\ndef f(x):\n    """f doc."""\n    assert x, "no"\n    return [i * 2 for i in range(x)] + [1.5, float("nan")]\n'
+
+
+@contextlib.contextmanager
+def umask(mask):
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def cli(*args, **kw):
+    return run_cli("compile", "--python", sys.executable, *args, **kw)
+
+
+def cli_json(*args):
+    proc = run_cli("--json", "compile", "--python", sys.executable, *args)
+    return proc, json.loads(proc.stdout) if proc.stdout.strip() else None
+
+
+def pyc(path, level=0):
+    return importlib.util.cache_from_source(str(path), optimization=level if level else "")
+
+
+def code_eq(a, b):
+    # Compare the marshalled form of the code: == is false for NaN constants.
+    return marshal.dumps(a) == marshal.dumps(b) or a == b
+
+
+@pytest.fixture
+def tree(tmp_path):
+    root = tmp_path / "tree"
+    (root / "pkg" / "sub").mkdir(parents=True)
+    (root / "mod.py").write_bytes(SOURCE)
+    (root / "pkg" / "__init__.py").write_text("")
+    (root / "pkg" / "sub" / "deep.py").write_text("X = 1\n")
+    (root / "notpython.txt").write_text("x")
+    return root
+
+
+# ------------------------------------------------------------------ the worker, in process
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+@pytest.mark.parametrize("level", [0, 1, 2])
+def test_worker_writes_what_py_compile_writes(tmp_path, mode, level):
+    src = tmp_path / "m.py"
+    src.write_bytes(SOURCE)
+    ref = tmp_path / "ref.pyc"
+    py_compile.compile(str(src), cfile=str(ref), optimize=level, invalidation_mode=MODES[mode],
+                       doraise=True)
+    answer = worker.compile_item(os.fsencode(str(src)), None, (level,), worker.MODES[mode])
+    assert answer[0] == "ok" and answer[1] == 1
+    ours = open(pyc(src, level), "rb").read()
+    theirs = ref.read_bytes()
+    assert ours[:16] == theirs[:16]
+    a, b = marshal.loads(ours[16:]), marshal.loads(theirs[16:])
+    assert a.co_filename == b.co_filename == str(src)
+    assert code_eq(a, b)
+    assert answer[2] == len(ours)
+
+
+def test_check_reports_each_reason(tmp_path):
+    src = tmp_path / "m.py"
+    src.write_bytes(SOURCE)
+    os.chmod(str(src), 0o644)
+    path = os.fsencode(str(src))
+    ts, ch, un = worker.MODES["timestamp"], worker.MODES["checked-hash"], worker.MODES["unchecked-hash"]
+    assert worker.check_item(path, None, (0, 1), ch, False) == (len(SOURCE), ["missing", "missing"])
+    worker.compile_item(path, None, (0, 1), ch)
+    assert worker.check_item(path, None, (0, 1), ch, False)[1] == ["", ""]
+    assert worker.check_item(path, None, (0,), ch, True)[1] == ["forced"]
+    assert worker.check_item(path, None, (0,), ts, False)[1] == ["other mode"]
+    assert worker.check_item(path, None, (0,), un, False)[1] == ["other mode"]
+    # Same size, same mtime, other content: only the hash notices.
+    st = os.stat(str(src))
+    src.write_bytes(SOURCE.replace(b"doc", b"DOC"))
+    os.utime(str(src), ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert worker.check_item(path, None, (0,), ch, False)[1] == ["source changed"]
+    worker.compile_item(path, None, (0,), un)
+    assert worker.check_item(path, None, (0,), un, False)[1] == [""]
+    src.write_bytes(SOURCE)
+    os.utime(str(src), ns=(st.st_atime_ns, st.st_mtime_ns))
+    # unchecked-hash pycs are never checked by the importer, but pyimgtools checks them.
+    assert worker.check_item(path, None, (0,), un, False)[1] == ["source changed"]
+    # timestamp: mtime matters, content does not
+    worker.compile_item(path, None, (0,), ts)
+    assert worker.check_item(path, None, (0,), ts, False)[1] == [""]
+    os.utime(str(src), ns=(st.st_atime_ns, st.st_mtime_ns + 2 * 10**9))
+    assert worker.check_item(path, None, (0,), ts, False)[1] == ["source changed"]
+    worker.compile_item(path, None, (0,), ts)
+    # a .pyc others cannot read, while they can read the source
+    os.chmod(pyc(src), 0o600)
+    assert worker.check_item(path, None, (0,), ts, False)[1] == ["permissions"]
+    with open(pyc(src), "r+b") as f:
+        f.write(b"\0\0\0\0")
+    assert worker.check_item(path, None, (0,), ts, False)[1] == ["other version"]
+
+
+def test_worker_reports_syntax_errors_with_line(tmp_path):
+    src = tmp_path / "bad.py"
+    src.write_text("x = 1\n\ndef f(:\n    pass\n")
+    answer = worker.compile_item(os.fsencode(str(src)), None, (0,), 3)
+    assert answer[:2] == ("error", "SyntaxError")
+    assert answer[3] == 3
+    assert not os.path.exists(pyc(src))
+
+
+# ------------------------------------------------------------------ rules
+
+@pytest.mark.parametrize("rel", [
+    # files each of CPython 3.8-3.13 fails to compile (found with compile()):
+    "lib2to3/tests/data/bom.py", "lib2to3/tests/data/py2_test_grammar.py",
+    "test/bad_coding.py", "test/bad_coding2.py", "test/badsyntax_future10.py",
+    "test/test_future_stmt/badsyntax_future.py", "test/tokenizedata/bad_coding2.py",
+    "test/tokenizedata/badsyntax_pep3120.py", "test/test_lib2to3/data/crlf.py",
+    "test/test_lib2to3/data/different_encoding.py",
+])
+def test_skip_rule_covers_the_stdlib_files_meant_not_to_compile(rel):
+    assert compile_cmd.SKIP_RE.search("/usr/local/lib/python3.11/" + rel)
+
+
+@pytest.mark.parametrize("rel", ["test/test_badsyntax.py", "lib2to3/fixer_util.py", "test/test_coding.py",
+                                 "test/tokenizedata/coding20731.py", "badsyntax.py"])
+def test_skip_rule_spares_ordinary_files(rel):
+    assert not compile_cmd.SKIP_RE.search("/usr/local/lib/python3.11/" + rel)
+
+
+def test_worker_source_is_package_data_and_valid_for_old_pythons():
+    text = compile_cmd._worker_source()
+    assert "def serve(" in text
+    compile(text, "<worker>", "exec", dont_inherit=True)
+
+
+# ------------------------------------------------------------------ the command
+
+def test_compiles_a_tree_then_finds_it_up_to_date(tree):
+    proc, doc = cli_json("-O", "0", "-O", "2", str(tree))
+    assert proc.returncode == 0, proc.stderr
+    assert doc["files"]["compiled"] == 3 and doc["pycs_written"] == 6
+    for rel in ("mod.py", "pkg/__init__.py", "pkg/sub/deep.py"):
+        for level in (0, 2):
+            with open(pyc(tree / rel, level), "rb") as f:
+                assert int.from_bytes(f.read(16)[4:8], "little") == 0b11  # checked-hash by default
+    assert not (tree / "__pycache__" / ("notpython.%s.pyc" % TAG)).exists()
+    proc, doc = cli_json("-O", "0", "-O", "2", str(tree))
+    assert doc["files"] == {"compiled": 0, "up_to_date": 3, "skipped": 0, "excluded": 0,
+                            "failed": 0, "not_attempted": 0}
+    # the human summary line
+    proc = cli(str(tree))
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("pyimgtools compile: compiled 0 files")
+
+
+def test_modes_are_world_readable_whatever_the_umask(tree):
+    os.chmod(str(tree / "mod.py"), 0o640)
+    with umask(0o077):
+        proc = cli(str(tree))
+    assert proc.returncode == 0, proc.stderr
+    cache = tree / "pkg" / "__pycache__"
+    assert stat.S_IMODE(os.stat(str(cache)).st_mode) == 0o755
+    assert stat.S_IMODE(os.stat(pyc(tree / "pkg" / "__init__.py")).st_mode) == 0o644
+    # readable by exactly who can read the source
+    assert stat.S_IMODE(os.stat(pyc(tree / "mod.py")).st_mode) == 0o640
+
+
+def test_existing_pycache_hidden_by_umask_077_is_opened_up(tree):
+    with umask(0o077):
+        py_compile.compile(str(tree / "mod.py"), doraise=True,
+                           invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
+    cache = tree / "__pycache__"
+    assert stat.S_IMODE(os.stat(str(cache)).st_mode) == 0o700
+    proc, doc = cli_json(str(tree))
+    assert stat.S_IMODE(os.stat(str(cache)).st_mode) == 0o755
+    assert stat.S_IMODE(os.stat(pyc(tree / "mod.py")).st_mode) == 0o644
+    assert doc["files"]["compiled"] == 3  # mod.py recompiled: its .pyc was 0600
+
+
+def test_syntax_errors_listed_with_line_and_exit_1(tree):
+    (tree / "broken.py").write_text("x = (\n")
+    (tree / "pkg" / "badsyntax_future3.py").write_text("from __future__ import nope\n")
+    proc = cli("--keep-going", str(tree))
+    assert proc.returncode == 1
+    assert "%s:1: SyntaxError:" % (tree / "broken.py") in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "pyimgtools: error: 1 file failed to compile"
+    assert "3 files (3 .pyc" in proc.stdout and "1 skipped, 1 failed" in proc.stdout
+    assert os.path.exists(pyc(tree / "pkg/sub/deep.py"))
+    assert not os.path.exists(pyc(tree / "pkg/badsyntax_future3.py"))
+    proc = cli(str(tree))
+    assert proc.returncode == 1
+
+
+def test_dry_run_lists_and_writes_nothing(tree):
+    proc = cli("--dry-run", str(tree))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert "would compile %s (missing)" % (tree / "mod.py") in lines
+    assert len([x for x in lines if x.startswith("would compile /")]) == 3
+    assert not any(name == "__pycache__" for _d, dirs, _f in os.walk(str(tree)) for name in dirs)
+
+
+def test_exclude_and_force(tree):
+    proc, doc = cli_json("-x", "/sub/", str(tree))
+    assert doc["files"]["compiled"] == 2 and doc["files"]["excluded"] == 1
+    proc, doc = cli_json("--force", str(tree / "pkg"))
+    assert doc["files"]["compiled"] == 2
+
+
+def test_bad_options_are_usage_errors(tree):
+    assert cli("-x", "(", str(tree)).returncode == 2
+    assert cli("-O", "3", str(tree)).returncode == 2
+    assert cli("--invalidation-mode", "never", str(tree)).returncode == 2
+    missing = cli(str(tree / "nope"))
+    assert missing.returncode == 1 and "no such file" in missing.stderr
+    proc = run_cli("compile", "--python", str(tree / "nopython"), str(tree))
+    assert proc.returncode == 1 and proc.stderr.startswith("pyimgtools: error: --python")
+    assert "Traceback" not in proc.stderr
+
+
+def test_odd_names_symlinks_and_pycache(tree):
+    odd = os.path.join(os.fsencode(str(tree)), b"caf\xe9 x\n.py")
+    with open(odd, "wb") as f:
+        f.write(b"y = 2\n")
+    os.symlink(str(tree / "pkg"), str(tree / "linkdir"))  # not followed, like compileall
+    os.symlink(str(tree / "mod.py"), str(tree / "alias.py"))  # compiled beside the link
+    proc, doc = cli_json(str(tree))
+    assert proc.returncode == 0, proc.stderr
+    assert doc["files"]["compiled"] == 5
+    assert os.path.exists(os.fsencode(importlib.util.cache_from_source(os.fsdecode(odd))))
+    assert os.path.exists(pyc(tree / "alias.py"))
+    assert all("linkdir" not in p for p in doc["compiled"])
+
+
+def test_root_compiles_image_paths_and_never_writes_outside(tmp_path):
+    image = tmp_path / "image"
+    app = image / "srv" / "app"
+    app.mkdir(parents=True)
+    (app / "real.py").write_text("def g():\n    return 1\n")
+    os.symlink("/srv/app/real.py", str(app / "alias.py"))  # absolute: resolved inside the root
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    evil = image / "srv" / "evil"
+    evil.mkdir()
+    (evil / "e.py").write_text("E = 1\n")
+    os.symlink(str(outside), str(evil / "__pycache__"))
+    proc, doc = cli_json("--root", str(image), "--keep-going", "/srv")
+    assert proc.returncode == 1
+    assert [f["path"] for f in doc["failures"]] == ["/srv/evil/e.py"]
+    assert os.listdir(str(outside)) == []
+    assert sorted(doc["compiled"]) == ["/srv/app/alias.py", "/srv/app/real.py"]
+    with open(pyc(app / "alias.py"), "rb") as f:
+        code = marshal.loads(f.read()[16:])
+    assert code.co_filename == "/srv/app/alias.py"
+    proc = run_cli("compile", "--root", str(image), "--python", sys.executable, "srv")
+    assert proc.returncode == 2
+
+
+def test_dry_run_of_the_default_is_the_target_stdlib_without_site_packages():
+    import sysconfig
+    proc, doc = cli_json("--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert doc["trees"] == [sysconfig.get_paths()["stdlib"]]
+    purelib = sysconfig.get_paths()["purelib"]
+    assert not any(it["path"].startswith(purelib + "/") for it in doc["to_compile"])
+    assert doc["files"]["to_compile"] + doc["files"]["up_to_date"] > 100
