@@ -483,22 +483,32 @@ def read_sources(root=None):
 # --------------------------------------------------------------------------
 # Refreshing the lists; small queries.
 
-_ERR_LINE = re.compile(r"\AErr:\d+ (.*?)\s*\Z")
+_ITEM_LINE = re.compile(r"\A(Get|Hit|Ign|Err):(\d+) (.*?)\s*\Z")
 
 
 def update_failures(result):
-    """['URI SUITE [file]: reason', ...] from `apt-get update` output (apt exits 0 on them)."""
-    failures = []
+    """['URI SUITE FILE: reason', ...] from `apt-get update` output (apt exits 0 on them).
+
+    An item fails when its last status line is "Err:N" (earlier Err lines of
+    an item can be fallbacks that succeed later, e.g. other compressions of
+    a file: repository's Packages). E: lines and "Failed to fetch" warnings
+    count too.
+    """
+    last = {}
     lines = result.output.splitlines()
     for i, line in enumerate(lines):
-        m = _ERR_LINE.match(line)
+        m = _ITEM_LINE.match(line)
         if not m:
             continue
         reason = lines[i + 1].strip() if i + 1 < len(lines) and lines[i + 1][:1].isspace() else ""
-        failures.append("%s: %s" % (m.group(1), reason) if reason else m.group(1))
+        last[m.group(2)] = (m.group(1), m.group(3), reason)
+    failures = ["%s: %s" % (desc, reason) if reason else desc
+                for status, desc, reason in last.values() if status == "Err"]
     for err in result.errors:
         if not err.startswith("Some index files failed"):
             failures.append(err)
+    if not failures:
+        failures = [w for w in result.warnings if w.startswith("Failed to fetch")]
     return failures
 
 

@@ -212,3 +212,21 @@ def test_dpkg_interrupted(tmp_path):
         apt.check_dpkg_state(root)
     assert "libx (half-configured)" in str(exc.value)
     assert "dpkg --configure -a" in str(exc.value)
+
+
+def test_update_err_lines_of_fallbacks_that_succeed_are_no_failure(fake_bin):
+    # apt 2.6 with a file: flat repository and Acquire::CompressionTypes::Order gz.
+    fake_bin("apt-get", r'''cat <<'X'
+Get:3 file:/srv/repo ./ Packages
+Err:3 file:/srv/repo ./ Packages
+  Method gave a blank filename
+Get:4 http://deb.debian.org/debian bookworm InRelease [151 kB]
+Get:3 file:/srv/repo ./ Packages
+Err:3 file:/srv/repo ./ Packages
+  Method gave a blank filename
+Get:3 file:/srv/repo ./ Packages [236 B]
+Fetched 12.7 MB in 2s (8443 kB/s)
+Reading package lists...
+X
+''')
+    assert apt.update_lists().returncode == 0
