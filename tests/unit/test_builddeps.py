@@ -1,0 +1,125 @@
+"""build-deps: the pieces that need neither root nor apt (the flow itself is
+tested in tests/integration/test_builddeps.py)."""
+
+import json
+
+import pytest
+
+from pyimgtools import builddeps
+from pyimgtools.dpkg import parse_status
+from pyimgtools.errors import PyimgtoolsError
+from pyimgtools.fs import Root
+from tests.conftest import run_cli
+
+APT_SIMULATION = """\
+NOTE: This is only a simulation!
+      apt-get needs root privileges for real execution.
+Reading package lists...
+Building dependency tree...
+The following packages will be REMOVED:
+  cpp* gcc* libpq-dev*
+0 upgraded, 0 newly installed, 3 to remove and 0 not upgraded.
+Purg gcc [4:12.2.0-3]
+Purg cpp [4:12.2.0-3]
+Purg libpq-dev [15.8-0+deb12u1]
+Remv libfoo1 [1.0]
+Inst bar (1.0 Debian:12/stable [amd64])
+Conf bar (1.0 Debian:12/stable [amd64])
+"""
+
+STATUS = b"""\
+Package: libc6
+Status: install ok installed
+Architecture: amd64
+Multi-Arch: same
+
+Package: libc6
+Status: install ok installed
+Architecture: i386
+Multi-Arch: same
+
+Package: tzdata
+Status: install ok installed
+Architecture: all
+
+Package: gcc
+Status: install ok installed
+Architecture: amd64
+"""
+
+
+def test_simulated_names():
+    assert builddeps._simulated(APT_SIMULATION, "Purg", "Remv") == ["cpp", "gcc", "libfoo1",
+                                                                   "libpq-dev"]
+    assert builddeps._simulated(APT_SIMULATION, "Inst") == ["bar"]
+
+
+def test_saved_names_map_to_installed_apt_names():
+    installed = parse_status(STATUS)
+    # apt-mark showmanual prints native Multi-Arch: same packages without :arch
+    assert builddeps._resolve_names(["libc6", "tzdata", "notinstalled"], installed) == [
+        "libc6:amd64", "libc6:i386", "tzdata"]
+    assert builddeps._resolve_names(["libc6:i386"], installed) == ["libc6:i386"]
+
+
+def test_extended_states_for_the_simulation():
+    installed = parse_status(STATUS)
+    text = builddeps._extended_states_text(installed, {"libc6:amd64", "tzdata"}, "amd64")
+    assert text == ("Package: gcc\nArchitecture: amd64\nAuto-Installed: 1\n\n"
+                    "Package: libc6\nArchitecture: i386\nAuto-Installed: 1\n")
+
+
+def test_state_file_round_trip(tmp_path):
+    root = Root(str(tmp_path))
+    assert builddeps.read_state(root, builddeps.STATE_FILE) is None
+    builddeps.write_state(root, builddeps.STATE_FILE, {"version": 1, "manual": ["a", "b"]})
+    assert (tmp_path / "var/lib/pyimgtools/build-deps.json").exists()
+    assert builddeps.read_state(root, builddeps.STATE_FILE)["manual"] == ["a", "b"]
+    (tmp_path / "var/lib/pyimgtools/build-deps.json").write_text("{not json")
+    with pytest.raises(PyimgtoolsError, match="cannot read the state file"):
+        builddeps.read_state(root, builddeps.STATE_FILE)
+    (tmp_path / "var/lib/pyimgtools/build-deps.json").write_text(json.dumps([1, 2]))
+    with pytest.raises(PyimgtoolsError, match="not a pyimgtools build-deps state file"):
+        builddeps.read_state(root, builddeps.STATE_FILE)
+
+
+def test_saved_listing(tmp_path):
+    listing = tmp_path / "manual.txt"
+    listing.write_text("apt\nbash\n\nlibc6:i386\n")
+    assert builddeps.read_saved_listing(Root("/"), str(listing)) == ["apt", "bash", "libc6:i386"]
+    with pytest.raises(PyimgtoolsError, match="--saved"):
+        builddeps.read_saved_listing(Root("/"), str(tmp_path / "nope"))
+
+
+def test_lists_present(tmp_path):
+    root = Root(str(tmp_path))
+    assert not builddeps.lists_present(root)
+    lists = tmp_path / "var/lib/apt/lists"
+    lists.mkdir(parents=True)
+    (lists / "lock").write_text("")
+    assert not builddeps.lists_present(root)
+    (lists / "deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages.lz4").write_text("")
+    assert builddeps.lists_present(root)
+
+
+def test_purge_without_state_is_a_clear_error(tmp_path):
+    proc = run_cli("--root", str(tmp_path), "build-deps", "purge", "--dry-run")
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("pyimgtools: error: no build-deps state "
+                                  "(/var/lib/pyimgtools/build-deps.json is missing)")
+    assert "--saved FILE" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_purge_saved_file_missing(tmp_path):
+    proc = run_cli("--root", str(tmp_path), "build-deps", "purge", "--saved",
+                   str(tmp_path / "manual.txt"), "--dry-run")
+    assert proc.returncode == 1
+    assert "--saved %s: No such file or directory" % (tmp_path / "manual.txt") in proc.stderr
+
+
+def test_usage():
+    assert run_cli("build-deps").returncode == 2
+    assert run_cli("build-deps", "install").returncode == 2
+    helptext = run_cli("build-deps", "purge", "--help").stdout
+    assert "--keep-runtime PATH" in helptext and "examples:" in helptext
