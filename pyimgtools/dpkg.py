@@ -79,9 +79,18 @@ class OwnerIndex:
     diverted: Dict[str, str] = field(default_factory=dict)   # path -> note
 
 
+_WANTED = frozenset(("package", "status", "architecture", "multi-arch", "version",
+                     "installed-size", "essential", "priority", "auto-installed"))
+
+
 def _parse_stanzas(data):
-    """deb822 stanzas of bytes `data` -> list of {field: value} (continuations dropped)."""
+    """deb822 stanzas of bytes `data` -> list of {field: value}.
+
+    Only the fields this module uses are kept; continuation lines (starting
+    with a blank) are skipped.
+    """
     stanzas = []
+    wanted = _WANTED
     for block in data.split(b"\n\n"):
         fields = {}
         for line in block.split(b"\n"):
@@ -89,8 +98,9 @@ def _parse_stanzas(data):
                 continue
             key, sep, value = line.partition(b":")
             if sep:
-                fields[key.decode("ascii", "replace").lower()] = value.strip().decode(
-                    "utf-8", "replace")
+                key = key.decode("ascii", "replace").lower()
+                if key in wanted:
+                    fields[key] = value.strip().decode("utf-8", "replace")
         if fields:
             stanzas.append(fields)
     return stanzas
