@@ -136,3 +136,70 @@ class Builder:
         for name in self.images:
             buildah("rmi", "-f", name, check=False)
         self.images.clear()
+
+
+import hashlib  # noqa: E402 - appended with cached_image()
+
+
+def _sha256_file(path, h):
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+
+
+def cached_image(repo, context, dockerfile="Dockerfile", suite="bookworm", build_args=None,
+                 extra_files=None, target=None, from_base=True, key_extra=""):
+    """Name of an image built once and kept in buildah's storage between test runs.
+
+    For expensive build steps (e.g. compiling CPython) that the `Builder`
+    fixture would delete after each test. The image is `repo:KEY`, where KEY
+    hashes the context's files, `extra_files`' contents (name -> host path,
+    copied into a private copy of the context), the build args, the target,
+    the base image's id (so a rebuilt base rebuilds it) and `key_extra`.
+    Older tags of `repo` are removed. Never remove the returned image in a test.
+    """
+    h = hashlib.sha256()
+    base = base_image(suite) if from_base else None
+    if base:
+        h.update(buildah("images", "-q", "--no-trunc", base).stdout.strip().encode())
+    for top, dirs, files in os.walk(context):
+        dirs.sort()
+        for name in sorted(files):
+            path = os.path.join(top, name)
+            h.update(os.path.relpath(path, context).encode("utf-8", "surrogateescape") + b"\0")
+            _sha256_file(path, h)
+    for rel, src in sorted((extra_files or {}).items()):
+        h.update(rel.encode() + b"\0")
+        _sha256_file(src, h)
+    h.update(repr((dockerfile, sorted((build_args or {}).items()), target, key_extra)).encode())
+    name = "%s:%s" % (repo, h.hexdigest()[:16])
+    lock = os.path.join(CACHE_DIR, "containers", "cached-%s.lock" % repo.rsplit("/", 1)[-1])
+    with _locked(lock):
+        if image_exists(name):
+            return name
+        work = tempfile.mkdtemp(prefix="cached-", dir=os.path.join(CACHE_DIR, "containers"))
+        try:
+            ctx = os.path.join(work, "context")
+            shutil.copytree(context, ctx, symlinks=True)
+            for rel, src in (extra_files or {}).items():
+                dst = os.path.join(ctx, rel)
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                try:
+                    os.link(src, dst)
+                except OSError:
+                    shutil.copy(src, dst)
+            args = ["bud", "--isolation", "chroot", "--layers=false", "-f", dockerfile, "-t", name]
+            if base:
+                args += ["--from", base]
+            if target:
+                args += ["--target", target]
+            for key, value in sorted((build_args or {}).items()):
+                args += ["--build-arg", "%s=%s" % (key, value)]
+            buildah(*(args + [ctx]), timeout=4 * 3600)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        listed = buildah("images", "--format", "{{.Name}}:{{.Tag}}", check=False).stdout.split()
+        for other in listed:
+            if other.startswith(repo + ":") and other != name:
+                buildah("rmi", "-f", other, check=False)
+    return name

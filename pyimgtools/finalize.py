@@ -1,0 +1,223 @@
+"""`pyimgtools finalize`: the last RUN step of an image in one command.
+
+Runs `security-upgrade`, then `prune`, then `compile`, in this process (each
+step is the command's own `run` function with the namespace its own parser
+makes), each with its defaults, each skippable. Every option of a step is
+passed through under the step's name: `--prune-docs`, `--compile-workers 4`,
+`--security-upgrade-keep-lists`, `--prune-path DIR` / `--compile-path DIR` for
+the steps' PATH arguments. One combined summary line, and with `--json` one
+document holding each step's own document.
+
+The order matters: the upgrade may install Python files, prune deletes stale
+bytecode (and tests), compile then writes the bytecode of what is left.
+"""
+
+import argparse
+import copy
+import importlib
+import io
+import json
+import time
+
+from pyimgtools import cli
+from pyimgtools.errors import EXIT_FAILED, EXIT_OK, PyimgtoolsError
+from pyimgtools.report import Output
+
+NAME = "finalize"
+
+# (command name, module, options of that command that finalize does not pass through)
+STEPS = (
+    ("security-upgrade", "security", ("check",)),
+    ("prune", "prune", ()),
+    ("compile", "compile", ()),
+)
+
+# Destinations of the common options: finalize's own values are used for every step.
+_COMMON_DESTS = {"root", "json", "quiet", "verbose", "dry_run", "help", "version"}
+
+
+def _step_parser(command, module_name):
+    """The step's own sub-parser, made by its module's register()."""
+    module = importlib.import_module("pyimgtools." + module_name)
+    scratch = argparse.ArgumentParser(add_help=False)
+    subparsers = scratch.add_subparsers(dest="command")
+    module.register(subparsers, cli._common_parent())
+    return subparsers.choices[command]
+
+
+def _flag_dest(command):
+    return command.replace("-", "_")
+
+
+def _passthrough_actions(command, parser, excluded):
+    """(step action, option strings for finalize) for each option finalize passes through."""
+    prefix = "--" + command + "-"
+    found = []
+    for action in parser._actions:  # argparse keeps no public list of a parser's options
+        if action.dest in _COMMON_DESTS or action.dest in excluded:
+            continue
+        if isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+            continue
+        if action.option_strings:
+            longs = [s for s in action.option_strings if s.startswith("--")]
+            names = [prefix + s[2:] for s in longs] or [prefix + action.dest.replace("_", "-")]
+        else:  # a positional (PATH...): repeatable --STEP-path
+            names = [prefix + "path"]
+        found.append((action, names))
+    return found
+
+
+def _add_passthrough(group, command, action, names):
+    new = copy.copy(action)
+    new.option_strings = names
+    new.dest = "%s__%s" % (_flag_dest(command), action.dest)
+    new.required = False
+    if not action.option_strings:
+        # A positional becomes a repeatable option; the step's default is kept
+        # when it is not given.
+        new = argparse._AppendAction(option_strings=names, dest=new.dest, default=None,
+                                     metavar=action.metavar or "PATH",
+                                     help="%s (repeatable; default: the step's default)"
+                                          % (action.help or "a path for " + command))
+    group._add_action(new)
+    return new
+
+
+def register(subparsers, common):
+    parser = subparsers.add_parser(
+        NAME, parents=[common], formatter_class=cli.HelpFormatter,
+        help="security-upgrade, prune and compile in one step (the last RUN of an image)",
+        description=(
+            "The last RUN step of an image: security-upgrade, then prune, then compile,\n"
+            "each with its defaults, each skippable. Every option of a step is\n"
+            "accepted here under the step's name (--prune-docs, --compile-workers N,\n"
+            "--security-upgrade-keep-lists, --prune-path DIR, --compile-path DIR).\n"
+            "A step that fails stops the run; the steps before it stay done.\n"
+            "With --dry-run each step plans against the image as it is now (so the\n"
+            "compile step still sees the bytecode that prune would delete).\n"
+            "Exit codes: 0 done; 1 a step failed."),
+        epilog=cli.examples(
+            "RUN pyimgtools finalize",
+            "RUN pyimgtools finalize --no-security-upgrade --prune-docs --compile-site-packages",
+            "pyimgtools finalize --dry-run --json"))
+    cli.add_dry_run(parser)
+    for command, _module, _excluded in STEPS:
+        parser.add_argument("--no-" + command, action="store_true",
+                            dest="skip_" + _flag_dest(command),
+                            help="skip the %s step" % command)
+    for command, module_name, excluded in STEPS:
+        try:
+            step = _step_parser(command, module_name)
+        except ImportError:
+            continue  # reported by run()
+        group = parser.add_argument_group("%s options (passed through)" % command)
+        for action, names in _passthrough_actions(command, step, excluded):
+            _add_passthrough(group, command, action, names)
+    parser.set_defaults(run=run)
+
+
+class _StepOutput(Output):
+    """A step's output: its lines go to finalize's log as they come; its summary
+    line and its JSON document are kept for finalize's own."""
+
+    def __init__(self, parent):
+        self.document_stream = io.StringIO()
+        super().__init__(json_mode=True, quiet=parent.quiet, verbose=parent.verbose,
+                         stdout=self.document_stream, stderr=parent._log)
+        self.summaries = []
+
+    def summary(self, text):
+        self.summaries.append(text)
+
+    def document(self):
+        text = self.document_stream.getvalue().strip()
+        if not text:
+            return None
+        try:
+            return json.loads(text)
+        except ValueError:
+            return None
+
+
+def step_namespace(command, module_name, args, step_parser=None):
+    """The namespace the step's own parser gives, with finalize's values on top."""
+    parser = step_parser or _step_parser(command, module_name)
+    ns = parser.parse_args([])
+    prefix = _flag_dest(command) + "__"
+    for key, value in vars(args).items():
+        if key.startswith(prefix) and value is not None:
+            setattr(ns, key[len(prefix):], value)
+    ns.root = args.root
+    ns.json = True
+    ns.quiet = args.quiet
+    ns.verbose = args.verbose
+    if hasattr(ns, "dry_run") or "dry_run" in vars(args):
+        ns.dry_run = getattr(args, "dry_run", False)
+    ns.command = command
+    return ns
+
+
+def _short(summary, command):
+    """'pyimgtools prune: removed 3 files in 0.1 s' -> 'prune removed 3 files in 0.1 s'."""
+    head = "pyimgtools %s:" % command
+    if summary.startswith(head):
+        return command + summary[len(head):]
+    return command + ": " + summary
+
+
+def run(args, out, root):
+    started = time.monotonic()
+    steps = []
+    code = EXIT_OK
+    failure = None
+    for command, module_name, _excluded in STEPS:
+        if getattr(args, "skip_" + _flag_dest(command), False):
+            steps.append({"command": command, "skipped": True})
+            continue
+        try:
+            module = importlib.import_module("pyimgtools." + module_name)
+        except ImportError as exc:
+            raise PyimgtoolsError("the %s step is not available in this build (%s)" % (command, exc))
+        ns = step_namespace(command, module_name, args)
+        step_out = _StepOutput(out)
+        out.line("== %s" % command)
+        step_started = time.monotonic()
+        try:
+            rc = ns.run(ns, step_out, root)
+        except PyimgtoolsError as exc:
+            rc, failure = exc.exit_code, "%s: %s" % (command, exc)
+        except OSError as exc:
+            where = " (%s)" % exc.filename if getattr(exc, "filename", None) else ""
+            rc, failure = EXIT_FAILED, "%s: %s%s" % (command, exc.strerror or exc, where)
+        for text in step_out.summaries:
+            out.line(text)
+        steps.append({
+            "command": command, "skipped": False, "exit_code": rc,
+            "summary": step_out.summaries[-1] if step_out.summaries else None,
+            "seconds": round(time.monotonic() - step_started, 3),
+            "result": step_out.document(),
+        })
+        if rc != EXIT_OK:
+            code = rc if rc != 0 else EXIT_FAILED
+            if failure is None:
+                failure = "%s exited %d" % (command, rc)
+            break
+    elapsed = time.monotonic() - started
+    ran = [s for s in steps if not s["skipped"]]
+    not_run = [c for c, _m, _e in STEPS if c not in {s["command"] for s in steps}]
+    doc = {"command": NAME, "dry_run": bool(getattr(args, "dry_run", False)), "steps": steps,
+           "not_run": not_run, "exit_code": code, "error": failure,
+           "seconds": round(elapsed, 3)}
+    out.data(doc)
+    parts = [_short(s["summary"], s["command"]) if s.get("summary") else s["command"] + " failed"
+             for s in ran]
+    skipped = [s["command"] for s in steps if s["skipped"]]
+    if skipped:
+        parts.append("skipped " + ", ".join(skipped))
+    if failure:
+        parts.append("stopped: " + failure + (", not run: " + ", ".join(not_run) if not_run else ""))
+    out.summary("pyimgtools %s: %s; %.1f s in all" % (NAME, "; ".join(parts) or "nothing to do",
+                                                      elapsed))
+    if failure:
+        raise PyimgtoolsError(failure, code)
+    return code

@@ -1,0 +1,214 @@
+"""`pyimgtools finalize`: option pass-through, order, skipping, failure, JSON.
+
+Expected namespaces come from the steps' own parsers (`pyimgtools prune …`
+parsed by the real CLI); the real-run test checks the tree with os.walk and
+importlib.util.cache_from_source, not with finalize's report.
+"""
+
+import argparse
+import importlib.util
+import io
+import json
+import os
+import sys
+
+import pytest
+
+from pyimgtools import cli, finalize
+from pyimgtools.errors import PyimgtoolsError
+from pyimgtools.fs import Root
+from pyimgtools.report import Output
+
+
+def parse(*argv):
+    parser = argparse.ArgumentParser(prog="pyimgtools")
+    sub = parser.add_subparsers(dest="command")
+    finalize.register(sub, cli._common_parent())
+    args = parser.parse_args(["finalize"] + list(argv))
+    for key, value in (("root", "/"), ("json", False), ("quiet", False), ("verbose", False)):
+        if not hasattr(args, key):
+            setattr(args, key, value)
+    return args
+
+
+def step_parse(*argv):
+    """What the step's own command line gives (the independent expectation)."""
+    parser = argparse.ArgumentParser(prog="pyimgtools")
+    sub = parser.add_subparsers(dest="command")
+    for command, module, _ in finalize.STEPS:
+        __import__("pyimgtools." + module, fromlist=["register"]).register(sub, cli._common_parent())
+    return parser.parse_args(list(argv))
+
+
+def own_keys(ns):
+    return {k: v for k, v in vars(ns).items()
+            if k not in ("root", "json", "quiet", "verbose", "dry_run", "command", "run")}
+
+
+@pytest.mark.parametrize("finalize_argv, step_argv", [
+    ([], ["prune"]),
+    (["--prune-docs", "--prune-keep", "*/keepme/*", "--prune-path", "/a", "--prune-path", "/b"],
+     ["prune", "--docs", "--keep", "*/keepme/*", "/a", "/b"]),
+    (["--compile-workers", "3", "--compile-invalidation-mode", "timestamp", "--compile-optimize",
+      "1", "--compile-optimize", "2", "--compile-path", "/srv/app"],
+     ["compile", "-j", "3", "--invalidation-mode", "timestamp", "-O", "1", "-O", "2", "/srv/app"]),
+    (["--compile-site-packages", "--compile-exclude", "vendored"],
+     ["compile", "--site-packages", "--exclude", "vendored"]),
+    (["--security-upgrade-keep-lists", "--security-upgrade-lock-timeout", "5"],
+     ["security-upgrade", "--keep-lists", "--lock-timeout", "5"]),
+])
+def test_options_reach_the_step_as_its_own_parser_gives_them(finalize_argv, step_argv):
+    args = parse(*finalize_argv)
+    expected = step_parse(*step_argv)
+    command = step_argv[0]
+    module = {c: m for c, m, _ in finalize.STEPS}[command]
+    got = finalize.step_namespace(command, module, args)
+    assert own_keys(got) == own_keys(expected)
+    assert got.run is expected.run
+
+
+def test_check_is_not_passed_through(capsys):
+    with pytest.raises(SystemExit) as exc:
+        parse("--security-upgrade-check")
+    assert exc.value.code == 2
+
+
+def test_every_option_of_every_step_is_reachable():
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command")
+    finalize.register(sub, cli._common_parent())
+    mine = set(sub.choices["finalize"]._option_string_actions)
+    for command, module, excluded in finalize.STEPS:
+        step = finalize._step_parser(command, module)
+        for action in step._actions:
+            if action.dest in ("help", "root", "json", "quiet", "verbose", "dry_run") \
+                    or action.dest in excluded:
+                continue
+            names = [s for s in action.option_strings if s.startswith("--")]
+            if not action.option_strings:
+                names = ["--path"]
+            assert any("--%s-%s" % (command, n.lstrip("-")) in mine for n in names), \
+                (command, action.dest)
+
+
+@pytest.fixture
+def fake_steps(monkeypatch):
+    """Replace each step's run() with a recorder; `fail` names a step that raises."""
+    calls = []
+    behaviour = {}
+
+    def make(command):
+        def run(args, out, root):
+            calls.append((command, args))
+            if behaviour.get(command) == "raise":
+                raise PyimgtoolsError("%s broke" % command)
+            out.line("%s working" % command)
+            out.data({"command": command, "marker": 42})
+            out.summary("pyimgtools %s: did %s things in 0.0 s" % (command, command))
+            return behaviour.get(command, 0) if behaviour.get(command) != "raise" else 1
+        return run
+
+    for command, module, _ in finalize.STEPS:
+        mod = __import__("pyimgtools." + module, fromlist=["run"])
+        monkeypatch.setattr(mod, "run", make(command))
+    return calls, behaviour
+
+
+def run_finalize(*argv, json_mode=False):
+    args = parse(*argv)
+    args.json = json_mode
+    stdout, stderr = io.StringIO(), io.StringIO()
+    out = Output(json_mode=json_mode, stdout=stdout, stderr=stderr)
+    try:
+        code = args.run(args, out, Root("/"))
+        error = None
+    except PyimgtoolsError as exc:
+        code, error = exc.exit_code, str(exc)
+    return code, error, stdout.getvalue(), stderr.getvalue()
+
+
+def test_steps_run_in_order_with_one_summary(fake_steps):
+    calls, _ = fake_steps
+    code, error, stdout, _ = run_finalize()
+    assert code == 0 and error is None
+    assert [c for c, _ in calls] == ["security-upgrade", "prune", "compile"]
+    lines = stdout.splitlines()
+    assert lines[-1].startswith("pyimgtools finalize: security-upgrade did security-upgrade things")
+    assert "prune did prune things" in lines[-1] and "compile did compile things" in lines[-1]
+    assert "prune working" in lines  # the steps' own lines are shown as they come
+    assert sum(1 for l in lines if l.startswith("pyimgtools finalize:")) == 1
+
+
+@pytest.mark.parametrize("skip", ["security-upgrade", "prune", "compile"])
+def test_each_step_can_be_skipped(fake_steps, skip):
+    calls, _ = fake_steps
+    code, _, stdout, _ = run_finalize("--no-" + skip)
+    assert code == 0
+    assert [c for c, _ in calls] == [c for c, _, _ in finalize.STEPS if c != skip]
+    assert "skipped " + skip in stdout.splitlines()[-1]
+
+
+def test_dry_run_and_common_options_reach_every_step(fake_steps):
+    calls, _ = fake_steps
+    run_finalize("--dry-run")
+    assert all(ns.dry_run is True for _, ns in calls if hasattr(ns, "dry_run"))
+    assert [getattr(ns, "dry_run", None) for _, ns in calls] == [True, True, True]
+
+
+def test_a_failing_step_stops_the_rest(fake_steps):
+    calls, behaviour = fake_steps
+    behaviour["prune"] = "raise"
+    code, error, stdout, _ = run_finalize("--json", json_mode=True)
+    assert code == 1
+    assert "prune: prune broke" in error
+    assert [c for c, _ in calls] == ["security-upgrade", "prune"]
+    doc = json.loads(stdout)
+    assert doc["not_run"] == ["compile"]
+    assert [s["exit_code"] for s in doc["steps"]] == [0, 1]
+
+
+def test_a_step_exit_code_is_finalizes(fake_steps):
+    calls, behaviour = fake_steps
+    behaviour["security-upgrade"] = 100
+    code, error, _, _ = run_finalize()
+    assert code == 100 and "security-upgrade exited 100" in error
+    assert [c for c, _ in calls] == ["security-upgrade"]
+
+
+def test_json_is_one_document_with_each_steps_document(fake_steps):
+    code, _, stdout, stderr = run_finalize("--no-security-upgrade", json_mode=True)
+    doc = json.loads(stdout)  # exactly one document, nothing else on stdout
+    assert code == 0
+    assert doc["command"] == "finalize"
+    assert [s["command"] for s in doc["steps"]] == ["security-upgrade", "prune", "compile"]
+    assert doc["steps"][0]["skipped"] is True
+    assert doc["steps"][1]["result"] == {"command": "prune", "marker": 42}
+    assert doc["steps"][2]["summary"] == "pyimgtools compile: did compile things in 0.0 s"
+    assert "pyimgtools finalize:" in stderr
+
+
+def test_real_prune_then_compile_on_a_tree(tmp_path):
+    # No security-upgrade (needs root and apt): prune and compile for real.
+    pkg = tmp_path / "lib" / "pkg"
+    (pkg / "tests").mkdir(parents=True)
+    (pkg / "tests" / "test_x.py").write_text("assert True\n")
+    (pkg / "__init__.py").write_text("X = 1\n")
+    (pkg / "mod.py").write_text("def f():\n    return 2\n")
+    stale = pkg / "__pycache__" / "old.cpython-30.pyc"
+    stale.parent.mkdir()
+    stale.write_bytes(b"stale")
+    args = ["finalize", "--no-security-upgrade", "--prune-path", str(tmp_path),
+            "--compile-path", str(tmp_path), "--compile-python", sys.executable]
+    parser = argparse.ArgumentParser(prog="pyimgtools")
+    sub = parser.add_subparsers(dest="command")
+    finalize.register(sub, cli._common_parent())
+    ns = parser.parse_args(args)
+    ns.root, ns.json, ns.quiet, ns.verbose = "/", False, False, False
+    out = Output(stdout=io.StringIO(), stderr=io.StringIO())
+    assert ns.run(ns, out, Root("/")) == 0
+    present = {os.path.relpath(os.path.join(d, f), str(tmp_path))
+               for d, _, files in os.walk(str(tmp_path)) for f in files}
+    expected = {"lib/pkg/__init__.py", "lib/pkg/mod.py",
+                os.path.relpath(importlib.util.cache_from_source(str(pkg / "__init__.py")), str(tmp_path)),
+                os.path.relpath(importlib.util.cache_from_source(str(pkg / "mod.py")), str(tmp_path))}
+    assert present == expected
