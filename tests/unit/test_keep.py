@@ -354,3 +354,18 @@ def test_parse_ldd_output():
     assert [(e.name, e.path) for e in edges] == [
         ("libfoo.so.1", "/lib/x86_64-linux-gnu/libfoo.so.1"), ("libgone.so.7", None),
         ("/lib64/ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2")]
+
+
+def test_ld_library_path_only_when_given(image, monkeypatch):
+    extra = image / "opt/extra"
+    extra.mkdir(parents=True)
+    shlib(extra / "libextra.so.5", "libextra.so.5")
+    program(image / "usr/local/bin/uses-extra", str(extra / "libextra.so.5"))
+    (image / "var/lib/dpkg/info/libunused0.list").write_text("/.\n/opt/extra/libextra.so.5\n")
+    # the environment's LD_LIBRARY_PATH is never used
+    proc = run_cli("--root", str(image), "keep", "--print", env={"LD_LIBRARY_PATH": "/opt/extra"})
+    assert proc.returncode == 1
+    assert "libextra.so.5: needed by /usr/local/bin/uses-extra: not found" in proc.stderr
+    proc = keep_cli(image, "--print", "--ld-library-path", "/nonexistent:/opt/extra")
+    assert proc.returncode == 0, proc.stderr
+    assert "libunused0" in proc.stdout.split()
