@@ -44,6 +44,8 @@ DT_FLAGS_1 = 0x6FFFFFFB
 
 DF_1_NODEFLIB = 0x800
 
+_WANTED_TAGS = frozenset((DT_NEEDED, DT_STRTAB, DT_STRSZ, DT_SONAME, DT_RPATH, DT_RUNPATH, DT_FLAGS_1))
+
 EM_386 = 3
 EM_SPARC = 2
 EM_MIPS = 8
@@ -274,11 +276,19 @@ def _parse(r):
     soname = None
     strtab = strsz = None
     flags_1 = 0
-    terminated = False
-    for tag, val in struct.iter_unpack(dyn_fmt, data):
-        if tag == DT_NULL:
-            terminated = True
-            break
+    words = struct.unpack(dyn_fmt[0] + dyn_fmt[1:] * count, data)
+    tags = words[0::2]
+    try:
+        end = tags.index(DT_NULL)
+        terminated = True
+    except ValueError:
+        end = count
+        terminated = False
+    values = words[1::2]
+    # Only a handful of the entries matter: pick them out in one pass.
+    for i in [i for i in range(end) if tags[i] in _WANTED_TAGS]:
+        tag = tags[i]
+        val = values[i]
         if tag == DT_NEEDED:
             needed.append(val)
         elif tag == DT_STRTAB:
@@ -291,7 +301,7 @@ def _parse(r):
             rpath.append(val)
         elif tag == DT_RUNPATH:
             runpath.append(val)
-        elif tag == DT_FLAGS_1:
+        else:
             flags_1 = val
     if not terminated:
         raise ElfError("dynamic segment has no DT_NULL terminator")

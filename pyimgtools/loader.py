@@ -218,6 +218,7 @@ class Loader:
         self._cache = None                 # LdCache or None
         self._conf_dirs = None             # fallback when there is no cache
         self._ldlp_dirs = ()               # LD_LIBRARY_PATH of the current tree, expanded
+        self._realdirs = {}                # in-image dir -> its real path
 
     # -- cached file access ------------------------------------------------
 
@@ -262,6 +263,30 @@ class Loader:
                 names = None
             self._listing[directory] = names
         return names
+
+    def _realdir(self, directory):
+        real = self._realdirs.get(directory)
+        if real is None:
+            try:
+                real = self.root.realpath(directory)
+            except (OSError, ValueError):
+                real = directory
+            self._realdirs[directory] = real
+        return real
+
+    def _root_origin(self, path):
+        """$ORIGIN of a tree's root: the directory of its real path (see the module doc)."""
+        head, tail = os.path.split(path)
+        try:
+            is_link = os.path.islink(self.root.host(path))
+        except (OSError, ValueError):
+            is_link = False
+        if is_link:
+            try:
+                return os.path.dirname(self.root.realpath(path)) or "/"
+            except (OSError, ValueError):
+                pass
+        return self._realdir(head or "/")
 
     def _ldcache(self):
         if not self._cache_loaded:
@@ -510,11 +535,7 @@ class Loader:
         tree = LoadTree(root=path)
         tree.objects[path] = info
         arch = self._arch(info)
-        try:
-            real = self.root.realpath(path)
-        except (OSError, ValueError):
-            real = path
-        root_node = _Node(path, info, None, os.path.dirname(real) or "/")
+        root_node = _Node(path, info, None, self._root_origin(path))
         nodes = [root_node]
         by_name = {path: root_node}
         by_ident = {ident: root_node}
