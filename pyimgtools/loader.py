@@ -207,6 +207,9 @@ class Loader:
 
     def __init__(self, root, ld_library_path=None):
         self.root = root
+        if isinstance(ld_library_path, (str, bytes)):
+            # An LD_LIBRARY_PATH value: glibc splits it on ':' and ';'.
+            ld_library_path = os.fsdecode(ld_library_path).replace(";", ":").split(":")
         self.ld_library_path = list(ld_library_path) if ld_library_path else []
         self.warnings = []                 # type: List[str]  # loader-wide (cache, conf)
         self._elf = {}                     # host path -> (ElfInfo, ident) or exception
@@ -300,6 +303,9 @@ class Loader:
                 return None
             if self._cache is None:
                 self._conf_dirs = _ldcache.read_conf(self.root)
+                self.warnings.append(
+                    "no %s: searching the directories of %s instead, as ldconfig would cache them"
+                    % (_ldcache.CACHE_PATH, _ldcache.CONF_PATH))
         return self._cache
 
     def _arch(self, info):

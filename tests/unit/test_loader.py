@@ -344,3 +344,17 @@ def test_loader_caches_are_shared_across_trees(img):
     t1 = loader.load_tree(exe1)
     t2 = loader.load_tree(exe2)
     assert t1.objects[X86 + "/libc.so.6"] is t2.objects[X86 + "/libc.so.6"]
+
+
+def test_ld_library_path_as_a_string(img):
+    img.put("/opt/e1/libe.so.1", soname="libe.so.1")
+    exe = img.exe("/usr/bin/prog", needed=["libe.so.1"])
+    r = resolved(img.tree(exe, ld_library_path="/nonexistent;/opt/e1:"))
+    assert r[("prog", "libe.so.1")] == ("/opt/e1/libe.so.1", "ld_library_path")
+
+
+def test_no_cache_is_a_loader_warning(tmp_path):
+    img = Image(tmp_path / "root", cache=False)
+    loader = Loader(Root(img.base))
+    loader.load_tree(img.exe("/usr/bin/prog"))
+    assert any("no /etc/ld.so.cache" in w for w in loader.warnings)
