@@ -21,7 +21,7 @@ import glob
 import os
 import struct
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Optional
 
 from pyimgtools import elf as _elf
 
@@ -99,9 +99,9 @@ class LdCache:
     """The parsed entries of an ld.so.cache, in file order (glibc's search order)."""
 
     def __init__(self, entries, fmt):
-        self.entries = entries          # type: List[CacheEntry]
+        self.entries = entries          # CacheEntry list
         self.format = fmt               # "new", "old" or "compat"
-        self._by_name = {}              # type: Dict[str, List[CacheEntry]]
+        self._by_name = {}              # name -> CacheEntry list
         for entry in entries:
             self._by_name.setdefault(entry.name, []).append(entry)
 
@@ -291,7 +291,7 @@ def read_conf(root, path=CONF_PATH, _depth=0, _seen=None):
 def _glob_in_root(root, pattern):
     """In-image paths matching an absolute in-image glob pattern (directory part literal)."""
     head, tail = os.path.split(pattern)
-    if glob.has_magic(head):
+    if any(c in head for c in "*?["):
         # Rare: a pattern in the directory part; glob on the host below the root.
         base = root.host("/") if not root.is_host else ""
         hits = glob.glob(glob.escape(base.rstrip("/")) + pattern)

@@ -211,7 +211,7 @@ class Loader:
             # An LD_LIBRARY_PATH value: glibc splits it on ':' and ';'.
             ld_library_path = os.fsdecode(ld_library_path).replace(";", ":").split(":")
         self.ld_library_path = list(ld_library_path) if ld_library_path else []
-        self.warnings = []                 # type: List[str]  # loader-wide (cache, conf)
+        self.warnings = []                 # loader-wide: cache, conf (str list)
         self._elf = {}                     # host path -> (ElfInfo, ident) or exception
         self._listing = {}                 # in-image dir -> frozenset of names, or None
         self._resolved = {}                # in-image path -> host path (non-host roots)
