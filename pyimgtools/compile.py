@@ -68,19 +68,35 @@ class WorkerError(PyimgtoolsError):
     pass
 
 
+# Reads the worker's source from stdin (it would make an unreadable `ps` line as
+# an argument), then runs it as __main__; the protocol follows on the same stream.
+_BOOT = ("import sys; _s = sys.stdin.buffer; "
+         "exec(compile(_s.read(int(sys.argv[1])), 'pyimgtools-compile-worker', 'exec'))")
+
+
 class Worker:
-    """One long-lived `TARGET -I -S -B -c WORKER` process, spoken to in marshal frames."""
+    """One long-lived `TARGET -I -S -B -c BOOT` process, spoken to in marshal frames.
+
+    -I: no environment variables, no user site, no script directory on sys.path;
+    -S: no site (faster start; compiling does not depend on it); -B: the worker's
+    own imports write no .pyc files behind our back.
+    """
 
     def __init__(self, python, source):
         self.python = python
         self.stderr = tempfile.TemporaryFile()
+        code = source.encode("utf-8")
         try:
-            self.proc = subprocess.Popen([python, "-I", "-S", "-B", "-c", source],
+            self.proc = subprocess.Popen([python, "-I", "-S", "-B", "-c", _BOOT, str(len(code))],
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                          stderr=self.stderr, close_fds=True)
         except OSError as exc:
             self.stderr.close()
             raise PyimgtoolsError("--python %s: %s" % (python, exc.strerror or exc)) from None
+        try:
+            self.proc.stdin.write(code)
+        except OSError:
+            pass  # reported by the first call()
 
     def call(self, request):
         import marshal
@@ -96,7 +112,7 @@ class Worker:
                     return marshal.loads(body)
         except (OSError, ValueError, EOFError):
             pass
-        raise WorkerError("--python %s: the compile worker stopped: %s"
+        raise WorkerError("--python %s: the compile worker stopped (a Python 3.7+ is needed): %s"
                           % (self.python, self._stderr_tail()))
 
     def _stderr_tail(self):
@@ -380,6 +396,12 @@ def _batches(items, size):
 
 
 def plan(args, out, root, pool):
+    workers = args.workers or available_cpus()
+    # Start every worker now: they come up while the trees are walked. A single
+    # file needs only one.
+    only_files = args.paths and all(os.path.isfile(root.host(p) if not root.is_host else p)
+                                    for p in args.paths)
+    pool.grow(1 if only_files else workers)
     info = pool.info(want_paths=True)
     target = Target(**{k: info.get(k) for k in (
         "executable", "implementation", "version", "cache_tag", "stdlib", "platstdlib",
@@ -403,9 +425,6 @@ def plan(args, out, root, pool):
             items.append(Item(path=path, image_path=image_path, source=source,
                               dfile=None if root.is_host else image_path))
 
-    workers = args.workers or available_cpus()
-    # A worker per ~48 files at most: starting one costs about what compiling 10 does.
-    pool.grow(max(1, min(workers, (len(items) + 47) // 48)))
     pool.configure(args.invalidation_mode, levels, args.force)
 
     result = Plan(target=target, mode=args.invalidation_mode, levels=levels, workers=workers,

@@ -1,9 +1,9 @@
 """The byte-compiling worker: runs inside the *target* interpreter.
 
 `pyimgtools compile` never imports this module to compile: it reads its source
-(pkgutil.get_data, so it works from a zip too) and starts it with
-``TARGET_PYTHON -I -S -B -c SOURCE``, so the .pyc files come from the
-interpreter that will read them. Keep this file standard library only and
+(pkgutil.get_data, so it works from a zip too), starts ``TARGET_PYTHON -I -S -B
+-c BOOT`` and sends the source on stdin, where BOOT runs it as __main__; so the
+.pyc files come from the interpreter that will read them. Keep this file standard library only and
 valid Python 3.7+: it runs under whatever Python the image has.
 
 Protocol on stdin/stdout: frames of a 4-byte little-endian length followed by
@@ -25,12 +25,18 @@ and optimization level (the same helpers of importlib), except that the file is
 made readable by everyone who can read the source, whatever the umask.
 """
 
-import marshal
-import os
-import stat
-import struct
 import sys
-import warnings
+
+if sys.version_info < (3, 7):  # no hash-based .pyc files (PEP 552) before 3.7
+    sys.stderr.write("Python %d.%d is too old: pyimgtools compile needs 3.7 or newer\n"
+                     % sys.version_info[:2])
+    sys.exit(3)
+
+import marshal  # noqa: E402
+import os  # noqa: E402
+import stat  # noqa: E402
+import struct  # noqa: E402
+import warnings  # noqa: E402
 from importlib import util as _util
 
 try:  # the helpers py_compile itself uses (3.7+)
