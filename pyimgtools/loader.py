@@ -49,6 +49,7 @@ Results are cached per Loader (ELF headers per file, directory listings,
 searches per context), so one Loader should serve a whole scan.
 """
 
+import errno
 import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
@@ -233,14 +234,23 @@ class Loader:
         if host is None:
             try:
                 host = self.root.host(self.root.realpath(path))
-            except (OSError, ValueError):
-                host = self.root.host(path)
+            except OSError as exc:
+                # e.g. a symlink loop: never fall back to the unresolved path,
+                # whose absolute links the host kernel would follow out of the root.
+                host = exc
+            except ValueError as exc:
+                host = OSError(errno.EINVAL, str(exc), path)
             self._resolved[path] = host
+        if isinstance(host, OSError):
+            raise host
         return host
 
     def _read(self, path):
         """(ElfInfo, ident) for an in-image path; raises ElfError/OSError (cached)."""
-        host = self._host(path)
+        try:
+            host = self._host(path)
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, path) from None
         hit = self._elf.get(host)
         if hit is None:
             try:
@@ -261,7 +271,7 @@ class Loader:
         names = self._listing.get(directory, False)
         if names is False:
             try:
-                names = frozenset(os.listdir(self._host(directory)))
+                names = frozenset(os.listdir(self._host(directory)))  # OSError: None
             except OSError:
                 names = None
             self._listing[directory] = names
@@ -280,16 +290,13 @@ class Loader:
     def _root_origin(self, path):
         """$ORIGIN of a tree's root: the directory of its real path (see the module doc)."""
         head, tail = os.path.split(path)
-        try:
-            is_link = os.path.islink(self.root.host(path))
-        except (OSError, ValueError):
-            is_link = False
-        if is_link:
+        real_head = self._realdir(head or "/")
+        if os.path.islink(self.root.host(real_head.rstrip("/") + "/" + tail)):
             try:
                 return os.path.dirname(self.root.realpath(path)) or "/"
             except (OSError, ValueError):
                 pass
-        return self._realdir(head or "/")
+        return real_head
 
     def _ldcache(self):
         if not self._cache_loaded:

@@ -358,3 +358,20 @@ def test_no_cache_is_a_loader_warning(tmp_path):
     loader = Loader(Root(img.base))
     loader.load_tree(img.exe("/usr/bin/prog"))
     assert any("no /etc/ld.so.cache" in w for w in loader.warnings)
+
+
+def test_symlink_loop_in_the_root_is_not_followed_on_the_host(img):
+    img.link("/opt/loop/a", "/opt/loop/b")
+    img.link("/opt/loop/b", "/opt/loop/a")
+    img.link("/opt/loop/libl.so.1", "/opt/loop/a")
+    exe = img.exe("/usr/bin/prog", needed=["libl.so.1"], runpath="/opt/loop:/opt/loop/a")
+    tree = img.tree(exe)
+    assert [d.name for d in tree.missing] == ["libl.so.1"]
+
+
+def test_root_reached_through_a_symlink_takes_origin_from_its_target(img):
+    img.put("/opt/app/lib/libapp.so.1", soname="libapp.so.1")
+    img.exe("/opt/app/bin/app", needed=["libapp.so.1"], runpath="$ORIGIN/../lib")
+    img.link("/usr/bin/app", "/opt/app/bin/app")
+    r = resolved(img.tree("/usr/bin/app"))
+    assert r[("app", "libapp.so.1")] == ("/opt/app/bin/../lib/libapp.so.1", "runpath")
