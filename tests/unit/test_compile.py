@@ -7,17 +7,20 @@ importer's behaviour.
 
 import contextlib
 import importlib.util
+import io
 import json
 import marshal
 import os
 import py_compile
 import stat
+import subprocess
 import sys
 
 import pytest
 
 from pyimgtools import compile as compile_cmd
 from pyimgtools import pycompile_worker as worker
+from pyimgtools.cli import main as cli_main
 from tests.conftest import run_cli
 
 TAG = sys.implementation.cache_tag
@@ -36,12 +39,23 @@ def umask(mask):
         os.umask(old)
 
 
-def cli(*args, **kw):
-    return run_cli("compile", "--python", sys.executable, *args, **kw)
+def main(*argv):
+    """pyimgtools ARGV in this process (the workers are real processes all the same)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = cli_main([str(a) for a in argv])
+        except SystemExit as exc:  # argparse's usage errors
+            code = exc.code
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
+
+
+def cli(*args):
+    return main("compile", "--python", sys.executable, *args)
 
 
 def cli_json(*args):
-    proc = run_cli("--json", "compile", "--python", sys.executable, *args)
+    proc = main("--json", "compile", "--python", sys.executable, *args)
     return proc, json.loads(proc.stdout) if proc.stdout.strip() else None
 
 
@@ -172,8 +186,8 @@ def test_compiles_a_tree_then_finds_it_up_to_date(tree):
     proc, doc = cli_json("-O", "0", "-O", "2", str(tree))
     assert doc["files"] == {"compiled": 0, "up_to_date": 3, "skipped": 0, "excluded": 0,
                             "failed": 0, "not_attempted": 0}
-    # the human summary line
-    proc = cli(str(tree))
+    # the human summary line, from `python -m pyimgtools`
+    proc = run_cli("compile", "--python", sys.executable, str(tree))
     assert proc.returncode == 0
     assert proc.stdout.startswith("pyimgtools compile: compiled 0 files")
 
@@ -238,7 +252,7 @@ def test_bad_options_are_usage_errors(tree):
     assert cli("--invalidation-mode", "never", str(tree)).returncode == 2
     missing = cli(str(tree / "nope"))
     assert missing.returncode == 1 and "no such file" in missing.stderr
-    proc = run_cli("compile", "--python", str(tree / "nopython"), str(tree))
+    proc = main("compile", "--python", str(tree / "nopython"), str(tree))
     assert proc.returncode == 1 and proc.stderr.startswith("pyimgtools: error: --python")
     assert "Traceback" not in proc.stderr
 
@@ -277,7 +291,7 @@ def test_root_compiles_image_paths_and_never_writes_outside(tmp_path):
     with open(pyc(app / "alias.py"), "rb") as f:
         code = marshal.loads(f.read()[16:])
     assert code.co_filename == "/srv/app/alias.py"
-    proc = run_cli("compile", "--root", str(image), "--python", sys.executable, "srv")
+    proc = main("compile", "--root", str(image), "--python", sys.executable, "srv")
     assert proc.returncode == 2
 
 
