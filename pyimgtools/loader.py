@@ -233,7 +233,7 @@ class Loader:
         host = self._resolved.get(path)
         if host is None:
             try:
-                host = self.root.host(self.root.realpath(path))
+                host = self.root.host(self._realfile(path))
             except OSError as exc:
                 # e.g. a symlink loop: never fall back to the unresolved path,
                 # whose absolute links the host kernel would follow out of the root.
@@ -278,25 +278,53 @@ class Loader:
         return names
 
     def _realdir(self, directory):
+        """Real in-image path of a directory, built on the cached real parent
+        (one readlink per new directory instead of one per component)."""
         real = self._realdirs.get(directory)
         if real is None:
             try:
-                real = self.root.realpath(directory)
-            except (OSError, ValueError):
-                real = directory
+                real = self._realdir_uncached(directory)
+            except OSError as exc:       # a symlink loop: unresolvable, never guessed
+                real = exc
             self._realdirs[directory] = real
+        if isinstance(real, OSError):
+            raise real
         return real
+
+    def _realdir_uncached(self, directory):
+        parent, name = os.path.split(directory.rstrip("/"))
+        if not name:
+            return "/"
+        rparent = self._realdir(parent or "/")
+        if name == ".":
+            return rparent
+        if name == "..":
+            return os.path.dirname(rparent) or "/"
+        cand = rparent.rstrip("/") + "/" + name
+        try:
+            os.readlink(self.root.host(cand))
+        except OSError:
+            return cand          # not a link (or missing): kept as is
+        return self.root.realpath(cand)
+
+    def _realfile(self, path):
+        """Real in-image path of a file (raises OSError on a symlink loop)."""
+        head, tail = os.path.split(path)
+        if tail in ("", ".", ".."):
+            return self._realdir(path)
+        cand = self._realdir(head or "/").rstrip("/") + "/" + tail
+        try:
+            os.readlink(self.root.host(cand))
+        except OSError:
+            return cand
+        return self.root.realpath(cand)
 
     def _root_origin(self, path):
         """$ORIGIN of a tree's root: the directory of its real path (see the module doc)."""
-        head, tail = os.path.split(path)
-        real_head = self._realdir(head or "/")
-        if os.path.islink(self.root.host(real_head.rstrip("/") + "/" + tail)):
-            try:
-                return os.path.dirname(self.root.realpath(path)) or "/"
-            except (OSError, ValueError):
-                pass
-        return real_head
+        try:
+            return os.path.dirname(self._realfile(path)) or "/"
+        except OSError:
+            return os.path.dirname(path) or "/"
 
     def _ldcache(self):
         if not self._cache_loaded:

@@ -375,3 +375,13 @@ def test_root_reached_through_a_symlink_takes_origin_from_its_target(img):
     img.link("/usr/bin/app", "/opt/app/bin/app")
     r = resolved(img.tree("/usr/bin/app"))
     assert r[("app", "libapp.so.1")] == ("/opt/app/bin/../lib/libapp.so.1", "runpath")
+
+
+def test_directory_symlink_loop_with_absolute_links(img):
+    # ROOT/opt/da -> /opt/db -> /opt/da: unresolvable inside the root; the
+    # host's /opt/db must never be consulted.
+    img.link("/opt/da", "/opt/db")
+    img.link("/opt/db", "/opt/da")
+    exe = img.exe("/usr/bin/prog", needed=["libz.so.1"], runpath="/opt/da/lib:/opt/db")
+    tree = img.tree(exe)
+    assert [d.name for d in tree.missing] == ["libz.so.1"]
