@@ -175,7 +175,14 @@ def _read_env(args, root):
                 return parse_env(f.read()), "/proc/1/environ"
         except OSError:
             pass
-    return dict(os.environ), "this process's environment"
+    # /proc/self/environ is the environment this process was started with:
+    # os.environ may hold LC_CTYPE=C.UTF-8 added by Python's own C-locale
+    # coercion (PEP 538), which the image's other programs never see.
+    try:
+        with open("/proc/self/environ", "rb") as f:
+            return parse_env(f.read()), "this process's environment"
+    except OSError:
+        return dict(os.environ), "this process's environment"
 
 
 # -- command line -----------------------------------------------------------------

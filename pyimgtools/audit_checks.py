@@ -16,6 +16,7 @@ import functools
 import os
 import re
 import stat
+import sys
 from dataclasses import dataclass
 from typing import Callable, Optional, Tuple
 
@@ -315,6 +316,24 @@ def _dep_names(value):
     return names
 
 
+_RELATION_FIELDS = (b"package", b"status", b"depends", b"pre-depends", b"provides")
+
+
+def _relation_stanzas(data):
+    """Package, Status and the relationship fields of each stanza of dpkg's
+    status (pyimgtools.dpkg keeps only the fields its users need, not these)."""
+    result = []
+    for block in data.split(b"\n\n"):
+        fields = {}
+        for line in block.split(b"\n"):
+            key, sep, value = line.partition(b":")
+            if sep and line[:1] not in (b" ", b"\t", b"#") and key.lower() in _RELATION_FIELDS:
+                fields[key.lower().decode("ascii")] = value.strip().decode("utf-8", "replace")
+        if "package" in fields:
+            result.append(fields)
+    return result
+
+
 def _dependency_graph(ctx):
     """{installed package name: set of installed names it depends on} (Depends and
     Pre-Depends, virtual names resolved through Provides)."""
@@ -322,7 +341,7 @@ def _dependency_graph(ctx):
     with ctx.root.open(dpkg.ADMINDIR + "/status") as f:
         data = f.read()
     installed = {p.name for p in ctx.installed().values()}
-    stanzas = [s for s in dpkg._parse_stanzas(data)
+    stanzas = [s for s in _relation_stanzas(data)
                if s.get("package") in installed and s.get("status", "").endswith(" installed")]
     provides = {}
     for s in stanzas:
@@ -523,6 +542,20 @@ def scan_stdlib(ctx, inst):
     return missing, stale
 
 
+def _own_stdlib(ctx):
+    """The audited installation this very interpreter runs from, if any (inside the image)."""
+    if not ctx.root.is_host:
+        return None
+    mine = os.path.realpath(os.path.dirname(os.__file__))
+    for inst in ctx.pythons:
+        try:
+            if os.path.realpath(ctx.root.host(inst.stdlib)) == mine:
+                return inst
+        except OSError:
+            continue
+    return None
+
+
 def _cost(nbytes):
     seconds = nbytes / COMPILE_BYTES_PER_SECOND
     return "%.0f ms" % (seconds * 1000) if seconds < 1 else "%.1f s" % seconds
@@ -533,6 +566,12 @@ def check_stdlib_bytecode(ctx):
     if not ctx.pythons:
         raise Skip("no Python installation found")
     per = {"missing": [], "stale": []}
+    own = _own_stdlib(ctx)
+    if own is not None and not sys.dont_write_bytecode:
+        ctx.warn("audit runs under %s/bin/python%s with bytecode writing on: the .pyc files of "
+                 "the modules it imported were written (or refreshed) before the check looked; "
+                 "run it as 'python3 -B' or with PYTHONDONTWRITEBYTECODE=1 for exact "
+                 "stdlib-missing-pyc/stdlib-stale-pyc findings" % (own.prefix, own.name))
     for inst in ctx.pythons:
         missing, stale = scan_stdlib(ctx, inst)
         if missing:
@@ -558,12 +597,13 @@ def check_stdlib_bytecode(ctx):
         evidence.append("estimated start-up cost: up to %s of compiling in every process "
                         "that imports them when __pycache__ is not writable (non-root user, "
                         "read-only root)" % _cost(src_total))
+        verb = "has" if count == 1 else "have"
         if kind == "missing":
-            title = "%s of the standard library have no .pyc" % format_count(count, "module")
+            title = "%s of the standard library %s no .pyc" % (format_count(count, "module"), verb)
             fix = "pyimgtools compile (in the same RUN step, after prune)"
         else:
-            title = ("%s of the standard library have timestamp .pycs whose recorded mtime or size "
-                     "no longer matches the source" % format_count(count, "module"))
+            title = ("%s of the standard library %s a timestamp .pyc whose recorded mtime or size "
+                     "no longer matches the source" % (format_count(count, "module"), verb))
             fix = "pyimgtools compile (checked-hash pycs survive rewritten mtimes)"
         findings.append(Finding(fid, "warn", title, fix, evidence=evidence, paths=paths,
                                 bytes=pyc_total, reclaimable=False,
