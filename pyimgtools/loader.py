@@ -469,9 +469,9 @@ class Loader:
     def _search_cache(self, name, arch, nodeflib, warnings):
         cache = self._ldcache()
         if cache is None:
-            if self._conf_dirs:
-                return self._search_dirs(name, tuple(self._conf_dirs), arch, warnings)
-            return None
+            dirs = tuple(d for d in self._conf_dirs or ()
+                         if not (nodeflib and (d + "/").startswith(arch.default_prefixes)))
+            return self._search_dirs(name, dirs, arch, warnings) if dirs else None
         entries = cache.lookup_all(name, arch.cache_flags)
         if not entries:
             return None
