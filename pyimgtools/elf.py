@@ -115,7 +115,11 @@ _OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY
 
 
 def has_elf_magic(path):
-    """True if the file starts with the ELF magic; False if not or unreadable."""
+    """True if the file starts with the ELF magic; False if not or unreadable.
+
+    Meant for regular files found by a directory scan (it opens `path`
+    without checking its type first; a FIFO does not block it).
+    """
     try:
         fd = os.open(path, _OPEN_FLAGS)
     except OSError:
@@ -165,12 +169,16 @@ def read_elf(path):
 
 def read_elf_stat(path):
     """(ElfInfo, os.stat_result of the opened file): read_elf plus the file's identity."""
+    # Only regular files are opened: opening a device can have side effects.
+    st = os.stat(path)
+    if not _stat.S_ISREG(st.st_mode):
+        if _stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(21, "Is a directory", path)
+        raise ElfError("not a regular file")
     fd = os.open(path, _OPEN_FLAGS)
     try:
         st = os.fstat(fd)
         if not _stat.S_ISREG(st.st_mode):
-            if _stat.S_ISDIR(st.st_mode):
-                raise IsADirectoryError(21, "Is a directory", path)
             raise ElfError("not a regular file")
         head = os.pread(fd, _HEAD_SIZE, 0)
         return _parse(_Reader(fd, max(st.st_size, len(head)), head)), st
