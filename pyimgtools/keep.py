@@ -440,11 +440,11 @@ def register(subparsers, common):
     p = subparsers.add_parser(
         "keep", parents=[common], formatter_class=cli.HelpFormatter,
         help="mark the packages whose libraries the ELF files under PATHs load",
-        description="Find every ELF file under PATHs (default /usr/local), resolve the "
-                    "libraries it loads the way glibc's ld.so does, without running "
-                    "anything, and mark the Debian packages that own them manual, so that "
-                    "`apt-get purge --auto-remove` of the build dependencies keeps them. "
-                    "A library that cannot be found is an error.",
+        description="Find every ELF file under PATHs (default /usr/local), resolve the\n"
+                    "libraries it loads the way glibc's ld.so does, without running anything,\n"
+                    "and mark the Debian packages that own them manual, so that\n"
+                    "`apt-get purge --auto-remove` of the build dependencies keeps them.\n"
+                    "A library that cannot be found is an error (exit 1).",
         epilog=cli.examples(
             "pyimgtools keep                         # apt-mark manual what /usr/local needs",
             "pyimgtools keep --print /opt/venv       # just the package names",
@@ -470,8 +470,9 @@ def register(subparsers, common):
                         "(*.py, *.pyc, *.txt, ...), which are skipped by default")
     p.add_argument("--method", choices=("elf", "ldd"), default="elf",
                    help="elf (default): read ELF headers, execute nothing. ldd: run ldd on "
-                        "every file for comparison; this EXECUTES CODE (ldd runs the "
-                        "programs' interpreters, see ldd(1)): trusted files only")
+                        "every file, for comparison only; this EXECUTES CODE (ldd runs a "
+                        "dynamic loader on each file and, as ldd(1) warns, may run the "
+                        "program's own code): trusted files only, never with --root")
     p.set_defaults(run=run)
 
 

@@ -268,3 +268,15 @@ def test_symlink_out_of_the_tree_keeps_its_target():
     # without the links, the ldd derivation misses at least one of them
     plain, _ = ldd_packages(MULTIARCH_DIR, with_links=False)
     assert set().union(*owners.values()) - plain
+
+
+def test_method_ldd_agrees_on_the_pyenv_tree():
+    """--method ldd (opt-in comparison mode) gives the same set on this tree."""
+    require_system()
+    elf = run_cli("keep", "--print", "--exclude", "*tkinter*", PYENV_TREE)
+    via_ldd = run_cli("keep", "--print", "--method", "ldd", "--exclude", "*tkinter*", PYENV_TREE)
+    assert elf.returncode == 0, elf.stderr
+    # ldd on a lone auditwheel library reports its sibling missing
+    assert via_ldd.returncode == 1 and "libquadmath" in via_ldd.stderr
+    assert via_ldd.stdout.split() == elf.stdout.split()
+    assert "EXECUTES CODE" in run_cli("keep", "--help").stdout
