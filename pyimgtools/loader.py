@@ -178,15 +178,22 @@ class _Arch:
 # ---------------------------------------------------------------------------
 
 class _Node:
-    __slots__ = ("path", "info", "parent", "origin", "_rpath", "_runpath")
+    __slots__ = ("path", "info", "parent", "_origin", "_rpath", "_runpath", "_groups")
 
-    def __init__(self, path, info, parent, origin):
+    def __init__(self, path, info, parent, origin=None):
         self.path = path
         self.info = info
         self.parent = parent
-        self.origin = origin
+        self._origin = origin       # computed when a DST needs it
         self._rpath = None
         self._runpath = None
+        self._groups = None         # the search context of this object's DT_NEEDED
+
+    @property
+    def origin(self):
+        if self._origin is None:
+            self._origin = os.path.dirname(self.path) or "/"
+        return self._origin
 
 
 class _Found:
@@ -505,6 +512,20 @@ class Loader:
 
     def _search(self, name, node, arch, tree_warnings):
         """Resolve a slash-free name for `node`; returns _Found or None (memoised by context)."""
+        groups = node._groups
+        if groups is None:
+            groups = node._groups = self._groups_of(node, arch, tree_warnings)
+        key = (name, groups, node.info.nodefaultlib, id(arch))
+        found = self._search_memo.get(key, False)
+        if found is False:
+            found = self._search_uncached(name, groups, node.info.nodefaultlib, arch)
+            self._search_memo[key] = found
+        if found is not None and found.warnings:
+            tree_warnings.extend(w for w in found.warnings if w not in tree_warnings)
+        return found
+
+    def _groups_of(self, node, arch, tree_warnings):
+        """(via, dirs) steps before the cache for `node`'s needs: RPATH chain, LD_LIBRARY_PATH, RUNPATH."""
         warnings = []
         groups = []
         if not node.info.runpath:
@@ -522,16 +543,8 @@ class Loader:
         runpath = self._runpath_of(node, arch, warnings)
         if runpath:
             groups.append((VIA_RUNPATH, runpath))
-        nodeflib = node.info.nodefaultlib
         tree_warnings.extend(w for w in warnings if w not in tree_warnings)
-        key = (name, tuple(groups), nodeflib, id(arch))
-        found = self._search_memo.get(key, False)
-        if found is False:
-            found = self._search_uncached(name, groups, nodeflib, arch)
-            self._search_memo[key] = found
-        if found is not None:
-            tree_warnings.extend(w for w in found.warnings if w not in tree_warnings)
-        return found
+        return tuple(groups)
 
     def _search_uncached(self, name, groups, nodeflib, arch):
         warnings = []
@@ -587,7 +600,7 @@ class Loader:
                                                        tree.warnings, "LD_LIBRARY_PATH")
 
         def add(node_path, node_info, node_ident, parent, load_name):
-            node = _Node(node_path, node_info, parent, os.path.dirname(node_path) or "/")
+            node = _Node(node_path, node_info, parent)
             nodes.append(node)
             tree.objects[node_path] = node_info
             by_ident[node_ident] = node
