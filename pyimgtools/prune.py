@@ -578,6 +578,7 @@ class ImportCheck:
 
     def _check_package(self, tree, top, cands):
         pending = {id(c): (c, m) for c, m in cands}
+        words = sorted({c.name.encode() for c, _ in cands})
         fd = None
         try:
             fd, st = treewalk.open_top(tree.host)
@@ -598,7 +599,7 @@ class ImportCheck:
                     if not node.py:
                         continue
                     for name in node.py:
-                        imports = self._imports(tree, cursor, node, name, package, cands)
+                        imports = self._imports(tree, cursor, node, name, package, cands, words)
                         if not imports:
                             continue
                         for key, (cand, module) in list(pending.items()):
@@ -618,7 +619,7 @@ class ImportCheck:
             if fd is not None:
                 os.close(fd)
 
-    def _imports(self, tree, cursor, node, name, package, cands):
+    def _imports(self, tree, cursor, node, name, package, cands, words):
         key = (id(node), name)
         if key in self.parsed:
             return self.parsed[key]
@@ -641,16 +642,35 @@ class ImportCheck:
                                        "not read for the import check: %s" % (exc.strerror or exc)))
             self.parsed[key] = None
             return None
-        words = [w for w in {c.name.encode() for c, _ in cands}
-                 if pyimports.mentions_import_of(data, w)]
-        if words:
-            try:
-                result = pyimports.parse_imports(data, package, name)
-            except (SyntaxError, ValueError, RecursionError, MemoryError):
-                # Not parsable by this Python (maybe newer syntax): it may import any
-                # test package it names, so those stay.
-                result = _Unparsed(pyimports.Import(m, 0) for c, m in cands
-                                   if c.name.encode() in words)
+        statements, indented = pyimports.import_statements(data, words)
+        if statements or indented:
+            result = []
+            other = False
+            for lineno, text in statements:
+                try:
+                    result.extend(pyimports.statement_imports(lineno, text, package))
+                except (SyntaxError, ValueError, RecursionError, MemoryError):
+                    other = True  # not a statement on its own after all
+                    break
+            for lineno, text in indented:
+                if other:
+                    break
+                try:
+                    imps = pyimports.statement_imports(lineno, text, package)
+                except (SyntaxError, ValueError, RecursionError, MemoryError):
+                    other = True
+                    break
+                other = any(pyimports.imports_module(imps, m) is not None for c, m in cands)
+            if other:
+                # an indented import names a test directory: only the whole file's
+                # syntax tree tells whether it runs at import time
+                try:
+                    result = pyimports.parse_imports(data, package, name)
+                except (SyntaxError, ValueError, RecursionError, MemoryError):
+                    # Not parsable by this Python (maybe newer syntax): it may import
+                    # any test package it names, so those stay.
+                    result = _Unparsed(pyimports.Import(m, 0) for c, m in cands
+                                       if c.name.encode() in data)
         self.parsed[key] = result
         return result
 

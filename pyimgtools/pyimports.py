@@ -118,35 +118,106 @@ def parse_imports(source, package, filename="<unknown>"):
     return module_level_imports(tree, package)
 
 
-def mentions_import_of(source, word):
-    """Cheap conservative test: could an import statement in `source` name `word`?
+_KEYWORD = re.compile(rb"(?<![\w.])(?:from|import)(?![\w])")
+_COMMENT = re.compile(rb"#[^\n]*")
+_STARTS = (b"\nfrom ", b"\nfrom\t", b"\nfrom\\", b"\nimport ", b"\nimport\t", b"\nimport\\")
+_WORD_CACHE = {}
 
-    False means no import statement can mention `word` as a name component
-    (so parsing is unnecessary); True may be a false alarm (a comment, a string).
-    Covers one-line statements, parenthesised name lists and backslash continuations.
+
+def import_statements(source, words):
+    """Cheap split of the import statements of `source` (bytes) that may name one of `words`.
+
+    Returns (statements, indented), lists of (lineno, text) to be parsed alone:
+    `statements` are the module-level-looking ones (starting in column 0,
+    continuation lines included) that mention a word; `indented` the other lines
+    where a word follows an import keyword (inside a block: if one of them
+    imports a test package, only a parse of the whole file tells whether it
+    runs at import time; text that does not parse alone also needs that).
+    Conservative: a mention inside a string or comment may count, an import
+    never goes unnoticed. The scanning is done by regular expressions (C).
     """
-    if word not in source:
-        return False
-    return any(p.search(source) for p in _patterns(word))
+    spans = {}
+    other = {}
+    for word in words:
+        if word not in source:
+            continue
+        patterns = _WORD_CACHE.get(word)
+        if patterns is None:
+            w = rb"(?<![\w])" + re.escape(word) + rb"(?![\w])"
+            # (each starts with a literal, which the regex engine finds fast)
+            patterns = _WORD_CACHE[word] = (
+                # the word after a keyword, on its line or on backslash-continued lines
+                re.compile(rb"from(?<![\w.]from)(?![\w])(?:[^\n\\]|\\\r?\n|\\)*?" + w),
+                re.compile(rb"import(?<![\w.]import)(?![\w])(?:[^\n\\]|\\\r?\n|\\)*?" + w),
+                # the word in a parenthesised name list
+                re.compile(rb"import(?<![\w.]import)[ \t]*\([^)]*?" + w),
+            )
+        for pattern in patterns:
+            for m in pattern.finditer(source):
+                span = _column0_statement(source, m.end() - len(word))
+                if span is None:
+                    start = _indented_start(source, m.start())
+                    if start is not None:
+                        other[start] = _statement_end(source, start)
+                else:
+                    spans[span[0]] = span[1]
+    result = [(source.count(b"\n", 0, start) + 1, source[start:end]) for start, end in sorted(spans.items())]
+    indented = [(source.count(b"\n", 0, start) + 1, source[start:end])
+                for start, end in sorted(other.items())]
+    return result, indented
 
 
-_PATTERN_CACHE = {}
+def _line_end(source, pos):
+    end = source.find(b"\n", pos)
+    return len(source) if end < 0 else end
 
 
-def _patterns(word):
-    pats = _PATTERN_CACHE.get(word)
-    if pats is None:
-        w = re.escape(word)
-        pats = (
-            # from/import and the word on one physical line
-            re.compile(rb"(?:from|import)[^\n]*(?<![\w])" + w + rb"(?![\w])"),
-            # from x import ( ..., word, ... ) over several lines
-            re.compile(rb"import[ \t\\\r\n]*\([^)]*(?<![\w])" + w + rb"(?![\w])"),
-            # a continuation line after a backslash
-            re.compile(rb"\\\r?\n[^\n]*(?<![\w])" + w + rb"(?![\w])"),
-        )
-        _PATTERN_CACHE[word] = pats
-    return pats
+def _column0_statement(source, pos):
+    """(start, end) of the column-0 from/import statement that contains `pos`, or None."""
+    start = max(source.rfind(s, 0, pos) for s in _STARTS) + 1
+    if start == 0 and not _KEYWORD.match(source, 0):
+        return None
+    end = _statement_end(source, start)
+    if start <= pos < end:
+        return start, end
+    return None
+
+
+def _indented_start(source, keyword):
+    """Start of the statement holding the import keyword at `keyword`, or None if it
+    cannot be one: a statement starts a line or follows `;` or `:` (`try: import x`)."""
+    line_start = source.rfind(b"\n", 0, keyword) + 1
+    head = source[line_start:keyword]
+    cut = max(head.rfind(b";"), head.rfind(b":")) + 1
+    rest = head[cut:].strip(b" \t")
+    if rest == b"" or (rest.startswith(b"from") and _KEYWORD.match(rest)):
+        return line_start + cut + (len(head) - cut - len(head[cut:].lstrip(b" \t")))
+    return None
+
+
+def _statement_end(source, start):
+    """End of the statement starting at `start`: its line, a parenthesised list, continuations."""
+    end = _line_end(source, start)
+    first = _COMMENT.sub(b"", source[start:end])
+    if b"(" in first and b")" not in first:
+        close = source.find(b")", end)
+        end = len(source) if close < 0 else _line_end(source, close)
+    while source[:end].endswith((b"\\", b"\\\r")) and end < len(source):
+        end = _line_end(source, end + 1)
+    return end
+
+
+def statement_imports(lineno, text, package):
+    """Imports of one statement cut out of a file (import_statements); SyntaxError if it is not one."""
+    import ast
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tree = ast.parse(text)
+    found = module_level_imports(tree, package)
+    for imp in found:
+        imp.lineno += lineno - 1
+    return found
 
 
 def imports_module(imports, target):

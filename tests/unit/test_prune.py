@@ -192,7 +192,7 @@ def test_test_package_imported_only_by_a_removed_test_directory_goes(tmp_path):
 
 def test_unparsable_importer_keeps_what_it_names(tmp_path):
     top = tmp_path / "sp"
-    make_tree(top, {"pkg/__init__.py": b"from .tests import x\nthis is not python(\n",
+    make_tree(top, {"pkg/__init__.py": b"if True:\n    from .tests import x\nthis is not python(\n",
                     "pkg/tests/__init__.py": b"", "pkg/tests/x.py": b""})
     doc, proc = prune_json(top)
     assert (top / "pkg/tests/x.py").exists()

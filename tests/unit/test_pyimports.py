@@ -2,7 +2,9 @@
 
 import pytest
 
-from pyimgtools.pyimports import imports_module, mentions_import_of, parse_imports, resolve_relative
+from pyimgtools.pyimports import (
+    import_statements, imports_module, parse_imports, resolve_relative,
+    statement_imports)
 
 
 def modules(source, package="pkg"):
@@ -115,20 +117,13 @@ IMPORT_FORMS = [
 ]
 
 
-@pytest.mark.parametrize("form", IMPORT_FORMS)
-def test_prefilter_never_misses_an_import_of_the_word(form):
-    imports = parse_imports(form.encode(), "pkg")
-    assert imports_module(imports, "pkg.tests") is not None  # ast says it imports pkg.tests ...
-    assert mentions_import_of(form.encode(), b"tests")       # ... so the filter must say yes
-
-
 @pytest.mark.parametrize("source", [
     b"import os\n# run the tests with pytest\n",
     b"def tests():\n    pass\n",
     b"import testing\nfrom pkg import testsuite\n",
 ])
-def test_prefilter_skips_files_that_cannot_import_it(source):
-    assert not mentions_import_of(source, b"tests")
+def test_statement_split_skips_files_that_cannot_import_it(source):
+    assert import_statements(source, [b"tests"]) == ([], [])
 
 
 def test_stdlib_imports_of_test_packages_are_not_module_level():
@@ -146,3 +141,40 @@ if __name__ == '__main__':
     imports = parse_imports(src, "idlelib")
     assert imports_module(imports, "idlelib.idle_test") is None
     assert imports_module(imports, "test") is None
+
+
+@pytest.mark.parametrize("form", IMPORT_FORMS)
+def test_statement_split_finds_every_import_of_the_word(form):
+    """Either a column-0 statement parsed alone yields the import, or the file is flagged
+    for a whole parse: an import of the word is never lost."""
+    data = form.encode()
+    assert imports_module(parse_imports(data, "pkg"), "pkg.tests") is not None  # the fixture is right
+    statements, indented = import_statements(data, [b"tests"])
+    found = []
+    for lineno, text in statements + indented:
+        try:
+            found.extend(statement_imports(lineno, text, "pkg"))
+        except SyntaxError:
+            return  # a whole-file parse follows
+    assert imports_module(found, "pkg.tests") is not None
+
+
+def test_statement_split_keeps_line_numbers_and_skips_indented_mentions():
+    src = b"import os\n\n# tests\nfrom pkg import (\n    a,\n    tests,\n)\ndef f():\n    return 'tests'\n"
+    statements, indented = import_statements(src, [b"tests"])
+    assert indented == []
+    assert [(n, t.split(b"\n")[0]) for n, t in statements] == [(4, b"from pkg import (")]
+    imps = statement_imports(*statements[0], "pkg")
+    assert imports_module(imps, "pkg.tests").lineno == 4
+    _, indented = import_statements(b"def f():\n    from . import tests\n", [b"tests"])
+    assert indented == [(2, b"from . import tests")]
+
+
+def test_statement_split_ignores_prose_but_not_statements_after_colon_or_semicolon():
+    src = (b'def f():\n    """Combine p-values from independent tests.\n\n    Data from the tests/data directory."""\n'
+           b"    raise ValueError from tests\n")
+    assert import_statements(src, [b"tests"]) == ([], [])
+    src = b"def f():\n    try: from . import tests\n    except ImportError: x = 1; import tests\n"
+    assert import_statements(src, [b"tests"])[1] == [(2, b"from . import tests"), (3, b"import tests")]
+    src = b"class C:\n    from pkg import (\n        tests)\n"
+    assert import_statements(src, [b"tests"])[1] == [(2, b"from pkg import (\n        tests)")]
