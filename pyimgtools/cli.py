@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "keep",
     "builddeps",
     "security",
+    "finalize",
     "audit",
 )
 
