@@ -571,7 +571,7 @@ class Loader:
             if any(c[1][0] == base_level for c in collected):
                 break
         if not collected:
-            return _NOT_FOUND_WITH(warnings)
+            return _not_found(warnings)
         # In search order the levels are now increasing: the first is what the
         # most capable CPU loads, the others what less capable ones load.
         via, (level, path, info, ident) = collected[0]
@@ -596,8 +596,8 @@ class Loader:
         if info.soname is not None:
             by_name.setdefault(info.soname, root_node)
         if self.ld_library_path:
-            self._ldlp_dirs = self._dirs(self.ld_library_path, root_node, arch,
-                                                       tree.warnings, "LD_LIBRARY_PATH")
+            self._ldlp_dirs = self._dirs(self.ld_library_path, root_node, arch, tree.warnings,
+                                         "LD_LIBRARY_PATH")
 
         def add(node_path, node_info, node_ident, parent, load_name):
             node = _Node(node_path, node_info, parent)
@@ -618,6 +618,9 @@ class Loader:
             dep = Dependency(path, interp, None, VIA_INTERP)
             tree.dependencies.append(dep)
             try:
+                if not interp.startswith("/"):
+                    raise OSError(errno.EINVAL, "a relative interpreter path depends on the "
+                                  "working directory", interp)
                 iinfo, iident = self._read(interp)
             except ElfError as exc:
                 tree.warnings.append("%s: interpreter %s is malformed (%s)" % (path, interp, exc))
@@ -680,13 +683,16 @@ class Loader:
             dep = Dependency(node.path, name, found.path, found.via)
             add(found.path, found.info, found.ident, node, name)
         for apath, ainfo, aident in found.alternatives:
-            dep.alternatives.append(apath)
-            if aident not in by_ident:
+            loaded = by_ident.get(aident)
+            if loaded is None:
                 add(apath, ainfo, aident, node, name)
+                dep.alternatives.append(apath)
+            elif loaded.path != dep.path and loaded.path not in dep.alternatives:
+                dep.alternatives.append(loaded.path)
         tree.dependencies.append(dep)
 
 
-def _NOT_FOUND_WITH(warnings):
+def _not_found(warnings):
     return _Found(None, VIA_DEFAULT, None, None, [], warnings)
 
 

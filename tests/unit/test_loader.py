@@ -385,3 +385,12 @@ def test_directory_symlink_loop_with_absolute_links(img):
     exe = img.exe("/usr/bin/prog", needed=["libz.so.1"], runpath="/opt/da/lib:/opt/db")
     tree = img.tree(exe)
     assert [d.name for d in tree.missing] == ["libz.so.1"]
+
+
+def test_relative_interpreter_is_not_read_from_the_working_directory(img, tmp_path, monkeypatch):
+    monkeypatch.chdir(img.base)           # a file of that name exists relative to the cwd
+    img.put("/ld-rel.so", soname="ld-rel.so")
+    exe = img.put("/usr/bin/prog", interp="ld-rel.so", needed=["libc.so.6"])
+    tree = img.tree(exe)
+    assert tree.missing[0].name == "ld-rel.so"
+    assert any("working directory" in w for w in tree.warnings)
