@@ -151,6 +151,10 @@ def scan(root, paths, excludes=(), scan_all=False, warnings=None):
     files = []
     links = []
     seen = 0
+    # Other file systems below the paths (/proc in a whole-root scan, bind
+    # mounts) are not walked: the mount table says where they are.
+    from pyimgtools.mounts import MountTable
+    table = MountTable.load()
     skip = frozenset() if scan_all else SKIP_SUFFIXES
     for top in tops:
         host_top = root.host(top)
@@ -160,6 +164,7 @@ def scan(root, paths, excludes=(), scan_all=False, warnings=None):
                 if not _excluded(top, excludes) and _is_elf(host_top):
                     files.append(top)
             continue
+        mounts = {os.fsdecode(m) for m in table.under(host_top)}
         stack = [(host_top, top)]
         while stack:
             host_dir, img_dir = stack.pop()
@@ -174,6 +179,10 @@ def scan(root, paths, excludes=(), scan_all=False, warnings=None):
                 name = e.name
                 try:
                     if e.is_dir(follow_symlinks=False):     # d_type: no syscall
+                        if mounts and e.path in mounts:
+                            warnings.append("%s: another file system, not scanned"
+                                            % display_path(prefix + name))
+                            continue
                         stack.append((e.path, prefix + name))
                         continue
                     if name[name.rfind("."):] in skip:

@@ -369,3 +369,20 @@ def test_ld_library_path_only_when_given(image, monkeypatch):
     proc = keep_cli(image, "--print", "--ld-library-path", "/nonexistent:/opt/extra")
     assert proc.returncode == 0, proc.stderr
     assert "libunused0" in proc.stdout.split()
+
+
+def test_mount_points_below_the_paths_are_not_walked(image, monkeypatch):
+    from pyimgtools.mounts import MountTable, Mount
+    other = image / "usr/local/mnt"
+    other.mkdir()
+    shutil.copy(str(image / "usr/local/bin/prog"), str(other / "prog2"))
+    os.unlink(str(image / "usr/local/bin/prog"))
+    table = MountTable([Mount(1, 0, b"/", b"/", b"ext4", b"x"),
+                        Mount(2, 1, b"/", os.fsencode(str(other)), b"tmpfs", b"t")])
+    monkeypatch.setattr(MountTable, "load", classmethod(lambda cls: table))
+    warnings = []
+    found = keep.scan(Root(str(image)), ["/usr/local"], warnings=warnings)
+    assert found.files == ["/usr/local/lib/libinternal.so.1"]
+    assert warnings == ["/usr/local/mnt: another file system, not scanned"]
+    # the mount point itself, given as a path, is scanned
+    assert keep.scan(Root(str(image)), ["/usr/local/mnt"]).files == ["/usr/local/mnt/prog2"]
