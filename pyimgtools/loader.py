@@ -21,6 +21,12 @@ object the dynamic loader would map for it, breadth first as ld.so loads them
 7. the built-in directories, unless the loading object has ``-z nodefaultlib``
    (``via="default"``).
 
+Libraries listed in the image's ``/etc/ld.so.preload`` are mapped into every
+process: they are dependencies of every root (``via="preload"``), searched as
+its own ``DT_NEEDED``; one that cannot be found is a warning, not a missing
+library (glibc ignores it). ``LD_PRELOAD`` and ``DT_FILTER``/``DT_AUXILIARY``
+filtees are not modelled.
+
 Under every search directory the ``glibc-hwcaps`` subdirectories come first
 (``x86-64-v4``, ``v3``, ``v2`` on x86-64). The CPU the image will run on is
 unknown, so the dependency resolves to what the most capable CPU loads (the
@@ -66,6 +72,9 @@ VIA_DEFAULT = "default"
 VIA_LOADED = "loaded"
 VIA_PATH = "path"
 VIA_INTERP = "interp"
+VIA_PRELOAD = "preload"
+
+PRELOAD_PATH = "/etc/ld.so.preload"
 
 
 @dataclass
@@ -230,6 +239,7 @@ class Loader:
         self._conf_dirs = None             # fallback when there is no cache
         self._ldlp_dirs = ()               # LD_LIBRARY_PATH of the current tree, expanded
         self._realdirs = {}                # in-image dir -> its real path
+        self._preload_names = None         # entries of /etc/ld.so.preload
 
     # -- cached file access ------------------------------------------------
 
@@ -635,6 +645,13 @@ class Loader:
                     dep.path = interp
                     add(interp, iinfo, iident, None, interp)
 
+        # /etc/ld.so.preload: mapped into every process after the program,
+        # searched as its own DT_NEEDED; glibc ignores (with a message) one
+        # it cannot load.
+        for name in self._preloads():
+            self._resolve_one(tree, root_node, name, arch, nodes, by_name, by_ident, add,
+                              preload=True)
+
         i = 0
         while i < len(nodes):
             node = nodes[i]
@@ -643,7 +660,28 @@ class Loader:
                 self._resolve_one(tree, node, name, arch, nodes, by_name, by_ident, add)
         return tree
 
-    def _resolve_one(self, tree, node, name, arch, nodes, by_name, by_ident, add):
+    def _preloads(self):
+        if self._preload_names is None:
+            try:
+                with self.root.open(PRELOAD_PATH) as f:
+                    text = os.fsdecode(f.read(1 << 20))
+            except OSError:
+                text = ""
+            self._preload_names = text.replace(":", " ").split()
+        return self._preload_names
+
+    def _resolve_one(self, tree, node, name, arch, nodes, by_name, by_ident, add, preload=False):
+        if preload:
+            before = len(tree.dependencies)
+            self._resolve_one(tree, node, name, arch, nodes, by_name, by_ident, add)
+            for dep in tree.dependencies[before:]:
+                if dep.path is None:
+                    tree.dependencies.remove(dep)
+                    tree.warnings.append("%s: %s from %s cannot be found; the loader ignores it"
+                                         % (node.path, name, PRELOAD_PATH))
+                else:
+                    dep.via = VIA_PRELOAD
+            return
         existing = by_name.get(name)
         if existing is not None:
             tree.dependencies.append(Dependency(node.path, name, existing.path, VIA_LOADED))

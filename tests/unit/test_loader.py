@@ -394,3 +394,22 @@ def test_relative_interpreter_is_not_read_from_the_working_directory(img, tmp_pa
     tree = img.tree(exe)
     assert tree.missing[0].name == "ld-rel.so"
     assert any("working directory" in w for w in tree.warnings)
+
+
+def test_ld_so_preload(img):
+    img.put("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2", soname="libjemalloc.so.2",
+            needed=["libstdc++.so.6"])
+    img.put("/usr/lib/x86_64-linux-gnu/libstdc++.so.6", soname="libstdc++.so.6")
+    with open(img.host("/etc/ld.so.preload"), "w") as f:
+        f.write("libjemalloc.so.2 /usr/lib/x86_64-linux-gnu/libjemalloc.so.2:libgone.so\n")
+    exe = img.exe("/usr/bin/prog")
+    tree = img.tree(exe)
+    r = resolved(tree)
+    assert r[("prog", "libjemalloc.so.2")] == ("/lib/x86_64-linux-gnu/libjemalloc.so.2", "preload")
+    # The absolute spelling is the same file: one object.
+    assert r[("prog", "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2")][0] == \
+        "/lib/x86_64-linux-gnu/libjemalloc.so.2"
+    assert r[("libjemalloc.so.2", "libstdc++.so.6")] == ("/lib/x86_64-linux-gnu/libstdc++.so.6",
+                                                         "default")
+    assert tree.missing == []
+    assert any("libgone.so" in w and "ld.so.preload" in w for w in tree.warnings)
