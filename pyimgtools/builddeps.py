@@ -301,6 +301,11 @@ def run_purge(args, out, root):
             os.unlink(root.host(args.state_file))
         except FileNotFoundError:
             pass
+        if args.state_file == STATE_FILE:
+            try:
+                os.rmdir(root.host(os.path.dirname(STATE_FILE)))   # only when empty
+            except OSError:
+                pass
     out.data({"command": "build-deps", "action": "purge", "dry_run": False,
               "saved_from": source, "manual": pp.manual, "kept": pp.kept,
               "removed": removed, "removed_bytes": removed_bytes,
