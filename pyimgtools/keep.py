@@ -523,6 +523,10 @@ def run(args, out, root):
         check_missing(out, kp, args.allow_missing)
         return 0
 
+    if kp.missing and not args.allow_missing:
+        # nothing is marked; the JSON document still says why
+        out.data(dict(plan_document(kp), command="keep", action="mark",
+                      dry_run=bool(args.dry_run), marked=[]))
     check_missing(out, kp, args.allow_missing)
     for p in kp.packages:
         out.detail("%s: %s" % (p.name, ", ".join(display_path(l) for l in p.libraries)))

@@ -246,6 +246,12 @@ def test_missing_library_is_an_error(image):
     assert "1 needed library cannot be found" in proc.stderr
     proc = keep_cli(image, "--dry-run")
     assert proc.returncode == 1 and "would mark" not in proc.stdout
+    proc = keep_cli(image, "--json")
+    assert proc.returncode == 1
+    doc = json.loads(proc.stdout)
+    assert doc["marked"] == [] and doc["missing"] == [
+        {"needer": "/usr/local/bin/broken", "name": "libgone.so.7",
+         "roots": ["/usr/local/bin/broken"]}]
     proc = keep_cli(image, "--dry-run", "--allow-missing")
     assert proc.returncode == 0
     assert "warning: libgone.so.7: needed by /usr/local/bin/broken" in proc.stderr
