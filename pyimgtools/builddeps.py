@@ -250,6 +250,9 @@ def run_purge(args, out, root):
     pp, db, installed = plan_purge(root, saved, keep_paths, args.exclude, args.allow_missing)
     for w in pp.keep.warnings:
         out.warn(w)
+    if pp.keep.missing and not args.allow_missing:
+        out.data({"command": "build-deps", "action": "purge", "dry_run": bool(args.dry_run),
+                  "saved_from": source, "removed": [], "keep": keep.plan_document(pp.keep)})
     keep.check_missing(out, pp.keep, args.allow_missing)
     for lib, users in sorted(pp.keep.unowned.items()):
         out.warn("%s (needed by %s) belongs to no package" % (display_path(lib), display_path(users[0])))
