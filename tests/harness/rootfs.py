@@ -170,12 +170,37 @@ def _remove_tree(path):
     subprocess.run(["rm", "-rf", "--one-file-system", path], check=False)
 
 
+def _owner_alive(copy):
+    """Whether the process that made the chroot copy `copy` still runs."""
+    try:
+        with open(copy + ".owner") as f:
+            pid = int(f.read().strip())
+    except (OSError, ValueError):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def cleanup_stale_work():
-    """Remove chroot copies left by an earlier run that was killed."""
+    """Remove chroot copies left by an earlier run that was killed.
+
+    Copies of test sessions that still run (several may run at once) stay.
+    """
     work = os.path.join(CACHE_DIR, "work")
-    if os.path.isdir(work):
-        for name in os.listdir(work):
-            _remove_tree(os.path.join(work, name))
+    if not os.path.isdir(work):
+        return
+    for name in os.listdir(work):
+        copy = os.path.join(work, name)
+        if name.endswith(".owner") or not os.path.isdir(copy) or _owner_alive(copy):
+            continue
+        _remove_tree(copy)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(copy + ".owner")
 
 
 _DEV_NODES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
@@ -198,12 +223,14 @@ class Chroot:
         work = os.path.join(CACHE_DIR, "work")
         os.makedirs(work, exist_ok=True)
         self.path = tempfile.mkdtemp(prefix="%s-" % self.suite, dir=work)
+        with open(self.path + ".owner", "w") as f:
+            f.write(str(os.getpid()))
         try:
             subprocess.run(["tar", "--numeric-owner", "--xattrs", "-C", self.path, "-xf", tarball],
                            check=True)
             self._setup()
         except BaseException:
-            _remove_tree(self.path)
+            self.__exit__()
             raise
         return self
 
@@ -235,6 +262,8 @@ class Chroot:
     def __exit__(self, *exc):
         if self.path:
             _remove_tree(self.path)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path + ".owner")
             self.path = None
         return False
 
