@@ -223,6 +223,15 @@ def test_errors_unreachable_mirror_and_alpine(chroot_factory):
            "bookworm-security main' for this run only" in proc.stdout
     assert dpkg_db_digest(c) == digest
     assert sorted(os.listdir(c.host("/etc/apt/sources.list.d"))) == ["debian.sources"]
+    # --no-update with an added source refreshes only that source (restricted source
+    # list, APT::Get::List-Cleanup off): the error names the security mirror only.
+    proc = run_cli("security-upgrade", "--root", c.path, "--no-update")
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("pyimgtools: error: cannot refresh the apt lists: "
+                                  "http://127.0.0.1:9/debian-security bookworm-security ")
+    assert "(and" not in proc.stderr
+    assert dpkg_db_digest(c) == digest
+    assert sorted(os.listdir(c.host("/etc/apt/sources.list.d"))) == ["debian.sources"]
 
     os.unlink(c.host("/etc/os-release"))
     with open(c.host("/etc/os-release"), "w") as f:
