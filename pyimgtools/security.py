@@ -10,6 +10,7 @@ apply: simulate `apt-get install pkg=version...` (no removals allowed, extra
        remove the apt lists and cached .debs.
 """
 
+import concurrent.futures
 import dataclasses
 import os
 import re
@@ -457,16 +458,20 @@ def run(args, out, root):
 
 
 def make_plan(root, distro, security_sources, added):
-    files = parse_policy_files(apt.apt_cache(["policy"], root=root))
     native = apt.native_architecture(root)
     installed = read_status(root)
     names = sorted({name if arch in (native, "all", "") else "%s:%s" % (name, arch)
                     for name, arch, _v, _sel, state in installed
                     if state in ("installed", "triggers-pending", "triggers-awaited")})
+    queries = [["policy"]] + [["policy"] + names[i:i + 800] for i in range(0, len(names), 800)]
+    # Each apt-cache run parses every list (Debian's images disable apt's
+    # binary cache): run them side by side.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        outputs = list(pool.map(lambda q: apt.apt_cache(q, root=root), queries))
+    files = parse_policy_files(outputs[0])
     tables = {}
-    for i in range(0, len(names), 800):
-        tables.update(parse_policy_packages(apt.apt_cache(["policy"] + names[i:i + 800],
-                                                          root=root)))
+    for text in outputs[1:]:
+        tables.update(parse_policy_packages(text))
     pending, held = compute_updates(installed, files, tables, native)
     return Plan(distro.id, distro.codename, [s.describe() for s in security_sources],
                 added.strip(), pending, held)
