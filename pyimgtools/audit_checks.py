@@ -12,7 +12,6 @@ executed or written.
 """
 
 import fnmatch
-import functools
 import os
 import re
 import stat
