@@ -269,3 +269,51 @@ def test_help_has_examples():
     proc = run_cli("security-upgrade", "--help")
     assert proc.returncode == 0
     assert "examples:" in proc.stdout and "--check" in proc.stdout
+
+
+def test_apply_failing_half_way_says_what_was_applied(monkeypatch):
+    from pyimgtools import apt
+    plan = security.Plan("debian", "bookworm", [], "", [
+        security.Update("libssl3", "3.0.19-1~deb12u2", "3.0.22-1~deb12u2", "bookworm-security"),
+        security.Update("tzdata", "2025b-0+deb12u2", "2026f-0+deb12u1", "bookworm-security"),
+    ], [])
+    marked = []
+    monkeypatch.setattr(apt, "apt_mark_showauto", lambda root=None: ["libssl3", "other"])
+    monkeypatch.setattr(apt, "apt_mark", lambda mode, pkgs, root=None: marked.append((mode, pkgs)))
+    monkeypatch.setattr(apt, "native_architecture", lambda root=None: "amd64")
+    out = ("Get:1 http://deb.debian.org/debian-security bookworm-security/main amd64 libssl3\n"
+           "E: Failed to fetch http://deb.debian.org/debian-security/pool/updates/main/t/tzdata/"
+           "tzdata_2026f-0+deb12u1_all.deb  Connection failed [IP: 151.101.2.132 80]\n")
+    monkeypatch.setattr(apt, "apt_get", lambda args, **kw: apt.AptResult(
+        list(args), 100, out, [out.splitlines()[1][3:]], []))
+    monkeypatch.setattr(security, "read_status", lambda root: [
+        ("libssl3", "amd64", "3.0.22-1~deb12u2", "install", "installed"),
+        ("tzdata", "all", "2025b-0+deb12u2", "install", "installed")])
+    with pytest.raises(PyimgtoolsError) as exc:
+        security.apply(Root("/"), plan, 60, None)
+    msg = str(exc.value)
+    assert msg.startswith("apt-get install failed: Failed to fetch http://deb.debian.org/")
+    assert msg.endswith("; applied 1 of 2 security updates (libssl3), not applied: tzdata")
+    assert marked == [("auto", ["libssl3"])]   # auto marks restored even on failure
+
+
+def test_simulation_with_removals_stops_and_extras_are_reported(monkeypatch):
+    from pyimgtools import apt
+    plan = security.Plan("debian", "bookworm", [], "", [
+        security.Update("libssl3", "3.0.19-1~deb12u2", "3.0.22-1~deb12u2", "bookworm-security")], [])
+    calls = []
+
+    def fake(args, **kw):
+        calls.append(list(args))
+        return apt.AptResult(list(args), 0, SIMULATION, [], [])
+    monkeypatch.setattr(apt, "apt_get", fake)
+    with pytest.raises(PyimgtoolsError) as exc:
+        security.simulate(Root("/"), plan, 60)
+    assert str(exc.value) == ("applying the security updates would remove python3-jwt; "
+                              "nothing was changed")
+    assert calls == [["-s", "install", "--no-install-recommends", "libssl3=3.0.22-1~deb12u2"]]
+    monkeypatch.setattr(apt, "apt_get", lambda args, **kw: apt.AptResult(
+        list(args), 0, SIMULATION.replace("Remv python3-jwt [2.6.0-1]\n", ""), [], []))
+    extras = security.simulate(Root("/"), plan, 60)
+    assert [(e.package, e.installed, e.version) for e in extras] == [
+        ("libssl-dev", "3.0.19-1~deb12u2", "3.0.22-1~deb12u2"), ("libnew1", "", "1.2-3")]
