@@ -318,6 +318,8 @@ def _unit_head(node, removed, head):
 
 def _remove_batch(ops, indexes, root_fd, root_node, on_error, incomplete, done):
     cursor = DirCursor(root_fd, root_node)
+    unlink = os.unlink
+    rmdir = os.rmdir
     bad = set()
     try:
         for i in indexes:
@@ -325,20 +327,21 @@ def _remove_batch(ops, indexes, root_fd, root_node, on_error, incomplete, done):
             if node is not None and node in incomplete:
                 incomplete.add(parent)
                 continue
-            try:
-                cursor.goto(parent, bad)
-            except SkipSubtree:
-                incomplete.add(parent)
-                continue
-            except OSError as exc:
-                incomplete.add(parent)
-                on_error(i, exc)
-                continue
+            if cursor.node is not parent:
+                try:
+                    cursor.goto(parent, bad)
+                except SkipSubtree:
+                    incomplete.add(parent)
+                    continue
+                except OSError as exc:
+                    incomplete.add(parent)
+                    on_error(i, exc)
+                    continue
             try:
                 if node is None:
-                    os.unlink(name, dir_fd=cursor.fd)
+                    unlink(name, dir_fd=cursor.fds[-1])
                 else:
-                    os.rmdir(name, dir_fd=cursor.fd)
+                    rmdir(name, dir_fd=cursor.fds[-1])
             except OSError as exc:
                 incomplete.add(parent)
                 if node is not None:
