@@ -5,6 +5,7 @@ The expected updates are computed by the test from apt's own output
 from pyimgtools. pyimgtools runs inside the chroot, under the chroot's python3.
 """
 
+import fcntl
 import hashlib
 import json
 import os
@@ -205,7 +206,7 @@ def dpkg_db_digest(c):
     return h.hexdigest()
 
 
-def test_errors_unreachable_mirror_and_alpine(chroot_factory):
+def test_errors_unreachable_mirror_lock_held_interrupted_dpkg_alpine(chroot_factory):
     """Run from the host with --root (apt runs through chroot): no python3 needed inside."""
     c = chroot_factory("bookworm")
     with open(c.host("/etc/apt/sources.list.d/debian.sources"), "w") as f:
@@ -232,6 +233,25 @@ def test_errors_unreachable_mirror_and_alpine(chroot_factory):
     assert "(and" not in proc.stderr
     assert dpkg_db_digest(c) == digest
     assert sorted(os.listdir(c.host("/etc/apt/sources.list.d"))) == ["debian.sources"]
+
+    # The apt lists lock held by another process: waits --lock-timeout, then says so.
+    lock = c.host("/var/lib/apt/lists/lock")
+    os.makedirs(os.path.dirname(lock), exist_ok=True)
+    with open(lock, "a") as held:
+        fcntl.lockf(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        proc = run_cli("security-upgrade", "--root", c.path, "--lock-timeout", "2")
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("pyimgtools: error: apt-get update: the apt/dpkg lock is still "
+                                  "held after 2 s")
+    assert len(proc.stderr.splitlines()) == 1
+    # An interrupted dpkg: nothing is tried, the fix is named.
+    with open(c.host("/var/lib/dpkg/updates/0001"), "w") as f:
+        f.write("Package: bash\n")
+    proc = run_cli("security-upgrade", "--root", c.path)
+    assert proc.returncode == 1
+    assert "dpkg was interrupted" in proc.stderr and "dpkg --configure -a" in proc.stderr
+    os.unlink(c.host("/var/lib/dpkg/updates/0001"))
+    assert dpkg_db_digest(c) == digest
 
     os.unlink(c.host("/etc/os-release"))
     with open(c.host("/etc/os-release"), "w") as f:
