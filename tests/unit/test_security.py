@@ -317,3 +317,18 @@ def test_simulation_with_removals_stops_and_extras_are_reported(monkeypatch):
     extras = security.simulate(Root("/"), plan, 60)
     assert [(e.package, e.installed, e.version) for e in extras] == [
         ("libssl-dev", "3.0.19-1~deb12u2", "3.0.22-1~deb12u2"), ("libnew1", "", "1.2-3")]
+
+
+def test_cli_check_says_clearly_when_the_lists_are_absent(tmp_path, monkeypatch, capsys):
+    _image(tmp_path, 'ID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\n')
+    (tmp_path / "etc/apt").mkdir()
+    (tmp_path / "etc/apt/sources.list").write_text(
+        "deb http://deb.debian.org/debian bookworm main\n"
+        "deb http://deb.debian.org/debian-security bookworm-security main\n")
+    (tmp_path / "var/lib/apt/lists/partial").mkdir(parents=True)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    rc = cli.main(["security-upgrade", "--check", "--no-update", "--root", str(tmp_path)])
+    assert rc == 1
+    assert capsys.readouterr().err.strip() == (
+        "pyimgtools: error: no apt lists in /var/lib/apt/lists: run 'apt-get update' first, "
+        "or run as root without --no-update")
