@@ -16,6 +16,7 @@ files read-only and asks apt for nothing that changes state.
 """
 
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import List
@@ -92,11 +93,13 @@ def plan(root, env=None, env_source="", ignore=(), only=(), warn=None):
 
     start = time.monotonic()
     ctx = audit_checks.Context(root, env=env, env_source=env_source, warn=warn)
-    findings, runs = [], []
-    for check in audit_checks.CHECKS:
-        if check.id in ignore or (only and check.id not in only):
-            continue
+    selected = [c for c in audit_checks.CHECKS
+                if c.id not in ignore and not (only and c.id not in only)]
+    outcome = {}
+
+    def run_one(check):
         t0 = time.monotonic()
+        found = []
         try:
             found = check.run(ctx) or []
         except audit_checks.Skip as exc:
@@ -108,13 +111,37 @@ def plan(root, env=None, env_source="", ignore=(), only=(), warn=None):
             run = CheckRun(check.id, "failed", "%s%s" % (exc.strerror or exc, where))
             if warn:
                 warn("audit: check %s failed: %s%s" % (check.id, exc.strerror or exc, where))
+        except BaseException as exc:  # re-raised in the main thread, below
+            outcome[check.id] = exc
+            return
         else:
             found = [f for f in found if f.id not in ignore and (not only or f.id in only)]
-            findings.extend(found)
             run = CheckRun(check.id, "found" if found else "clean",
                            "; ".join(sorted({f.id for f in found})))
         run.seconds = round(time.monotonic() - t0, 3)
-        runs.append(run)
+        outcome[check.id] = (run, found)
+
+    # Checks that mostly wait for a subprocess (apt-cache) run beside the
+    # ones that walk the file system.
+    threads = []
+    for check in selected:
+        if check.background:
+            t = threading.Thread(target=run_one, args=(check,), name="audit-" + check.id,
+                                 daemon=True)
+            t.start()
+            threads.append(t)
+    for check in selected:
+        if not check.background:
+            run_one(check)
+    for t in threads:
+        t.join()
+    findings, runs = [], []
+    for check in selected:
+        result = outcome[check.id]
+        if isinstance(result, BaseException):
+            raise result
+        runs.append(result[0])
+        findings.extend(result[1])
     findings.sort(key=lambda f: (_RANK[f.severity], -f.bytes, f.id))
     return Audit(root=root.path, findings=findings, checks=runs,
                  environment=ctx.env_description(), seconds=time.monotonic() - start)

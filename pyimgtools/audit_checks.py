@@ -42,14 +42,15 @@ class Check:
     id: str
     ids: Tuple[str, ...]
     run: Callable
+    background: bool = False    # mostly waits for a subprocess: run in a thread
 
 
 CHECKS = []
 
 
-def check(check_id, *ids):
+def check(check_id, *ids, background=False):
     def deco(fn):
-        CHECKS.append(Check(check_id, tuple(ids) or (check_id,), fn))
+        CHECKS.append(Check(check_id, tuple(ids) or (check_id,), fn, background))
         return fn
     return deco
 
@@ -992,7 +993,7 @@ def _lists_age(ctx):
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(newest))
 
 
-@check("security-updates", "security-updates", "security-updates-unknown")
+@check("security-updates", "security-updates", "security-updates-unknown", background=True)
 def check_security_updates(ctx):
     from pyimgtools import apt, security
     from pyimgtools.errors import PyimgtoolsError
