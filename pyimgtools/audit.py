@@ -227,14 +227,15 @@ def register(subparsers, common):
             "Changes nothing. Exit 100 when a finding at or above --fail-on exists."),
         epilog=cli.examples(
             "RUN pyimgtools audit --fail-on warn",
-            "buildah mount $ctr  # then:  pyimgtools audit --root /var/lib/containers/.../merged --json",
+            "pyimgtools audit --root \"$(buildah mount $ctr)\" --json   # from outside, read-only",
             "pyimgtools audit --env env.txt --ignore dangling-symlinks   # env.txt: one NAME=VALUE a line"))
     parser.add_argument("--fail-on", choices=FAIL_ON_CHOICES, default="error",
                         help="exit 100 when a finding of this severity or worse exists (default: error)")
     parser.add_argument("--env", metavar="FILE",
                         help="the image's environment (NAME=VALUE lines, or NUL-separated like "
-                             "/proc/PID/environ) for the locale check; default: /proc/1/environ "
-                             "when run inside the image")
+                             "/proc/PID/environ) for the locale and cache checks; default inside "
+                             "the image: PID 1's environment when PID 1 runs in this root, else "
+                             "this process's")
     parser.add_argument("--ignore", metavar="ID", action="append", default=[],
                         help="leave out a finding or check id (repeatable)")
     parser.set_defaults(run=run)
