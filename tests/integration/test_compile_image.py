@@ -50,15 +50,15 @@ def test_trixie_python_stdlib_matches_compileall(chroot_factory, pyz):
     stdlib, cache_tag, version = facts
     assert version == [3, 13]
     n_sources = copy_stdlib_sources(root.host(stdlib), root.host("/w/src"))
-    link_tree(root.host("/w/src"), root.host("/w/ref"))
+    link_tree(root.host("/w/src"), root.host("/w/refs"))
     link_tree(root.host("/w/src"), root.host("/w/ours"))
     for mode in ("timestamp", "checked-hash", "unchecked-hash"):
-        root.run(["python3", "-c", COMPILEALL, "/w/ref", mode, "0,1,2"])
+        root.run(["python3", "-c", COMPILEALL, "/w/refs", mode, "0,1,2"])
         doc = json.loads(root.run(["pyimgtools", "--json", "compile", "--invalidation-mode", mode,
                                    "-O", "0", "-O", "1", "-O", "2", "/w/ours"]).stdout)
         skipped = {os.path.relpath(p, "/w/ours") for p in doc["skipped"]}
         assert doc["files"]["compiled"] == n_sources - len(skipped)
-        cmp = json.loads(root.run(["python3", "-c", COMPARE, "/w/ref", "/w/ours"]).stdout)
+        cmp = json.loads(root.run(["python3", "-c", COMPARE, "/w/refs", "/w/ours"]).stdout)
         assert cmp["n_mismatches"] == 0, cmp["mismatches"]
         assert cmp["only_ours"] == [] and cmp["bad_modes"] == []
         assert set(cmp["only_ref"]) <= {pyc_name(s, cache_tag, lv) for s in skipped for lv in (0, 1, 2)}
