@@ -500,7 +500,8 @@ def make_plan(root, paths, rules, mounts, out=None):
     for p in paths:
         image = _canonical(root, p)
         if not os.path.isdir(root.host(image)):
-            raise PyimgtoolsError("%s: not a directory" % p)
+            raise PyimgtoolsError("%s: %s" % (p, "not a directory" if os.path.lexists(root.host(image))
+                                              else "no such directory"))
         images.append(image)
     # nested or repeated trees: walk the outermost only
     tops = []
