@@ -435,3 +435,32 @@ def test_json_document_shape(tmp_path):
     assert set(doc) >= {"command", "dry_run", "trees", "rules", "removed", "kept", "failed", "totals"}
     assert doc["rules"] == ["tests", "bytecode", "libpython-static"]
     json.dumps(doc)
+
+
+def test_dry_run_is_exact_with_every_rule_inside_a_root(tmp_path):
+    image = tmp_path / "rootfs"
+    make_tree(image, {
+        "usr/local/lib/python3.11/tkinter/__init__.py": b"", "usr/local/lib/python3.11/tkinter/test/t.py": b"",
+        "usr/local/lib/python3.11/lib-dynload/_tkinter.so": b"t",
+        "usr/local/lib/python3.11/__pycache__/os.cpython-311.pyc": b"p",
+        "usr/local/lib/libpython3.11.a": b"a", "usr/local/lib/libz.a": b"z",
+        "usr/local/share/man/man1/python3.1": b"m", "usr/local/share/doc/x/copyright": b"c",
+        "usr/local/share/doc/x/README": b"r", "usr/local/share/locale/fr/x.mo": b"m",
+        "usr/local/pkg/__init__.py": b"from .tests import h\n", "usr/local/pkg/tests/h.py": b"",
+        "usr/local/pkg/tests/__pycache__/h.cpython-311.pyc": b"",
+        "root/.cache/pip/x": b"", "var/lib/apt/lists/l": b"", "var/cache/apt/archives/a.deb": b"",
+    })
+    args = ["--root", image, "--static-libs", "--docs", "--caches", "--tk", "/usr/local"]
+    before = listing(image)
+    dry, proc = prune_json("--dry-run", *args)
+    assert proc.returncode == 0, proc.stderr
+    assert listing(image) == before
+    doc, proc = prune_json(*args)
+    assert proc.returncode == 0, proc.stderr
+    gone = {b"/" + p for p in before - listing(image)}
+    assert {path_bytes(e["path"]) for e in dry["removed"]} == gone
+    assert {path_bytes(e["path"]) for e in doc["removed"]} == gone
+    assert {e["rule"] for e in doc["removed"]} == {"tk", "bytecode", "static-libs", "docs", "caches"}
+    assert [k["path"] for k in doc["kept"]] == ["/usr/local/pkg/tests"]
+    assert (image / "usr/local/share/doc/x/copyright").exists()
+    assert (image / "usr/local/share/man/man1").is_dir()
