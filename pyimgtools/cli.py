@@ -5,7 +5,7 @@ Each command lives in its own module, which exposes
     register(subparsers, common) -> None   # adds its sub-parser, sets defaults(run=...)
     run(args, out, root) -> int            # (set as the sub-parser's `run` default)
 
-and is listed in COMMAND_MODULES. `common` is the parent parser with the
+and is listed in COMMANDS. `common` is the parent parser with the
 options every command takes; commands that change anything also call
 add_dry_run(parser).
 """
@@ -20,15 +20,16 @@ from pyimgtools.errors import EXIT_FAILED, EXIT_USAGE, PyimgtoolsError
 from pyimgtools.fs import Root
 from pyimgtools.report import Output
 
-# One module per command, in the order `--help` lists them.
-COMMAND_MODULES = (
-    "compile",
-    "prune",
-    "keep",
-    "builddeps",
-    "security",
-    "finalize",
-    "audit",
+# (command name, module) in the order `--help` lists them. Only the module of
+# the command being run is imported: start-up time counts in RUN lines.
+COMMANDS = (
+    ("compile", "compile"),
+    ("prune", "prune"),
+    ("keep", "keep"),
+    ("build-deps", "builddeps"),
+    ("security-upgrade", "security"),
+    ("finalize", "finalize"),
+    ("audit", "audit"),
 )
 
 DESCRIPTION = """\
@@ -79,7 +80,26 @@ def add_dry_run(parser):
                         help="print exactly what a real run would do, change nothing")
 
 
-def build_parser():
+def chosen_command(argv):
+    """The command named in argv, found without importing any command module.
+
+    None when there is none, when it is unknown, or when --help comes first
+    (then the full parser is built, to list or reject commands).
+    """
+    names = {name for name, _ in COMMANDS}
+    tokens = iter(argv)
+    for token in tokens:
+        if token in ("-h", "--help"):
+            return None
+        if token == "--root":
+            next(tokens, None)
+        elif not token.startswith("-"):
+            return token if token in names else None
+    return None
+
+
+def build_parser(only=None):
+    """The argument parser; with `only`, just that command's module is imported."""
     parser = argparse.ArgumentParser(
         prog="pyimgtools",
         description=DESCRIPTION,
@@ -93,13 +113,16 @@ def build_parser():
     _add_common(parser, None)
     common = _common_parent()
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
-    for name in COMMAND_MODULES:
-        importlib.import_module("pyimgtools." + name).register(subparsers, common)
+    for name, module in COMMANDS:
+        if only is None or name == only:
+            importlib.import_module("pyimgtools." + module).register(subparsers, common)
     return parser
 
 
 def main(argv=None):
-    parser = build_parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    parser = build_parser(chosen_command(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)

@@ -15,9 +15,8 @@ def test_version():
 def test_help_lists_every_registered_command_and_examples():
     proc = run_cli("--help")
     assert proc.returncode == 0
-    for name in cli.COMMAND_MODULES:
-        assert name.replace("builddeps", "build-deps").replace("security", "security-upgrade") \
-            in proc.stdout or name in proc.stdout
+    for name, _ in cli.COMMANDS:
+        assert "\n    %s " % name in proc.stdout or "\n    %s\n" % name in proc.stdout
     assert "examples:" in proc.stdout
     assert "100" in proc.stdout  # the exit codes are documented in --help
 
@@ -34,18 +33,38 @@ def test_no_command_is_a_usage_error():
     assert proc.returncode == 2
 
 
-@pytest.mark.skipif(not cli.COMMAND_MODULES, reason="no command registered yet")
-def test_nonexistent_root_is_one_line_error():
-    first = cli.build_parser()._subparsers._group_actions[0].choices
-    command = sorted(first)[0]
-    proc = run_cli(command, "--root", "/nonexistent/pyimgtools-root", "--help")
+@pytest.mark.parametrize("command", [name for name, _ in cli.COMMANDS])
+def test_nonexistent_root_is_one_line_error(command):
+    command = "build-deps purge" if command == "build-deps" else command
+    proc = run_cli(*command.split(), "--root", "/nonexistent/pyimgtools-root", "--help")
     assert proc.returncode == 0  # --help wins over everything
-    proc = run_cli(command, "--root", "/nonexistent/pyimgtools-root")
+    proc = run_cli(*command.split(), "--root", "/nonexistent/pyimgtools-root")
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("pyimgtools: error: --root /nonexistent/pyimgtools-root")
     assert "Traceback" not in proc.stderr
+
+
+def test_only_the_chosen_command_module_is_imported():
+    code = ("import sys\nfrom pyimgtools import cli\n"
+            "try:\n    cli.main(['prune', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith('pyimgtools.'))))")
+    import subprocess, sys
+    from tests.conftest import REPO
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    loaded = set(proc.stdout.split())
+    assert "pyimgtools.prune" in loaded
+    others = {"pyimgtools." + module for name, module in cli.COMMANDS if name != "prune"}
+    assert not loaded & others
+
+
+def test_chosen_command():
+    assert cli.chosen_command(["--root", "prune", "keep", "-v"]) == "keep"
+    assert cli.chosen_command(["-q", "audit"]) == "audit"
+    assert cli.chosen_command(["--help", "audit"]) is None
+    assert cli.chosen_command(["nope"]) is None
+    assert cli.chosen_command([]) is None
 
 
 def test_main_turns_expected_and_unexpected_errors_into_one_line(capsys, monkeypatch):
@@ -63,7 +82,7 @@ def test_main_turns_expected_and_unexpected_errors_into_one_line(capsys, monkeyp
     for func, code, text in ((boom, 100, "something the user can fix"),
                              (bug, 1, "internal error: ZeroDivisionError"),
                              (oserr, 1, "Permission denied (/etc/shadow)")):
-        monkeypatch.setattr(cli, "build_parser", lambda f=func: _with_command(REAL_BUILD_PARSER(), f))
+        monkeypatch.setattr(cli, "build_parser", lambda only=None, f=func: _with_command(REAL_BUILD_PARSER(), f))
         assert cli.main(["fake"]) == code
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith("pyimgtools: error: ") and text in err
@@ -89,7 +108,7 @@ def test_common_options_before_or_after_the_command(monkeypatch):
         seen.update(json=args.json, quiet=args.quiet, root=root.path)
         return 0
 
-    monkeypatch.setattr(cli, "build_parser", lambda: _with_command(REAL_BUILD_PARSER(), record))
+    monkeypatch.setattr(cli, "build_parser", lambda only=None: _with_command(REAL_BUILD_PARSER(), record))
     assert cli.main(["--json", "fake", "--root", "/tmp"]) == 0
     assert seen == {"json": True, "quiet": False, "root": "/tmp"}
     assert cli.main(["-q", "fake"]) == 0
