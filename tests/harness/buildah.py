@@ -7,6 +7,7 @@ makes through `Builder` is removed by `Builder.cleanup()`.
 """
 
 import contextlib
+import hashlib
 import os
 import shutil
 import subprocess
@@ -16,9 +17,11 @@ import uuid
 from tests.harness.prereq import CACHE_DIR
 from tests.harness.rootfs import _locked, rootfs_tarball
 
+# The run root (locks, mount state) belongs to one storage root: one per cache dir.
+_RUNROOT = "/run/pyimgtools-tests/%s" % hashlib.sha256(os.path.abspath(CACHE_DIR).encode()).hexdigest()[:12]
 STORAGE = ["--storage-driver", "vfs",
            "--root", os.path.join(CACHE_DIR, "containers", "storage"),
-           "--runroot", "/run/pyimgtools-tests/containers"]
+           "--runroot", _RUNROOT]
 BASE_REPO = "localhost/pyimgtools-base"
 
 
@@ -136,9 +139,6 @@ class Builder:
         for name in self.images:
             buildah("rmi", "-f", name, check=False)
         self.images.clear()
-
-
-import hashlib  # noqa: E402 - appended with cached_image()
 
 
 def _sha256_file(path, h):
