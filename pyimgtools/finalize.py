@@ -77,8 +77,7 @@ def _add_passthrough(group, command, action, names):
         # when it is not given.
         new = argparse._AppendAction(option_strings=names, dest=new.dest, default=None,
                                      metavar=action.metavar or "PATH",
-                                     help="%s (repeatable; default: the step's default)"
-                                          % (action.help or "a path for " + command))
+                                     help="%s; repeatable" % (action.help or "a path for " + command))
     group._add_action(new)
     return new
 
