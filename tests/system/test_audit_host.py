@@ -11,6 +11,10 @@ import pytest
 
 from tests.conftest import run_cli
 
+# One whole-machine audit per scripts/test run is enough: the unit tests run
+# the command under every interpreter.
+pytestmark = pytest.mark.main_only
+
 
 @pytest.fixture(scope="module")
 def host_audit():
