@@ -23,7 +23,7 @@ from typing import List
 
 from pyimgtools import cli
 from pyimgtools.errors import EXIT_OK, EXIT_WORK_FOUND, UsageError
-from pyimgtools.report import display_path, format_bytes, format_count, json_path, to_jsonable
+from pyimgtools.report import display_path, format_bytes, format_count
 
 NAME = "audit"
 
@@ -255,22 +255,6 @@ def run(args, out, root):
     return code
 
 
-def _json_safe(value):
-    """Strings holding undecodable bytes (surrogate escapes) as {"bytes_hex": ...}."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-            return value
-        except UnicodeEncodeError:
-            return json_path(value)
-    if isinstance(value, dict):
-        return {(k if isinstance(k, str) and _json_safe(k) == k else display_path(k)): _json_safe(v)
-                for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(v) for v in value]
-    return value
-
-
 def render(result, out, fail_on, code):
     counts = result.counts()
     summary = "pyimgtools audit: %s, %s, %s; %s reclaimable; %s in %.2f s" % (
@@ -285,7 +269,7 @@ def render(result, out, fail_on, code):
             "exit_code": code,
             "counts": counts,
             "reclaimable_bytes": result.reclaimable(),
-            "findings": [_json_safe(to_jsonable(f)) for f in result.findings],
+            "findings": result.findings,
             "checks": result.checks,
             "environment": result.environment,
             "seconds": round(result.seconds, 3),

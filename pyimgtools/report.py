@@ -48,13 +48,24 @@ def to_jsonable(value):
         return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, bytes):
         return json_path(value)
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # a path decoded with surrogateescape
+            return json_path(value)
+        return value
     if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
+        return {_json_key(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [to_jsonable(v) for v in value]
     if isinstance(value, (set, frozenset)):
         return [to_jsonable(v) for v in sorted(value, key=str)]
     return value
+
+
+def _json_key(key):
+    """Object keys must be text: undecodable path keys get their escaped display form."""
+    return display_path(key) if isinstance(key, (str, bytes)) else str(key)
 
 
 class Output:

@@ -64,3 +64,11 @@ def test_report_formatting():
     assert display_path(bad) == "caf\\xe9\nname"
     assert json_path(bad) == {"bytes_hex": bad.hex()}
     assert json_path("plain") == "plain"
+
+
+def test_json_keeps_undecodable_text_paths_lossless():
+    from pyimgtools.report import to_jsonable
+    raw = b"/tmp/caf\xe9"
+    doc = to_jsonable({"paths": [os.fsdecode(raw), "/ok"]})
+    assert doc == {"paths": [{"bytes_hex": raw.hex()}, "/ok"]}
+    assert bytes.fromhex(doc["paths"][0]["bytes_hex"]) == raw
