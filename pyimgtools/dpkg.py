@@ -305,7 +305,8 @@ class Database:
                     c = self.canonical(os.fsdecode(data[start:m.end()]))
                     if c in wanted:
                         found.setdefault(c, set()).add(dpkg_name)
-        packages = self.packages
+        # A list file is named by the package's dpkg name, which is its apt
+        # name too (pkg:arch for Multi-Arch: same): no need to read `status`.
         for target, asked in wanted.items():
             owners = found.get(target, set())
             for p in asked:
@@ -314,6 +315,5 @@ class Database:
                     names.discard(exclude[p])
                 if p in only:
                     names = {only[p]} & names if only[p] else set()
-                result.owners[p] = sorted(
-                    packages[n].apt_name if n in packages else n for n in names)
+                result.owners[p] = sorted(names)
         return result

@@ -319,8 +319,12 @@ class _Canonical:
 
 
 def plan(root, paths=DEFAULT_PATHS, excludes=(), ld_library_path=None, method="elf",
-         scan_all=False, db=None):
-    """Everything `keep` would do, computed without changing anything."""
+         scan_all=False, db=None, manual_flags=True):
+    """Everything `keep` would do, computed without changing anything.
+
+    manual_flags=False skips reading which packages are manual already
+    (`--print` does not need it); every PackageReason.manual is then False.
+    """
     from pyimgtools.dpkg import Database
     warnings = []
     found = scan(root, paths, excludes, scan_all=scan_all, warnings=warnings)
@@ -380,7 +384,7 @@ def plan(root, paths=DEFAULT_PATHS, excludes=(), ld_library_path=None, method="e
         by_real = db.owners(sorted(set(real_of.values()))).owners
         for p, r in real_of.items():
             owners[p] = by_real.get(r, [])
-    manual = db.manual_packages()
+    manual = db.manual_packages() if manual_flags else set()
     reasons = {}
     for lib in sorted(needed_by):
         names = owners.get(lib) or []
@@ -492,7 +496,8 @@ def run(args, out, root):
     if args.ld_library_path is not None:
         ld_path = [d for d in args.ld_library_path.split(":")]
     kp = plan(root, paths, excludes=args.exclude, ld_library_path=ld_path,
-              method=args.method, scan_all=args.scan_all)
+              method=args.method, scan_all=args.scan_all,
+              manual_flags=not (args.print_only and not out.json_mode))
     for w in kp.warnings:
         out.warn(w)
     where = ", ".join(display_path(p) for p in kp.paths)
