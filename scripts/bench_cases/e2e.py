@@ -109,7 +109,7 @@ def measure(work):
          len(pi["dynload_failures"]), ""),
     ]
     print()
-    print("### examples/official-slim: CPython %s, Debian bookworm, measured %s on %s "
+    print("#### examples/official-slim: CPython %s, Debian bookworm, measured %s on %s "
           "(%d CPUs, %s)" % (e2e.python_version(), time.strftime("%Y-%m-%d"), platform.node(),
                              os.cpu_count(), platform.machine()))
     print()

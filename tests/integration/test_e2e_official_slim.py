@@ -72,8 +72,21 @@ def cpython_results(upstream):
 
 
 @pytest.fixture(scope="module")
-def cpython_results_pyimgtools(images):
-    return e2e.cpython_tests(images["pyimgtools_purged"])
+def cpython_results_pyimgtools(images, cpython_results):
+    results, code, log = e2e.cpython_tests(images["pyimgtools_purged"])
+    expected = (e2e.passed(cpython_results["upstream"][0])
+                | e2e.passed(cpython_results["before"][0])) - set(EXPLAINED_BY_PURGE)
+    missing = expected - e2e.passed(results)
+    if missing:
+        # One more run of those test modules, so that a test that fails once in
+        # a while (a timing-sensitive test on a loaded machine) is not taken for
+        # a library the purge removed; a real loss fails both runs.
+        modules = sorted({e2e.test_module_of(name) for name in missing})
+        again, _, log2 = e2e.cpython_tests(images["pyimgtools_purged"], tests=modules)
+        results = dict(results)
+        results.update({name: "passed" for name in missing if again.get(name) == "passed"})
+        log += "\n--- re-run of %s ---\n%s" % (" ".join(modules), log2)
+    return results, code, log
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +151,15 @@ def test_size_at_most_upstream_plus_the_added_bytecode(facts):
     up, mine = facts["upstream"], facts["pyimgtools"]
     assert mine["pyc_bytes"] > 10 * 2 ** 20  # the stdlib really is compiled
     added = mine["pyc_bytes"] - up["pyc_bytes"]
-    assert mine["size"] <= up["size"] + added, (mine["size"], up["size"], added)
+    # Security updates the upstream image lacks may grow a package: allow what
+    # the upgraded packages declare (Installed-Size) beyond their old versions.
+    upgraded = 0
+    for name, (version, kib) in mine["versions"].items():
+        old_version, old_kib = up["versions"].get(name, (version, kib))
+        if old_version != version:
+            upgraded += max(0, kib - old_kib) * 1024
+    assert mine["size"] <= up["size"] + added + upgraded, (mine["size"], up["size"], added,
+                                                           upgraded)
 
 
 def test_no_pending_security_updates(facts):

@@ -276,10 +276,10 @@ def extra_test_dirs():
             for name in sorted(os.listdir(dest))}
 
 
-def cpython_tests(image):
+def cpython_tests(image, tests=CPYTHON_TESTS):
     """Run the regression tests in a container of `image`: (results dict, exit code, log tail)."""
     with Session(image, copy=extra_test_dirs()) as s:
-        proc = s.run(_RUN_TESTS % {"tests": " ".join(CPYTHON_TESTS)}, check=False)
+        proc = s.run(_RUN_TESTS % {"tests": " ".join(tests)}, check=False)
     out = proc.stdout
     if "=====junit" not in out:
         raise AssertionError("regression tests did not run:\n%s\n%s" % (out[-3000:], proc.stderr[-3000:]))
@@ -311,6 +311,16 @@ def cached_cpython_tests(image):
 
 def passed(results):
     return {name for name, status in results.items() if status == "passed"}
+
+
+def test_module_of(name):
+    """'test.test_ssl.Class.method' -> 'test_ssl'; 'ctypes.test.x.C.m' -> 'test_ctypes'."""
+    parts = name.split(".")
+    if parts[0] == "test" and len(parts) > 1:
+        return parts[1]
+    if parts[:2] == ["ctypes", "test"]:
+        return "test_ctypes"
+    return parts[0]
 
 
 _IMPORT_DYNLOAD = r"""
@@ -412,8 +422,13 @@ def facts(image, startup_runs=10, with_dynload=False):
         out = subprocess.run(["du", "-sxb", s.path], capture_output=True, text=True, check=True)
         doc["size"] = int(out.stdout.split()[0])
         doc["pyc_bytes"] = _tree_bytes(s.path)[1]
-        out = s.run("dpkg-query -W -f '${db:Status-Abbrev} ${binary:Package}\\n'").stdout
-        doc["packages"] = sorted(l.split()[1] for l in out.splitlines() if l.startswith("ii "))
+        out = s.run("dpkg-query -W -f '${db:Status-Abbrev} ${binary:Package} ${Version} "
+                    "${Installed-Size}\\n'").stdout
+        rows = [l.split() for l in out.splitlines() if l.startswith("ii ")]
+        doc["packages"] = sorted(r[1] for r in rows)
+        # name -> (version, Installed-Size in KiB as the package declares it)
+        doc["versions"] = {r[1]: (r[2], int(r[3]) if len(r) > 3 and r[3].isdigit() else 0)
+                           for r in rows}
         doc["manual"] = sorted(s.run("apt-mark showmanual").stdout.split())
         doc["compiled_nonroot"] = compiled_at_import(s, user=NONROOT_UID)
         doc["startup_nonroot"] = startup_median(s, user=NONROOT_UID, runs=startup_runs)
