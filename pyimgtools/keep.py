@@ -36,7 +36,9 @@ ELF_MAGIC = b"\x7fELF"
 # source, bytecode and stubs, and text/data formats. Neither ld.so (which
 # loads sonames) nor CPython's importer (extension modules end in .so) loads
 # such a file as an ELF object, and in a Python tree they are nine files in
-# ten: not opening them is what makes the scan fast.
+# ten: not opening them is what makes the scan fast. For the same reason
+# `__pycache__` directories (CPython writes only .pyc files there and loads
+# nothing else from them) are not walked.
 SKIP_SUFFIXES = frozenset((
     ".py", ".pyc", ".pyo", ".pyi", ".pyx", ".pxd", ".pxi",
     ".txt", ".rst", ".md", ".html", ".htm", ".css", ".js", ".json", ".toml",
@@ -179,6 +181,8 @@ def scan(root, paths, excludes=(), scan_all=False, warnings=None):
                 name = e.name
                 try:
                     if e.is_dir(follow_symlinks=False):     # d_type: no syscall
+                        if name == "__pycache__" and not scan_all:
+                            continue      # CPython's bytecode cache: .pyc files only
                         if mounts and e.path in mounts:
                             warnings.append("%s: another file system, not scanned"
                                             % display_path(prefix + name))
@@ -480,7 +484,8 @@ def register(subparsers, common):
                         "(the environment's LD_LIBRARY_PATH is never used)")
     p.add_argument("--scan-all", action="store_true",
                    help="also open files named like Python source, bytecode or text "
-                        "(*.py, *.pyc, *.txt, ...), which are skipped by default")
+                        "(*.py, *.pyc, *.txt, ...) and walk __pycache__ directories, "
+                        "which are skipped by default")
     p.add_argument("--method", choices=("elf", "ldd"), default="elf",
                    help="elf (default): read ELF headers, execute nothing. ldd: run ldd on "
                         "every file, for comparison only; this EXECUTES CODE (ldd runs a "

@@ -343,6 +343,16 @@ def test_skip_suffixes_and_scan_all(image):
         "libbar2:amd64", "libbaz3", "libc6:amd64"]
 
 
+def test_pycache_is_not_walked_unless_scan_all(image):
+    cache = image / "usr/local/lib/__pycache__"
+    cache.mkdir()
+    shutil.copy(str(image / "usr/lib/x86_64-linux-gnu/libfoo.so.1"), str(cache / "odd.so"))
+    os.unlink(str(image / "usr/local/bin/prog"))
+    assert keep_cli(image, "--print").stdout.split() == ["libbaz3", "libc6:amd64"]
+    assert keep_cli(image, "--print", "--scan-all").stdout.split() == [
+        "libbar2:amd64", "libbaz3", "libc6:amd64"]
+
+
 def test_plan_api(image):
     root = Root(str(image))
     kp = keep.plan(root, ["/usr/local"], db=Database(root))
