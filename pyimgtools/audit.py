@@ -104,8 +104,6 @@ def plan(root, env=None, env_source="", ignore=(), only=(), warn=None):
             found = check.run(ctx) or []
         except audit_checks.Skip as exc:
             run = CheckRun(check.id, "skipped", str(exc))
-        except ImportError as exc:   # a planner module missing from this build
-            run = CheckRun(check.id, "skipped", "needs %s" % (exc.name or exc))
         except OSError as exc:
             where = " (%s)" % display_path(exc.filename) if getattr(exc, "filename", None) else ""
             run = CheckRun(check.id, "failed", "%s%s" % (exc.strerror or exc, where))
