@@ -43,7 +43,7 @@ def test_unit_tests_pass_under_trixie_python(chroot_factory):
     root.apt_install("python3", "python3-pytest", "python3-hypothesis")
     dest = root.host("/src")
     os.makedirs(dest)
-    for part in ("pyimgtools", "tests", "setup.cfg"):
+    for part in ("pyimgtools", "tests", "setup.cfg", "README.md"):
         src = os.path.join(REPO, part)
         if os.path.isdir(src):
             shutil.copytree(src, os.path.join(dest, part),
