@@ -23,6 +23,7 @@ from tests.system.test_compile_support import (COMPARE, COMPILEALL, IMPORT, pyc_
                                                recompiled_lines, run_json, used_pyc_lines)
 
 pytestmark = pytest.mark.main_only
+SPREAD_OVER_WORKERS = True  # one long, independent test per interpreter (see conftest)
 
 VERSIONS = ("3.8", "3.9", "3.10", "3.11", "3.12", "3.13")
 MODES = ("timestamp", "checked-hash", "unchecked-hash")
