@@ -153,8 +153,8 @@ def run_install(args, out, root):
     state["requested"] = sorted(set(state.get("requested", [])) | set(packages))
     write_state(root, args.state_file, state)
     if need_update:
-        apt.apt_get(["update"], root=None if root.is_host else root, stream=_stream(out),
-                    what="apt-get update")
+        # update_lists fails on a mirror that cannot be reached (apt-get exits 0).
+        apt.update_lists(root=None if root.is_host else root, stream=_stream(out))
     apt.apt_get(["install", "--no-install-recommends"] + packages,
                 root=None if root.is_host else root, stream=_stream(out),
                 what="apt-get install")
