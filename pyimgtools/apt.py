@@ -30,7 +30,6 @@ read and removed inside the root.
 import dataclasses
 import os
 import re
-import shutil
 import stat
 import subprocess
 import time

@@ -105,10 +105,7 @@ def register(subparsers, common):
                             dest="skip_" + _flag_dest(command),
                             help="skip the %s step" % command)
     for command, module_name, excluded in STEPS:
-        try:
-            step = _step_parser(command, module_name)
-        except ImportError:
-            continue  # reported by run()
+        step = _step_parser(command, module_name)
         group = parser.add_argument_group("%s options (passed through)" % command)
         for action, names in _passthrough_actions(command, step, excluded):
             _add_passthrough(group, command, action, names)
@@ -173,10 +170,6 @@ def run(args, out, root):
         if getattr(args, "skip_" + _flag_dest(command), False):
             steps.append({"command": command, "skipped": True})
             continue
-        try:
-            module = importlib.import_module("pyimgtools." + module_name)
-        except ImportError as exc:
-            raise PyimgtoolsError("the %s step is not available in this build (%s)" % (command, exc))
         ns = step_namespace(command, module_name, args)
         step_out = _StepOutput(out)
         out.line("== %s" % command)

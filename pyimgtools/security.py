@@ -17,7 +17,7 @@ import re
 import time
 
 from pyimgtools import apt, cli, debversion, osrelease
-from pyimgtools.errors import EXIT_FAILED, EXIT_OK, EXIT_WORK_FOUND, PyimgtoolsError
+from pyimgtools.errors import EXIT_OK, EXIT_WORK_FOUND, PyimgtoolsError
 from pyimgtools.report import format_count
 
 NAME = "security-upgrade"

@@ -48,7 +48,6 @@ def table(rows):
 def measure(work):
     sys.path.insert(0, REPO)
     from tests.integration import test_e2e_support as e2e
-    from tests.harness.buildah import buildah
 
     class Images:
         images = _built

@@ -3,7 +3,6 @@ base, the pyz inside it, and the unit tests under trixie's Python 3.13."""
 
 import os
 import shutil
-import subprocess
 
 from pyimgtools import __version__
 from tests.conftest import REPO

@@ -12,7 +12,6 @@ import base64
 import glob
 import hashlib
 import os
-import shutil
 import subprocess
 import tempfile
 import zipfile

@@ -4,7 +4,6 @@ apt-get itself is replaced by small fake programs on PATH that print what
 the real one prints in those situations (messages copied from apt 2.6)."""
 
 import os
-import stat
 
 import pytest
 

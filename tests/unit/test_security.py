@@ -2,7 +2,6 @@
 `apt-cache policy` / `apt-get -s` on Debian 12), detection, and the CLI errors
 that need no apt."""
 
-import io
 import os
 
 import pytest
