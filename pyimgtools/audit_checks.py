@@ -310,52 +310,30 @@ def _dep_names(value):
             alt = alt.strip()
             if not alt:
                 continue
-            name = re.split(r"[\s(\[<]", alt, 1)[0].split(":", 1)[0]
+            name = re.split(r"[\s(\[<]", alt, maxsplit=1)[0].split(":", 1)[0]
             if name:
                 names.append(name)
     return names
 
 
-_RELATION_FIELDS = (b"package", b"status", b"depends", b"pre-depends", b"provides")
-
-
-def _relation_stanzas(data):
-    """Package, Status and the relationship fields of each stanza of dpkg's
-    status (pyimgtools.dpkg keeps only the fields its users need, not these)."""
-    result = []
-    for block in data.split(b"\n\n"):
-        fields = {}
-        for line in block.split(b"\n"):
-            key, sep, value = line.partition(b":")
-            if sep and line[:1] not in (b" ", b"\t", b"#") and key.lower() in _RELATION_FIELDS:
-                fields[key.lower().decode("ascii")] = value.strip().decode("utf-8", "replace")
-        if "package" in fields:
-            result.append(fields)
-    return result
-
-
 def _dependency_graph(ctx):
     """{installed package name: set of installed names it depends on} (Depends and
     Pre-Depends, virtual names resolved through Provides)."""
-    from pyimgtools import dpkg
-    with ctx.root.open(dpkg.ADMINDIR + "/status") as f:
-        data = f.read()
-    installed = {p.name for p in ctx.installed().values()}
-    stanzas = [s for s in _relation_stanzas(data)
-               if s.get("package") in installed and s.get("status", "").endswith(" installed")]
+    packages = [p for p in ctx.installed().values() if p.state == "installed"]
+    installed = {p.name for p in packages}
     provides = {}
-    for s in stanzas:
-        for virtual in _dep_names(s.get("provides", "")):
-            provides.setdefault(virtual, set()).add(s["package"])
+    for p in packages:
+        for virtual in _dep_names(p.provides):
+            provides.setdefault(virtual, set()).add(p.name)
     graph = {}
-    for s in stanzas:
+    for p in packages:
         deps = set()
-        for name in _dep_names(s.get("depends", "")) + _dep_names(s.get("pre-depends", "")):
+        for name in _dep_names(p.depends) + _dep_names(p.pre_depends):
             if name in installed:
                 deps.add(name)
             deps.update(provides.get(name, ()))
-        deps.discard(s["package"])
-        graph.setdefault(s["package"], set()).update(deps)
+        deps.discard(p.name)
+        graph.setdefault(p.name, set()).update(deps)
     return graph
 
 

@@ -49,6 +49,9 @@ class Package:
     installed_size: Optional[int] = None   # KiB, as dpkg records it
     essential: bool = False
     priority: str = ""
+    depends: str = ""               # relationship fields, as written (audit follows them)
+    pre_depends: str = ""
+    provides: str = ""
 
     @property
     def installed(self):
@@ -80,7 +83,8 @@ class OwnerIndex:
 
 
 _WANTED = frozenset(("package", "status", "architecture", "multi-arch", "version",
-                     "installed-size", "essential", "priority", "auto-installed"))
+                     "installed-size", "essential", "priority", "auto-installed",
+                     "depends", "pre-depends", "provides"))
 
 
 def _parse_stanzas(data):
@@ -126,6 +130,9 @@ def parse_status(data):
             installed_size=int(size) if size.isdigit() else None,
             essential=fields.get("essential", "").lower() == "yes",
             priority=fields.get("priority", ""),
+            depends=fields.get("depends", ""),
+            pre_depends=fields.get("pre-depends", ""),
+            provides=fields.get("provides", ""),
         )
         packages[pkg.dpkg_name] = pkg
     return packages
