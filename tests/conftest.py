@@ -34,6 +34,7 @@ def pytest_sessionstart(session):
         cleanup_stale_work()
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's hook reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
     for item in items:
         rel = os.path.relpath(str(item.fspath), os.path.join(REPO, "tests"))
