@@ -21,8 +21,7 @@ def pytest_configure(config):
     for layer, text in (("unit", "pure functions and plans on small fixtures; no root"),
                         ("system", "read-only runs against this machine's dpkg database and ELF files"),
                         ("integration", "root only: debootstrapped chroots and buildah images"),
-                        ("main_only", "run once per scripts/test, under the main interpreter"),
-                        ("xdist_group(name)", "pytest-xdist: keep these tests on one worker")):
+                        ("main_only", "run once per scripts/test, under the main interpreter")):
         config.addinivalue_line("markers", "%s: %s" % (layer, text))
 
 
@@ -34,19 +33,12 @@ def pytest_sessionstart(session):
         cleanup_stale_work()
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's hook reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
     for item in items:
         rel = os.path.relpath(str(item.fspath), os.path.join(REPO, "tests"))
         layer = rel.split(os.sep)[0]
         if layer in LAYERS:
             item.add_marker(getattr(pytest.mark, layer))
-        # pytest-xdist (scripts/test: --dist loadgroup): a test file stays on one
-        # worker, so that module-scoped fixtures (built images, venvs) are made
-        # once; a file that sets SPREAD_OVER_WORKERS = True (independent, long
-        # tests) has its tests spread over the workers.
-        if not getattr(item.module, "SPREAD_OVER_WORKERS", False):
-            item.add_marker(pytest.mark.xdist_group(rel.replace(os.sep, "/")))
         if SECONDARY and item.get_closest_marker("main_only"):
             item.add_marker(pytest.mark.skip(reason="runs once, under the main interpreter"))
 

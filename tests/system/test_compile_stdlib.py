@@ -23,9 +23,7 @@ from tests.system.test_compile_support import (COMPARE, COMPILEALL, IMPORT, pyc_
                                                recompiled_lines, run_json, used_pyc_lines)
 
 pytestmark = pytest.mark.main_only
-SPREAD_OVER_WORKERS = True  # one long, independent test per interpreter (see conftest)
 
-VERSIONS = ("3.8", "3.9", "3.10", "3.11", "3.12", "3.13")
 MODES = ("timestamp", "checked-hash", "unchecked-hash")
 LEVELS = (0, 1, 2)
 LEVEL_FLAGS = {0: [], 1: ["-O"], 2: ["-OO"]}
@@ -64,8 +62,7 @@ def assert_imports_use_pycs(exe, tree, level):
     assert all(line.split(" matches ")[0].endswith(suffix) for line in used)
 
 
-@pytest.mark.parametrize("minor", VERSIONS)
-def test_stdlib_compiles_like_compileall_in_every_mode_and_level(minor, tmp_path):
+def check_stdlib_compiles_like_compileall_in_every_mode_and_level(minor, tmp_path):
     started = time.monotonic()
     exe = require_pyenv_python(minor)
     facts = run_json([exe, "-c", "import json, sys, sysconfig; print(json.dumps("
@@ -131,3 +128,36 @@ def test_stdlib_compiles_like_compileall_in_every_mode_and_level(minor, tmp_path
 
     sys.stderr.write("\n%s: %d sources, seconds (compileall, pyimgtools) per mode: %s, total %.0f s\n"
                      % (minor, n_sources, timings, time.monotonic() - started))
+
+
+# One class per interpreter: scripts/test runs pytest-xdist with --dist loadscope,
+# which keeps a module's functions on one worker but spreads classes, so these
+# long, independent checks run side by side.
+class TestCPython38:
+    def test_stdlib_compiles_like_compileall(self, tmp_path):
+        check_stdlib_compiles_like_compileall_in_every_mode_and_level("3.8", tmp_path)
+
+
+class TestCPython39:
+    def test_stdlib_compiles_like_compileall(self, tmp_path):
+        check_stdlib_compiles_like_compileall_in_every_mode_and_level("3.9", tmp_path)
+
+
+class TestCPython310:
+    def test_stdlib_compiles_like_compileall(self, tmp_path):
+        check_stdlib_compiles_like_compileall_in_every_mode_and_level("3.10", tmp_path)
+
+
+class TestCPython311:
+    def test_stdlib_compiles_like_compileall(self, tmp_path):
+        check_stdlib_compiles_like_compileall_in_every_mode_and_level("3.11", tmp_path)
+
+
+class TestCPython312:
+    def test_stdlib_compiles_like_compileall(self, tmp_path):
+        check_stdlib_compiles_like_compileall_in_every_mode_and_level("3.12", tmp_path)
+
+
+class TestCPython313:
+    def test_stdlib_compiles_like_compileall(self, tmp_path):
+        check_stdlib_compiles_like_compileall_in_every_mode_and_level("3.13", tmp_path)
