@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from pyimgtools import cli
+from pyimgtools.elf import ELF_MAGIC
 from pyimgtools.errors import EXIT_FAILED, PyimgtoolsError
 from pyimgtools.report import display_path, format_count
 
 DEFAULT_PATHS = ("/usr/local",)
-ELF_MAGIC = b"\x7fELF"
 
 # File names that are never opened by the scan (unless --scan-all): Python
 # source, bytecode and stubs, and text/data formats. Neither ld.so (which
