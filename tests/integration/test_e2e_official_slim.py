@@ -81,7 +81,7 @@ def cpython_results_pyimgtools(images, cpython_results):
         # One more run of those test modules, so that a test that fails once in
         # a while (a timing-sensitive test on a loaded machine) is not taken for
         # a library the purge removed; a real loss fails both runs.
-        modules = sorted({e2e.test_module_of(name) for name in missing})
+        modules = sorted({e2e.cpython_test_module(name) for name in missing})
         again, _, log2 = e2e.cpython_tests(images["pyimgtools_purged"], tests=modules)
         results = dict(results)
         results.update({name: "passed" for name in missing if again.get(name) == "passed"})

@@ -313,7 +313,7 @@ def passed(results):
     return {name for name, status in results.items() if status == "passed"}
 
 
-def test_module_of(name):
+def cpython_test_module(name):
     """'test.test_ssl.Class.method' -> 'test_ssl'; 'ctypes.test.x.C.m' -> 'test_ctypes'."""
     parts = name.split(".")
     if parts[0] == "test" and len(parts) > 1:
