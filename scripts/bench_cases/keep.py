@@ -40,10 +40,7 @@ def variants(work):
     return [
         Variant("upstream find|ldd|awk|dpkg-query",
                 command=lambda run_dir: ["sh", "-c", UPSTREAM, "upstream", tree]),
-        # An installed pyimgtools has its .pyc files (pip compiles them): let the
-        # first run write them even where PYTHONDONTWRITEBYTECODE is set.
         Variant("pyimgtools keep --print",
                 command=lambda run_dir: pyimgtools_argv("keep", "--print", "--exclude", "*tkinter*",
-                                                        tree),
-                env={"PYTHONDONTWRITEBYTECODE": ""}),
+                                                        tree)),
     ]

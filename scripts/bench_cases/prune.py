@@ -39,8 +39,6 @@ def variants(work):
     return [
         Variant("upstream find -exec rm -rf", prepare=prepare,
                 command=lambda run_dir: ["sh", "-c", FIND.format(top=os.path.join(run_dir, "tree"))]),
-        # PYTHONDONTWRITEBYTECODE="" lets this checkout keep its own .pyc files, as an
-        # installed package has them (otherwise every run compiles every module first)
-        Variant("pyimgtools prune", prepare=prepare, env={"PYTHONDONTWRITEBYTECODE": ""},
+        Variant("pyimgtools prune", prepare=prepare,
                 command=lambda run_dir: pyimgtools_argv("prune", "-q", os.path.join(run_dir, "tree"))),
     ]
