@@ -13,7 +13,6 @@ add_dry_run(parser).
 import argparse
 import importlib
 import sys
-import traceback
 
 from pyimgtools import __version__
 from pyimgtools.errors import EXIT_FAILED, EXIT_USAGE, PyimgtoolsError
@@ -150,5 +149,6 @@ def main(argv=None):
 
 def _print_error(message, verbose):
     if verbose:
+        import traceback  # only here: start-up counts in RUN lines
         traceback.print_exc()
     print("pyimgtools: error: " + " ".join(str(message).split()), file=sys.stderr)

@@ -18,7 +18,6 @@ import stat
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from typing import List, Optional
@@ -45,7 +44,7 @@ SKIP_RULES = (
 SKIP_RE = re.compile("|".join(SKIP_RULES))
 
 _FRAME = struct.Struct("<I")
-_CHECK_BATCH = 256
+_CHECK_BATCH = 64  # small enough that the first answers come while the walk goes on
 
 
 def _worker_source():
@@ -74,6 +73,18 @@ _BOOT = ("import sys; _s = sys.stdin.buffer; "
          "exec(compile(_s.read(int(sys.argv[1])), 'pyimgtools-compile-worker', 'exec'))")
 
 
+def _scratch_file():
+    """An anonymous file for a worker's stderr (read only if it dies). A pipe
+    could fill up and stall the worker; memfd spares the import of tempfile."""
+    if hasattr(os, "memfd_create"):
+        try:
+            return open(os.memfd_create("pyimgtools-worker-stderr"), "w+b")
+        except OSError:
+            pass
+    import tempfile
+    return tempfile.TemporaryFile()
+
+
 class Worker:
     """One long-lived `TARGET -I -S -B -c BOOT` process, spoken to in marshal frames.
 
@@ -84,7 +95,7 @@ class Worker:
 
     def __init__(self, python, source):
         self.python = python
-        self.stderr = tempfile.TemporaryFile()
+        self.stderr = _scratch_file()
         code = source.encode("utf-8")
         try:
             self.proc = subprocess.Popen([python, "-I", "-S", "-B", "-c", _BOOT, str(len(code))],
@@ -115,6 +126,13 @@ class Worker:
         raise WorkerError("--python %s: the compile worker stopped (a Python 3.7+ is needed): %s"
                           % (self.python, self._stderr_tail()))
 
+    def end_input(self):
+        """EOF on the worker's stdin: it exits once the request in hand is answered."""
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+
     def _stderr_tail(self):
         try:
             self.proc.wait(timeout=5)
@@ -133,10 +151,7 @@ class Worker:
         return what
 
     def close(self):
-        try:
-            self.proc.stdin.close()
-        except OSError:
-            pass
+        self.end_input()
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -184,9 +199,15 @@ class WorkerPool:
             raise WorkerError("--python %s: unexpected answer from the compile worker" % self.python)
         return reply
 
-    def map(self, kind, batches, on_reply, stop=None):
-        """Send every batch to some worker; on_reply(batch, reply) runs under a lock."""
-        queue = list(reversed(batches))
+    def map(self, kind, batches, on_reply, stop=None, request=list):
+        """Send `request(batch)` for every batch to some worker; on_reply(batch, reply)
+        runs under a lock.
+
+        `batches` may be a generator: it is advanced under the same lock, by
+        whichever worker's thread is free, so producing the next batch (walking
+        the tree) overlaps with the workers' answers to the previous ones.
+        """
+        batches = iter(batches)
         lock = threading.Lock()
         errors = []
 
@@ -194,21 +215,22 @@ class WorkerPool:
             try:
                 while True:
                     with lock:
-                        if not queue or errors or (stop is not None and stop()):
+                        if errors or (stop is not None and stop()):
                             return
-                        batch = queue.pop()
-                    reply = worker.call((kind, batch))
+                        batch = next(batches, None)
+                        if batch is None:
+                            return
+                    reply = worker.call((kind, request(batch)))
                     with lock:
                         on_reply(batch, reply)
             except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
                 with lock:
                     errors.append(exc)
 
-        workers = self.workers[:max(1, min(len(self.workers), len(batches)))]
-        if len(workers) == 1:
-            feed(workers[0])
+        if len(self.workers) == 1:
+            feed(self.workers[0])
         else:
-            threads = [threading.Thread(target=feed, args=(w,), daemon=True) for w in workers]
+            threads = [threading.Thread(target=feed, args=(w,), daemon=True) for w in self.workers]
             for t in threads:
                 t.start()
             for t in threads:
@@ -217,6 +239,8 @@ class WorkerPool:
             raise errors[0]
 
     def close(self):
+        for worker in self.workers:  # all of them first, so they exit side by side
+            worker.end_input()
         for worker in self.workers:
             worker.close()
         self.workers = []
@@ -391,8 +415,33 @@ def _walk(tree_host, tree_image, prune, root):
         stack.extend(reversed(subdirs))
 
 
-def _batches(items, size):
-    return [items[i:i + size] for i in range(0, len(items), size)]
+def _candidates(trees, prune, root, excludes, result):
+    """Items to check, in walk order; skipped and excluded files are counted in `result`."""
+    seen = set()
+    for host, image in trees:
+        for path, image_path, source in _walk(host, image, prune, root):
+            if path in seen:
+                continue
+            seen.add(path)
+            if SKIP_RE.search(image_path):
+                result.skipped.append(image_path)
+                continue
+            if any(rx.search(image_path) for rx in excludes):
+                result.excluded += 1
+                continue
+            yield Item(path=path, image_path=image_path, source=source,
+                       dfile=None if root.is_host else image_path)
+
+
+def _chunks(iterable, size):
+    chunk = []
+    for x in iterable:
+        chunk.append(x)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def plan(args, out, root, pool):
@@ -409,32 +458,14 @@ def plan(args, out, root, pool):
     levels = sorted(set(args.optimize or [0]))
     excludes = [re.compile(rx) for rx in args.exclude or []]
     trees, prune = _tree_roots(args, target, root)
-
-    items, skipped, excluded, seen = [], [], 0, set()
-    for host, image in trees:
-        for path, image_path, source in _walk(host, image, prune, root):
-            if path in seen:
-                continue
-            seen.add(path)
-            if SKIP_RE.search(image_path):
-                skipped.append(image_path)
-                continue
-            if any(rx.search(image_path) for rx in excludes):
-                excluded += 1
-                continue
-            items.append(Item(path=path, image_path=image_path, source=source,
-                              dfile=None if root.is_host else image_path))
-
     pool.configure(args.invalidation_mode, levels, args.force)
 
     result = Plan(target=target, mode=args.invalidation_mode, levels=levels, workers=workers,
-                  trees=[image for _host, image in trees], to_compile=[], skipped=skipped,
-                  excluded=excluded)
+                  trees=[image for _host, image in trees], to_compile=[])
     unreadable = []
 
     def on_reply(batch, reply):
-        for item, answer in zip(batch, reply):
-            it = items_by_key[item[0]]
+        for it, answer in zip(batch, reply):
             if answer[0] == "!":
                 unreadable.append(Failure(it.image_path, "OSError", answer[1]))
                 continue
@@ -446,10 +477,10 @@ def plan(args, out, root, pool):
             else:
                 result.up_to_date += 1
 
-    items_by_key = {it.path: it for it in items}
-    requests = [(it.path, it.source) for it in items]
-    per_worker = max(1, (len(requests) + len(pool.workers) - 1) // len(pool.workers))
-    pool.map("check", _batches(requests, min(_CHECK_BATCH, max(16, per_worker // 4))), on_reply)
+    # The walk is a generator the workers' feeder threads advance: the tree is
+    # walked while the first batches are being checked.
+    batches = _chunks(_candidates(trees, prune, root, excludes, result), _CHECK_BATCH)
+    pool.map("check", batches, on_reply, request=lambda batch: [(it.path, it.source) for it in batch])
     result.to_compile.sort(key=lambda it: it.path)
     result.unreadable = sorted(unreadable, key=lambda f: f.path)
     return result
@@ -507,23 +538,22 @@ def apply(plan_, args, out, pool):
     attempted = [0]
 
     def on_reply(batch, reply):
-        for (path, _dfile, _levels, _src), answer in zip(batch, reply):
+        for it, answer in zip(batch, reply):
             if answer[0] == "ok":
-                result.compiled.append(images[path])
+                result.compiled.append(it.image_path)
                 result.pycs_written += answer[1]
                 result.bytes_written += answer[2]
                 result.warnings.extend(answer[3])
             else:
-                result.failures.append(Failure(images[path], answer[1], answer[2], answer[3]))
+                result.failures.append(Failure(it.image_path, answer[1], answer[2], answer[3]))
                 result.warnings.extend(answer[4])
         attempted[0] += len(batch)
         progress.advance(len(batch))
 
-    images = {it.path: it.image_path for it in plan_.to_compile}
-    requests = [[(it.path, it.dfile, it.levels, it.source) for it in b] for b in batches]
     stop = (lambda: bool(result.failures)) if not args.keep_going else None
     try:
-        pool.map("compile", requests, on_reply, stop=stop)
+        pool.map("compile", batches, on_reply, stop=stop,
+                 request=lambda batch: [(it.path, it.dfile, it.levels, it.source) for it in batch])
     finally:
         progress.finish()
     result.compiled.sort()

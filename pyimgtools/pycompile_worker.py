@@ -48,6 +48,9 @@ MAGIC = _util.MAGIC_NUMBER
 MODES = {"timestamp": 0, "unchecked-hash": 1, "checked-hash": 3}  # PEP 552 flags
 _FRAME = struct.Struct("<I")
 _MAX_WARNINGS = 20
+# O_NONBLOCK: a FIFO put where a source was listed must not hang the worker
+# (it is then refused as "not a regular file"); it changes nothing for files.
+_O_READ = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 def pyc_path(path, level):
@@ -72,28 +75,39 @@ def wanted_mode(src_mode):
 
 
 def check_item(path, source, levels, flags, force):
-    """(source size, [reason per level]); "" means that .pyc is up to date."""
+    """(source size, [reason per level]); "" means that .pyc is up to date.
+
+    Plain file descriptors, not io objects: this runs for every file of every
+    warm run, where it is most of the work.
+    """
     spath = os.fsdecode(path)
-    with open(source or path, "rb") as f:
-        st = os.fstat(f.fileno())
+    fd = os.open(source or path, _O_READ)
+    try:
+        st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise OSError("not a regular file")
-        data = None
+        source_hash = None
         reasons = []
         for level in levels:
             if force:
                 reasons.append("forced")
                 continue
             try:
-                with open(pyc_path(spath, level), "rb") as p:
-                    head = p.read(17)
-                    pst = os.fstat(p.fileno())
+                pfd = os.open(pyc_path(spath, level), _O_READ)
             except FileNotFoundError:
                 reasons.append("missing")
                 continue
             except OSError:
                 reasons.append("unreadable")
                 continue
+            try:
+                head = os.read(pfd, 17)
+                pst = os.fstat(pfd)
+            except OSError:
+                reasons.append("unreadable")
+                continue
+            finally:
+                os.close(pfd)
             if len(head) < 17 or head[:4] != MAGIC:
                 reasons.append("other version")
                 continue
@@ -104,16 +118,27 @@ def check_item(path, source, levels, flags, force):
             if flags == 0:
                 expected = header(0, st, None)
             else:
-                if data is None:
-                    data = f.read()
-                expected = header(flags, st, _util.source_hash(data))
+                if source_hash is None:
+                    source_hash = _util.source_hash(_read_all(fd))
+                expected = header(flags, st, source_hash)
             if head[:16] != expected:
                 reasons.append("source changed")
             elif (st.st_mode & 0o444) & ~pst.st_mode or not stat.S_ISREG(pst.st_mode):
                 reasons.append("permissions")
             else:
                 reasons.append("")
+    finally:
+        os.close(fd)
     return st.st_size, reasons
+
+
+def _read_all(fd):
+    chunks = []
+    while True:
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
 
 
 def _ensure_cache_dir(directory, src_dir_mode):
@@ -286,3 +311,6 @@ if __name__ == "__main__":
         sys.stderr.write("this interpreter does not use .pyc files (cache_tag is None)\n")
         sys.exit(3)
     serve(sys.stdin.buffer, sys.stdout.buffer)
+    # Every reply is flushed and every .pyc closed: skip the interpreter's
+    # teardown, which the parent would otherwise wait for.
+    os._exit(0)

@@ -5,7 +5,6 @@ one JSON document to stdout and sends every other line to stderr.
 """
 
 import dataclasses
-import json
 import os
 import sys
 
@@ -102,6 +101,7 @@ class Output:
     def data(self, document):
         """The JSON document (only in --json mode)."""
         if self.json_mode:
+            import json  # here: most runs print no JSON, and start-up counts in RUN lines
             json.dump(to_jsonable(document), self.stdout, indent=2, sort_keys=False)
             self.stdout.write("\n")
 

@@ -6,7 +6,9 @@ under that interpreter with the same number of workers (all CPUs) and skip the
 same files meant not to compile. Cold: no .pyc yet (mode timestamp, compileall's
 default, for a fair match). Warm: everything already compiled by the same tool
 in the same mode (compileall recompiles every hash-based .pyc, CPython #121577).
-Every ratio is against the first row; compare warm rows with each other.
+Every ratio is against the first row; compare warm rows with each other. The
+serial row gives the floor of any parallel compiler on this machine: its time
+divided by the CPUs (all the work is compile(), file creation and reading).
 """
 
 import glob
@@ -44,8 +46,8 @@ def _copy_sources(dest):
                 shutil.copy2(os.path.join(d, f), os.path.join(dest, rel, f))
 
 
-def compileall(mode):
-    return lambda run_dir: [PY, "-m", "compileall", "-q", "-j0", "-x", SKIP,
+def compileall(mode, jobs="-j0"):
+    return lambda run_dir: [PY, "-m", "compileall", "-q", jobs, "-x", SKIP,
                             "--invalidation-mode", mode, os.path.join(run_dir, "lib")]
 
 
@@ -72,6 +74,9 @@ def variants(work):
     return [
         Variant("compileall -j0 cold (timestamp)", compileall("timestamp"), fresh, ok_returncodes=(0, 1)),
         Variant("pyimgtools cold (timestamp)", pyimgtools("timestamp"), fresh),
+        # The floor for any parallel compiler: this row's time / CPUs.
+        Variant("compileall -j1 cold (timestamp, serial)", compileall("timestamp", "-j1"), fresh,
+                ok_returncodes=(0, 1)),
         Variant("compileall -j0 warm (timestamp)", compileall("timestamp"),
                 warm(compileall("timestamp")), ok_returncodes=(0, 1)),
         Variant("pyimgtools warm (timestamp)", pyimgtools("timestamp"), warm(pyimgtools("timestamp"))),
