@@ -19,6 +19,7 @@ import pytest
 from pyimgtools.elf import has_elf_magic
 from pyimgtools.fs import Root
 from pyimgtools.loader import Loader
+from tests.harness.loadview import ldd_view
 from tests.harness.prereq import PYENV_VERSIONS, require
 
 TREES = ["/usr/bin", "/usr/lib/x86_64-linux-gnu"]
@@ -70,20 +71,6 @@ def ldd(path):
     return result
 
 
-def ours(tree):
-    """ldd's view of a LoadTree: each object once, under the name that first loaded it."""
-    seen = set()
-    result = {}
-    for dep in tree.dependencies:
-        if dep.via in ("interp", "loaded"):
-            continue
-        if dep.path is not None and dep.path in seen:
-            continue
-        seen.add(dep.path)
-        result.setdefault(dep.name, dep.path)
-    return result
-
-
 @pytest.fixture(scope="module")
 def machine():
     require(shutil.which("ldd") is not None and os.path.exists(RTLD), "needs x86-64 glibc and ldd")
@@ -104,7 +91,7 @@ def test_every_elf_file_resolves_like_ldd(machine):
     loader = Loader(Root("/"))
     trees = {}
     for path in files:
-        trees[path] = ours(loader.load_tree(path))
+        trees[path] = ldd_view(loader.load_tree(path))
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         expected = dict(zip(files, pool.map(ldd, files)))
     diffs = {p: (trees[p], expected[p]) for p in files if trees[p] != expected[p]}

@@ -17,6 +17,7 @@ import pytest
 
 from pyimgtools.fs import Root
 from pyimgtools.loader import Loader
+from tests.harness.loadview import ldd_view
 from tests.harness.prereq import require
 from tests.unit.test_elf import build_elf
 
@@ -124,20 +125,6 @@ def ldd(binary, env=None):
     return _parse_trace(out.stdout)
 
 
-def ours(tree):
-    """The same view of a LoadTree: each object once, under the name that first loaded it."""
-    seen = set()
-    result = {}
-    for dep in tree.dependencies:
-        if dep.via in ("interp", "loaded"):
-            continue
-        if dep.path is not None and dep.path in seen:
-            continue
-        seen.add(dep.path)
-        result.setdefault(dep.name, dep.path)
-    return result
-
-
 def deps_by_name(tree):
     return {(os.path.basename(d.needer), d.name): d for d in tree.dependencies}
 
@@ -156,7 +143,7 @@ def test_rpath_of_parents_parent(build):
     tree = load(exe)
     expected = real_loader(exe)
     assert expected["libC.so"] == libc_                          # the real loader finds it ...
-    assert ours(tree) == expected                                # ... and so do we
+    assert ldd_view(tree) == expected                                # ... and so do we
     dep = deps_by_name(tree)[("libB.so", "libC.so")]
     assert (dep.path, dep.via) == (libc_, "rpath")
 
@@ -173,7 +160,7 @@ def test_rpath_before_ld_library_path(build):
     expected = real_loader(exe, {"LD_LIBRARY_PATH": l})
     assert expected["libX.so"] == os.path.join(r, "libX.so")
     tree = load(exe, ld_library_path=[l])
-    assert ours(tree) == expected
+    assert ldd_view(tree) == expected
     assert deps_by_name(tree)[("prog", "libX.so")].via == "rpath"
 
 
@@ -183,13 +170,13 @@ def test_ld_library_path_before_runpath(build):
     expected = real_loader(exe, {"LD_LIBRARY_PATH": l})
     assert expected["libX.so"] == os.path.join(l, "libX.so")
     tree = load(exe, ld_library_path=[l])
-    assert ours(tree) == expected
+    assert ldd_view(tree) == expected
     assert deps_by_name(tree)[("prog", "libX.so")].via == "ld_library_path"
     # Without LD_LIBRARY_PATH the RUNPATH is used.
     expected = real_loader(exe)
     assert expected["libX.so"] == os.path.join(u, "libX.so")
     tree = load(exe)
-    assert ours(tree) == expected
+    assert ldd_view(tree) == expected
     assert deps_by_name(tree)[("prog", "libX.so")].via == "runpath"
 
 
@@ -200,7 +187,7 @@ def test_object_with_runpath_ignores_rpath_chain(build):
     exe = build.exe("bin/prog", needs=[liba], rpath=r + ":" + build.path("a"))
     expected = real_loader(exe, {"LD_LIBRARY_PATH": l})
     tree = load(exe, ld_library_path=[l])
-    assert ours(tree) == expected
+    assert ldd_view(tree) == expected
     # libX: via LD_LIBRARY_PATH (l), not the executable's RPATH (r) nor libA's RUNPATH (u).
     assert expected["libX.so"] == os.path.join(l, "libX.so")
     assert deps_by_name(tree)[("libA.so", "libX.so")].via == "ld_library_path"
@@ -214,13 +201,13 @@ def test_runpath_not_inherited(build):
     assert expected["libA.so"] == liba
     assert expected["libB.so"] is None                           # not inherited
     tree = load(exe)
-    assert ours(tree) == expected
+    assert ldd_view(tree) == expected
     assert [d.name for d in tree.missing] == ["libB.so"]
     # Control: the same as RPATH is inherited.
     exe2 = build.exe("bin/prog2", needs=[liba], rpath=build.path("a"))
     expected = real_loader(exe2)
     assert expected["libB.so"] == libb
-    assert ours(load(exe2)) == expected
+    assert ldd_view(load(exe2)) == expected
 
 
 def test_origin_is_the_symlinks_directory(build):
@@ -234,7 +221,7 @@ def test_origin_is_the_symlinks_directory(build):
     assert expected["libA.so"] == build.path("link/libA.so")
     assert expected["libB.so"] == build.path("link/libB.so")
     tree = load(exe)
-    assert ours(tree) == expected
+    assert ldd_view(tree) == expected
     assert build.path("link/libA.so") in tree.objects
 
 
@@ -249,7 +236,7 @@ def test_origin_of_the_executable_is_its_real_directory(build):
     os.symlink(exe, link)
     expected = real_loader(link)
     assert expected["libP.so"] == build.path("app/bin/../lib/libP.so")
-    assert ours(load(link)) == expected
+    assert ldd_view(load(link)) == expected
     assert ldd(link)["libP.so"] is None
 
 
@@ -264,7 +251,7 @@ def test_nodefaultlib(build):
     assert expected["libz.so.1"] is not None
     tree = load(exe)
     assert tree.objects[exe].nodefaultlib
-    assert ours(tree) == expected
+    assert ldd_view(tree) == expected
 
 
 def _supported_hwcaps():
@@ -282,7 +269,7 @@ def test_hwcaps_subdirectory(build):
     expected = real_loader(exe)
     assert expected["libH.so"] == variant
     tree = load(exe)
-    assert ours(tree) == expected
+    assert ldd_view(tree) == expected
     dep = deps_by_name(tree)[("prog", "libH.so")]
     assert dep.alternatives == [base]      # what a CPU without that level loads
     assert base in tree.objects
@@ -313,7 +300,7 @@ def test_wrong_class_or_machine_candidate_skipped(build, bits, machine):
     expected = real_loader(exe)
     assert expected["libW.so"] == good
     tree = load(exe)
-    assert ours(tree) == expected
+    assert ldd_view(tree) == expected
     assert not tree.warnings
 
 
@@ -326,7 +313,7 @@ def test_loaded_soname_satisfies_later_need(build):
     expected = real_loader(exe)
     assert expected["libQ.so"] == libq
     tree = load(exe)
-    assert ours(tree) == expected
+    assert ldd_view(tree) == expected
     dep = deps_by_name(tree)[("libA.so", "libQ.so")]
     assert (dep.path, dep.via) == (libq, "loaded")
     # Alone, libA cannot find libQ: ldd says so and so do we (context matters).
@@ -349,7 +336,7 @@ def test_match_by_soname_not_file_name(build):
     assert expected == {"libQalias.so": build.path("a/libQalias.so"),
                         "libA.so": liba, "libc.so.6": "/lib/x86_64-linux-gnu/libc.so.6"}
     tree = load(exe)
-    assert ours(tree) == expected
+    assert ldd_view(tree) == expected
     dep = deps_by_name(tree)[("libA.so", "libQ.so.1")]
     assert (dep.path, dep.via) == (build.path("a/libQalias.so"), "loaded")
 
@@ -364,7 +351,7 @@ def test_name_with_slash_is_a_path(build):
     assert tree.objects[exe].needed[0] == libp
     expected = real_loader(exe)
     assert expected[libp] == libp
-    assert ours(tree) == expected
+    assert ldd_view(tree) == expected
     assert deps_by_name(tree)[("prog", libp)].via == "path"
 
 
@@ -379,7 +366,7 @@ def test_breadth_first_order(build):
     expected = real_loader(exe)
     assert expected["libX.so"] == x2
     tree = load(exe)
-    assert ours(tree) == expected
+    assert ldd_view(tree) == expected
     assert deps_by_name(tree)[("libA.so", "libX.so")].path == x2
     assert list(tree.objects)[:4] == [exe, RTLD, liba, x2]
 
@@ -402,5 +389,5 @@ def test_cache_and_default_dirs_agree_with_ldd(build):
     exe = build.exe("bin/prog", flags=["-lz", "-lm"])
     expected = real_loader(exe)
     tree = load(exe)
-    assert ours(tree) == expected
+    assert ldd_view(tree) == expected
     assert {d.via for d in tree.dependencies if d.name in ("libz.so.1", "libm.so.6")} == {"cache"}
