@@ -29,9 +29,12 @@ filtees are not modelled.
 
 Under every search directory the ``glibc-hwcaps`` subdirectories come first
 (``x86-64-v4``, ``v3``, ``v2`` on x86-64). The CPU the image will run on is
-unknown, so the dependency resolves to what the most capable CPU loads (the
-highest level present); what less capable CPUs load instead is listed in
-``Dependency.alternatives`` and is part of the closure too. Legacy hwcaps
+unknown, so by default the dependency resolves to what the most capable CPU
+loads (the highest level present); what less capable CPUs load instead is
+listed in ``Dependency.alternatives`` and is part of the closure too.
+``Loader(root, hwcaps=LEVELS)`` models one CPU instead: only the levels it
+supports are searched, as ld.so does on that CPU (tests compare with the real
+ld.so this way on any CPU). Legacy hwcaps
 subdirectories (``tls``, ``x86_64``; removed in glibc 2.37) are not modelled.
 
 A candidate of the wrong class, byte order or machine is skipped and the
@@ -147,7 +150,7 @@ _PLATFORMS = {
 class _Arch:
     """The loader's view of one class/machine inside one root."""
 
-    def __init__(self, root, info):
+    def __init__(self, root, info, cpu_hwcaps=None):
         key = (info.machine, info.elf_class)
         if info.machine == _elf.EM_PPC64 and info.little_endian:
             triplet = "powerpc64le-linux-gnu"
@@ -163,7 +166,8 @@ class _Arch:
         self.cache_flags = _ldcache.accepted_flags(info)
         self.interp = _INTERPS.get(key)
         self.platform = _PLATFORMS.get(key)
-        self.hwcaps = _HWCAPS.get(key, ())
+        self.hwcaps = tuple(level for level in _HWCAPS.get(key, ())
+                            if cpu_hwcaps is None or level in cpu_hwcaps)
         # Built-in directories: Debian/Ubuntu's multiarch layout when the
         # image has it, else the lib64 layout of 64-bit distributions, else /lib.
         if triplet and (root.isdir("/usr/lib/" + triplet) or root.isdir("/lib/" + triplet)):
@@ -222,8 +226,11 @@ class _Found:
 class Loader:
     """Resolves load trees inside one image root; caches everything it reads."""
 
-    def __init__(self, root, ld_library_path=None):
+    def __init__(self, root, ld_library_path=None, hwcaps=None):
+        """`hwcaps`: the glibc-hwcaps levels of the CPU to model (e.g.
+        ``("x86-64-v3", "x86-64-v2")``); None models every CPU at once."""
         self.root = root
+        self.cpu_hwcaps = None if hwcaps is None else frozenset(hwcaps)
         if isinstance(ld_library_path, (str, bytes)):
             # An LD_LIBRARY_PATH value: glibc splits it on ':' and ';'.
             ld_library_path = os.fsdecode(ld_library_path).replace(";", ":").split(":")
@@ -365,7 +372,7 @@ class Loader:
             _elf.EM_ARM, _elf.EM_RISCV) else 0)
         arch = self._archs.get(key)
         if arch is None:
-            arch = self._archs[key] = _Arch(self.root, info)
+            arch = self._archs[key] = _Arch(self.root, info, self.cpu_hwcaps)
         return arch
 
     # -- DST expansion -------------------------------------------------------

@@ -6,8 +6,16 @@ are (docker apt configs, dpkg path-excludes, main/-updates/-security sources,
 no apt lists). It is rebuilt when older than a week or when the recipe below
 changes (the recipe's hash is part of the file name).
 
-`Chroot(suite)` is a fresh copy of that tarball, entered with `chroot`, with
-/proc, a minimal /dev and resolv.conf set up, always torn down.
+`rootfs_tarball(suite, packages)` is that tarball with `packages` installed by
+apt inside it (lists removed again), cached the same way: sid with
+python3.14 and python3.15 for the 3.14/3.15 matrix.
+
+sid has no -updates or -security suite, and its Release file can be past its
+Valid-Until on these machines: its rootfs carries
+`Acquire::Check-Valid-Until "false"` (a file of its own, named for the harness).
+
+`Chroot(suite, packages)` is a fresh copy of that tarball, entered with `chroot`,
+with /proc, a minimal /dev and resolv.conf set up, always torn down.
 """
 
 import contextlib
@@ -62,6 +70,18 @@ Suites: {suite}-security
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 """
+# The suites of a development release (no -updates, no -security).
+UNSTABLE = ("sid", "unstable", "forky")
+SOURCES_UNSTABLE = """\
+Types: deb
+URIs: {mirror}
+Suites: {suite}
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+"""
+NO_VALID_UNTIL = ("pyimgtools-test-no-valid-until", 'Acquire::Check-Valid-Until "false";\n')
+# Python 3.14 and 3.15 with the stdlib's test data (the compile skip rules meet it).
+SID_PYTHONS = ("python3.14", "libpython3.14-testsuite", "python3.15", "libpython3.15-testsuite")
 # Files already installed that the excludes would have kept out (debuerreotype-slimify).
 SLIMIFY = r"""
 set -e
@@ -76,7 +96,8 @@ rm -rf var/lib/apt/lists/* var/cache/apt/*.bin var/cache/apt/archives/*.deb
 
 def _recipe_key(suite):
     recipe = repr((suite, MIRROR, SECURITY_MIRROR, sorted(APT_CONF.items()), DPKG_EXCLUDES,
-                   POLICY_RC_D, SOURCES, SLIMIFY))
+                   POLICY_RC_D, SOURCES, SLIMIFY)
+                  + ((SOURCES_UNSTABLE, NO_VALID_UNTIL) if suite in UNSTABLE else ()))
     return hashlib.sha256(recipe.encode()).hexdigest()[:12]
 
 
@@ -94,8 +115,11 @@ def _configure(target, suite):
     _write(os.path.join(target, "usr/sbin/policy-rc.d"), POLICY_RC_D, 0o755)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(os.path.join(target, "etc/apt/sources.list"))
+    sources = SOURCES_UNSTABLE if suite in UNSTABLE else SOURCES
     _write(os.path.join(target, "etc/apt/sources.list.d/debian.sources"),
-           SOURCES.format(mirror=MIRROR, security=SECURITY_MIRROR, suite=suite))
+           sources.format(mirror=MIRROR, security=SECURITY_MIRROR, suite=suite))
+    if suite in UNSTABLE:
+        _write(os.path.join(target, "etc/apt/apt.conf.d", NO_VALID_UNTIL[0]), NO_VALID_UNTIL[1])
     subprocess.run(["sh", "-c", SLIMIFY, "slimify", target], check=True)
 
 
@@ -117,37 +141,59 @@ def _fresh(path):
         return False
 
 
-def rootfs_tarball(suite):
-    """Path of the cached, slim-configured rootfs tarball for `suite` (built if needed)."""
+def rootfs_tarball(suite, packages=()):
+    """Path of the cached, slim-configured rootfs tarball for `suite` (built if needed),
+    with `packages` installed when given."""
     cache = os.path.join(CACHE_DIR, "rootfs")
-    tarball = os.path.join(cache, "%s-%s.tar" % (suite, _recipe_key(suite)))
+    key = _recipe_key(suite)
+    stem = suite
+    if packages:
+        stem = "%s+%s" % (suite, hashlib.sha256(" ".join(sorted(packages)).encode()).hexdigest()[:8])
+    tarball = os.path.join(cache, "%s-%s.tar" % (stem, key))
     if _fresh(tarball):
         return tarball
-    with _locked(os.path.join(cache, suite + ".lock")):
+    base = rootfs_tarball(suite) if packages else None
+    with _locked(os.path.join(cache, stem + ".lock")):
         if _fresh(tarball):
             return tarball
-        work = tempfile.mkdtemp(prefix="debootstrap-%s-" % suite, dir=cache)
+        work = tempfile.mkdtemp(prefix="rootfs-%s-" % stem, dir=cache)
         try:
             target = os.path.join(work, "root")
-            log = os.path.join(cache, suite + ".debootstrap.log")
-            with open(log, "w") as logf:
-                proc = subprocess.run(
-                    ["debootstrap", "--variant=minbase", suite, target, MIRROR],
-                    stdout=logf, stderr=subprocess.STDOUT)
-            if proc.returncode != 0:
-                with open(log) as f:
-                    tail = f.read()[-2000:]
-                raise RuntimeError("debootstrap %s failed (log %s):\n%s" % (suite, log, tail))
-            _configure(target, suite)
+            if packages:
+                _install_into(base, target, suite, packages)
+            else:
+                _debootstrap(target, suite, cache)
             subprocess.run(["tar", "--numeric-owner", "--xattrs", "-C", target, "-cf",
                             tarball + ".part", "."], check=True)
             os.replace(tarball + ".part", tarball)
         finally:
             subprocess.run(["rm", "-rf", "--one-file-system", work], check=False)
         for old in os.listdir(cache):  # earlier recipes of this suite
-            if old.startswith(suite + "-") and old.endswith(".tar") and old != os.path.basename(tarball):
+            if old.startswith(stem + "-") and old.endswith(".tar") and old != os.path.basename(tarball):
                 os.unlink(os.path.join(cache, old))
     return tarball
+
+
+def _debootstrap(target, suite, cache):
+    log = os.path.join(cache, suite + ".debootstrap.log")
+    with open(log, "w") as logf:
+        proc = subprocess.run(
+            ["debootstrap", "--variant=minbase", suite, target, MIRROR],
+            stdout=logf, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        with open(log) as f:
+            tail = f.read()[-2000:]
+        raise RuntimeError("debootstrap %s failed (log %s):\n%s" % (suite, log, tail))
+    _configure(target, suite)
+
+
+def _install_into(base, target, suite, packages):
+    """Unpack `base` at `target` and apt-get install `packages` inside it."""
+    os.makedirs(target)
+    subprocess.run(["tar", "--numeric-owner", "--xattrs", "-C", target, "-xf", base], check=True)
+    with _Entered(target):
+        _run_in(target, suite, "apt-get update -qq && apt-get install -y -qq "
+                "--no-install-recommends %s && rm -rf /var/lib/apt/lists/*" % " ".join(packages))
 
 
 def _mounts_under(path):
@@ -214,12 +260,13 @@ class Chroot:
     (list) inside it and returns the CompletedProcess (text, output captured).
     """
 
-    def __init__(self, suite):
+    def __init__(self, suite, packages=()):
         self.suite = suite
+        self.packages = tuple(packages)
         self.path = None
 
     def __enter__(self):
-        tarball = rootfs_tarball(self.suite)
+        tarball = rootfs_tarball(self.suite, self.packages)
         work = os.path.join(CACHE_DIR, "work")
         os.makedirs(work, exist_ok=True)
         self.path = tempfile.mkdtemp(prefix="%s-" % self.suite, dir=work)
@@ -228,36 +275,11 @@ class Chroot:
         try:
             subprocess.run(["tar", "--numeric-owner", "--xattrs", "-C", self.path, "-xf", tarball],
                            check=True)
-            self._setup()
+            _setup_chroot(self.path)
         except BaseException:
             self.__exit__()
             raise
         return self
-
-    def _setup(self):
-        root = self.path
-        subprocess.run(["mount", "-t", "proc", "proc", os.path.join(root, "proc")], check=True)
-        dev = os.path.join(root, "dev")
-        shutil.rmtree(dev, ignore_errors=True)
-        os.makedirs(dev, exist_ok=True)
-        # A tmpfs /dev with a few nodes, not a bind mount of the host's /dev:
-        # nothing the test does inside can reach the host's devices.
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755,nosuid", "pyimgtools-dev", dev],
-                       check=True)
-        for name, major, minor in _DEV_NODES:
-            node = os.path.join(dev, name)
-            os.mknod(node, 0o666 | 0o020000, os.makedev(major, minor))
-            os.chmod(node, 0o666)
-        for name in ("pts", "shm"):
-            os.mkdir(os.path.join(dev, name))
-        os.symlink("/proc/self/fd", os.path.join(dev, "fd"))
-        for i, name in enumerate(("stdin", "stdout", "stderr")):
-            os.symlink("/proc/self/fd/%d" % i, os.path.join(dev, name))
-        resolv = os.path.join(root, "etc/resolv.conf")
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(resolv)
-        with contextlib.suppress(FileNotFoundError):
-            shutil.copyfile("/etc/resolv.conf", resolv)
 
     def __exit__(self, *exc):
         if self.path:
@@ -272,24 +294,71 @@ class Chroot:
         return os.path.join(self.path, path.lstrip("/"))
 
     def run(self, cmd, check=True, env=None, user=None, input=None, timeout=1800, cwd="/"):
-        argv = ["sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
-        if user is not None:
-            argv = ["setpriv", "--reuid", str(user), "--regid", str(user), "--clear-groups",
-                    "--"] + argv
-        full_env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                    "HOME": "/root", "LANG": "C.UTF-8", "DEBIAN_FRONTEND": "noninteractive"}
-        full_env.update(env or {})
-        proc = subprocess.run(["chroot", self.path, "sh", "-c", 'cd "$1" && shift && exec "$@"',
-                               "cd", cwd] + argv,
-                              env=full_env, input=input, capture_output=True, text=True,
-                              timeout=timeout)
-        if check and proc.returncode != 0:
-            raise AssertionError("in %s chroot, %r exited %d\nstdout:\n%s\nstderr:\n%s"
-                                 % (self.suite, cmd, proc.returncode, proc.stdout[-4000:],
-                                    proc.stderr[-4000:]))
-        return proc
+        return _run_in(self.path, self.suite, cmd, check, env, user, input, timeout, cwd)
 
     def apt_install(self, *packages):
         """apt-get update + install inside the chroot (lists are removed again afterwards)."""
         self.run("apt-get update -qq && apt-get install -y -qq --no-install-recommends %s"
                  " && rm -rf /var/lib/apt/lists/*" % " ".join(packages))
+
+
+class _Entered:
+    """/proc, /dev and resolv.conf set up in a rootfs being built; unmounted after."""
+
+    def __init__(self, root):
+        self.root = root
+
+    def __enter__(self):
+        _setup_chroot(self.root)
+        return self
+
+    def __exit__(self, *exc):
+        for point in _mounts_under(self.root):
+            subprocess.run(["umount", "-l", point], check=False)
+        return False
+
+
+def _setup_chroot(root):
+    """Mount /proc and a minimal /dev in `root`; copy the host's resolv.conf."""
+    subprocess.run(["mount", "-t", "proc", "proc", os.path.join(root, "proc")], check=True)
+    dev = os.path.join(root, "dev")
+    shutil.rmtree(dev, ignore_errors=True)
+    os.makedirs(dev, exist_ok=True)
+    # A tmpfs /dev with a few nodes, not a bind mount of the host's /dev:
+    # nothing the test does inside can reach the host's devices.
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755,nosuid", "pyimgtools-dev", dev],
+                   check=True)
+    for name, major, minor in _DEV_NODES:
+        node = os.path.join(dev, name)
+        os.mknod(node, 0o666 | 0o020000, os.makedev(major, minor))
+        os.chmod(node, 0o666)
+    for name in ("pts", "shm"):
+        os.mkdir(os.path.join(dev, name))
+    os.symlink("/proc/self/fd", os.path.join(dev, "fd"))
+    for i, name in enumerate(("stdin", "stdout", "stderr")):
+        os.symlink("/proc/self/fd/%d" % i, os.path.join(dev, name))
+    resolv = os.path.join(root, "etc/resolv.conf")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(resolv)
+    with contextlib.suppress(FileNotFoundError):
+        shutil.copyfile("/etc/resolv.conf", resolv)
+
+
+def _run_in(root, suite, cmd, check=True, env=None, user=None, input=None, timeout=1800, cwd="/"):
+    """Run `cmd` (a shell string or an argv list) in the chroot at `root`."""
+    argv = ["sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
+    if user is not None:
+        argv = ["setpriv", "--reuid", str(user), "--regid", str(user), "--clear-groups",
+                "--"] + argv
+    full_env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "HOME": "/root", "LANG": "C.UTF-8", "DEBIAN_FRONTEND": "noninteractive"}
+    full_env.update(env or {})
+    proc = subprocess.run(["chroot", root, "sh", "-c", 'cd "$1" && shift && exec "$@"',
+                           "cd", cwd] + argv,
+                          env=full_env, input=input, capture_output=True, text=True,
+                          timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError("in %s chroot, %r exited %d\nstdout:\n%s\nstderr:\n%s"
+                             % (suite, cmd, proc.returncode, proc.stdout[-4000:],
+                                proc.stderr[-4000:]))
+    return proc

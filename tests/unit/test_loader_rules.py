@@ -254,37 +254,53 @@ def test_nodefaultlib(build):
     assert ldd_view(tree) == expected
 
 
-def _supported_hwcaps():
-    out = subprocess.run([RTLD, "--help"], capture_output=True, text=True).stdout
-    return re.findall(r"^\s+(x86-64-v\d) \(supported, searched\)", out, re.M)
+def _cpu_hwcaps(env=None):
+    """The glibc-hwcaps levels ld.so searches on this CPU (under `env`'s GLIBC_TUNABLES)."""
+    full = dict(os.environ, **(env or {}))
+    out = subprocess.run([RTLD, "--help"], env=full, capture_output=True, text=True).stdout
+    return tuple(re.findall(r"^\s+(x86-64-v\d) \(supported, searched\)", out, re.M))
+
+
+# A CPU without x86-64-v4, whatever CPU runs the test: glibc's tunable masks
+# AVX512F, which every v4 CPU has and v4 requires.
+WITHOUT_V4 = {"GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX512F"}
+LEVELS = ("x86-64-v4", "x86-64-v3", "x86-64-v2")
 
 
 def test_hwcaps_subdirectory(build):
-    supported = _supported_hwcaps()
-    require(supported, "the CPU supports no x86-64 glibc-hwcaps level")
-    top = supported[0]
+    # A variant in every level: this CPU's ld.so takes its highest one, which
+    # the loader told this CPU's levels takes too; told nothing, it takes v4
+    # and lists what every less capable CPU loads.
+    cpu = _cpu_hwcaps()
     base = build.lib("h/libH.so")
-    variant = build.lib("h/glibc-hwcaps/%s/libH.so" % top)
+    variant = {level: build.lib("h/glibc-hwcaps/%s/libH.so" % level) for level in LEVELS}
     exe = build.exe("bin/prog", needs=[base], runpath=build.path("h"))
+    on_this_cpu = [variant[level] for level in cpu] + [base]   # by priority
     expected = real_loader(exe)
-    assert expected["libH.so"] == variant
-    tree = load(exe)
+    assert expected["libH.so"] == on_this_cpu[0]
+    tree = Loader(Root("/"), hwcaps=cpu).load_tree(exe)
     assert ldd_view(tree) == expected
     dep = deps_by_name(tree)[("prog", "libH.so")]
-    assert dep.alternatives == [base]      # what a CPU without that level loads
-    assert base in tree.objects
+    assert dep.alternatives == on_this_cpu[1:]
+    any_cpu = deps_by_name(load(exe))[("prog", "libH.so")]
+    assert any_cpu.path == variant["x86-64-v4"]
+    assert any_cpu.alternatives == [variant["x86-64-v3"], variant["x86-64-v2"], base]
 
 
 def test_hwcaps_level_the_cpu_lacks(build):
-    # We assume the most capable CPU; the real loader on this CPU takes the
-    # next level it supports, which we list as an alternative.
-    supported = _supported_hwcaps()
-    require("x86-64-v4" not in supported, "this CPU supports x86-64-v4")
+    # Only a v4 variant, on a CPU without v4: ld.so takes the plain library;
+    # so does the loader told that CPU's levels. Told nothing (any CPU), it
+    # takes the v4 variant and lists the plain one as the alternative.
+    cpu = _cpu_hwcaps(WITHOUT_V4)
+    assert "x86-64-v4" not in cpu
     base = build.lib("h/libH.so")
     v4 = build.lib("h/glibc-hwcaps/x86-64-v4/libH.so")
     exe = build.exe("bin/prog", needs=[base], runpath=build.path("h"))
-    expected = real_loader(exe)
+    expected = real_loader(exe, env=WITHOUT_V4)
     assert expected["libH.so"] == base
+    tree = Loader(Root("/"), hwcaps=cpu).load_tree(exe)
+    assert ldd_view(tree) == expected
+    assert deps_by_name(tree)[("prog", "libH.so")].alternatives == []
     dep = deps_by_name(load(exe))[("prog", "libH.so")]
     assert dep.path == v4
     assert dep.alternatives == [base]
