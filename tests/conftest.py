@@ -3,7 +3,10 @@
 A test's layer is the directory it lives in; `-m unit`, `-m "unit or system"`
 and `-m integration` select them. `main_only` marks tests that need to run
 once per `scripts/test`, not once per Python version (scripts/test sets
-PYIMGTOOLS_TEST_SECONDARY=1 for the extra interpreters).
+PYIMGTOOLS_TEST_SECONDARY=1 for the extra interpreters). `host_only` marks
+tests that need this host itself (its pyenv CPythons): inside a Debian rootfs
+(tests/harness/rootfs_pytest.py sets PYIMGTOOLS_TEST_ROOTFS=SUITE) they are
+selected out, not failed.
 """
 
 import os
@@ -15,13 +18,15 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAYERS = ("unit", "system", "integration")
 SECONDARY = os.environ.get("PYIMGTOOLS_TEST_SECONDARY") == "1"
+ROOTFS = os.environ.get("PYIMGTOOLS_TEST_ROOTFS")
 
 
 def pytest_configure(config):
     for layer, text in (("unit", "pure functions and plans on small fixtures; no root"),
                         ("system", "read-only runs against this machine's dpkg database and ELF files"),
                         ("integration", "root only: debootstrapped chroots and buildah images"),
-                        ("main_only", "run once per scripts/test, under the main interpreter")):
+                        ("main_only", "run once per scripts/test, under the main interpreter"),
+                        ("host_only", "needs this host (its pyenv CPythons); not run inside a rootfs")):
         config.addinivalue_line("markers", "%s: %s" % (layer, text))
 
 
@@ -41,6 +46,8 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(getattr(pytest.mark, layer))
         if SECONDARY and item.get_closest_marker("main_only"):
             item.add_marker(pytest.mark.skip(reason="runs once, under the main interpreter"))
+        elif ROOTFS and item.get_closest_marker("host_only"):
+            item.add_marker(pytest.mark.skip(reason="needs the host, not the %s rootfs" % ROOTFS))
 
 
 def run_cli(*args, python=None, input=None, env=None, cwd=None):

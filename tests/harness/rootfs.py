@@ -141,9 +141,14 @@ def _fresh(path):
         return False
 
 
-def rootfs_tarball(suite, packages=()):
+def rootfs_tarball(suite, packages=(), base=()):
     """Path of the cached, slim-configured rootfs tarball for `suite` (built if needed),
-    with `packages` installed when given."""
+    with `packages` installed when given.
+
+    `base`: a package set whose tarball `packages` is installed on top of (it
+    is built first if needed), so a larger set reuses a smaller one's download
+    and install; the result is the same tarball either way (keyed by
+    `packages` alone, which must contain `base`)."""
     cache = os.path.join(CACHE_DIR, "rootfs")
     key = _recipe_key(suite)
     stem = suite
@@ -152,7 +157,9 @@ def rootfs_tarball(suite, packages=()):
     tarball = os.path.join(cache, "%s-%s.tar" % (stem, key))
     if _fresh(tarball):
         return tarball
-    base = rootfs_tarball(suite) if packages else None
+    if base and not set(base) < set(packages):
+        raise ValueError("base %r is not a proper part of packages %r" % (base, packages))
+    below = rootfs_tarball(suite, base) if packages else None
     with _locked(os.path.join(cache, stem + ".lock")):
         if _fresh(tarball):
             return tarball
@@ -160,7 +167,7 @@ def rootfs_tarball(suite, packages=()):
         try:
             target = os.path.join(work, "root")
             if packages:
-                _install_into(base, target, suite, packages)
+                _install_into(below, target, suite, sorted(set(packages) - set(base)))
             else:
                 _debootstrap(target, suite, cache)
             subprocess.run(["tar", "--numeric-owner", "--xattrs", "-C", target, "-cf",
@@ -293,8 +300,10 @@ class Chroot:
         """Host path of an absolute path inside the chroot."""
         return os.path.join(self.path, path.lstrip("/"))
 
-    def run(self, cmd, check=True, env=None, user=None, input=None, timeout=1800, cwd="/"):
-        return _run_in(self.path, self.suite, cmd, check, env, user, input, timeout, cwd)
+    def run(self, cmd, check=True, env=None, user=None, input=None, timeout=1800, cwd="/",
+            capture=True):
+        """`capture=False`: the output goes to this process's stdout/stderr."""
+        return _run_in(self.path, self.suite, cmd, check, env, user, input, timeout, cwd, capture)
 
     def apt_install(self, *packages):
         """apt-get update + install inside the chroot (lists are removed again afterwards)."""
@@ -344,7 +353,8 @@ def _setup_chroot(root):
         shutil.copyfile("/etc/resolv.conf", resolv)
 
 
-def _run_in(root, suite, cmd, check=True, env=None, user=None, input=None, timeout=1800, cwd="/"):
+def _run_in(root, suite, cmd, check=True, env=None, user=None, input=None, timeout=1800, cwd="/",
+            capture=True):
     """Run `cmd` (a shell string or an argv list) in the chroot at `root`."""
     argv = ["sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
     if user is not None:
@@ -355,10 +365,10 @@ def _run_in(root, suite, cmd, check=True, env=None, user=None, input=None, timeo
     full_env.update(env or {})
     proc = subprocess.run(["chroot", root, "sh", "-c", 'cd "$1" && shift && exec "$@"',
                            "cd", cwd] + argv,
-                          env=full_env, input=input, capture_output=True, text=True,
+                          env=full_env, input=input, capture_output=capture, text=True,
                           timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError("in %s chroot, %r exited %d\nstdout:\n%s\nstderr:\n%s"
-                             % (suite, cmd, proc.returncode, proc.stdout[-4000:],
-                                proc.stderr[-4000:]))
+                             % (suite, cmd, proc.returncode, (proc.stdout or "")[-4000:],
+                                (proc.stderr or "")[-4000:]))
     return proc

@@ -129,6 +129,7 @@ def _lone_missing(machine):
     return out
 
 
+@pytest.mark.host_only
 def test_lone_library_missing_what_its_loader_provides(machine):
     """Documented difference: ldd on scipy.libs/libgfortran alone says libquadmath is
     "not found" (no RPATH/RUNPATH of its own); loaded by a scipy extension module,

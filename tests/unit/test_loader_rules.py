@@ -228,7 +228,9 @@ def test_origin_is_the_symlinks_directory(build):
 def test_origin_of_the_executable_is_its_real_directory(build):
     # The kernel gives ld.so the resolved executable, so $ORIGIN of a program
     # started through a symlink is the target's directory. ldd runs ld.so on
-    # the path as given and disagrees: a documented difference.
+    # the path as given: glibc 2.36 (bookworm) then takes the link's directory
+    # and disagrees, a documented difference; 2.43 (sid) agrees with the
+    # kernel. Versions in between were not observed.
     lib = build.lib("app/lib/libP.so")
     exe = build.exe("app/bin/prog", needs=[lib], rpath="$ORIGIN/../lib")
     os.makedirs(build.path("usrbin"), exist_ok=True)
@@ -237,7 +239,11 @@ def test_origin_of_the_executable_is_its_real_directory(build):
     expected = real_loader(link)
     assert expected["libP.so"] == build.path("app/bin/../lib/libP.so")
     assert ldd_view(load(link)) == expected
-    assert ldd(link)["libP.so"] is None
+    glibc = tuple(int(n) for n in os.confstr("CS_GNU_LIBC_VERSION").split()[1].split(".")[:2])
+    if glibc <= (2, 36):
+        assert ldd(link)["libP.so"] is None
+    elif glibc >= (2, 43):
+        assert ldd(link)["libP.so"] == expected["libP.so"]
 
 
 def test_nodefaultlib(build):
@@ -349,8 +355,9 @@ def test_match_by_soname_not_file_name(build):
     shutil.copy(libq, build.path("a/libQalias.so"))              # real SONAME libQ.so.1
     shutil.rmtree(build.path("stub"))
     expected = real_loader(exe)
-    assert expected == {"libQalias.so": build.path("a/libQalias.so"),
-                        "libA.so": liba, "libc.so.6": "/lib/x86_64-linux-gnu/libc.so.6"}
+    # libc: the cache's spelling (/lib/... on bookworm, /usr/lib/... on sid)
+    assert set(expected) == {"libQalias.so", "libA.so", "libc.so.6"}
+    assert (expected["libQalias.so"], expected["libA.so"]) == (build.path("a/libQalias.so"), liba)
     tree = load(exe)
     assert ldd_view(tree) == expected
     dep = deps_by_name(tree)[("libA.so", "libQ.so.1")]

@@ -4,6 +4,7 @@ import json
 import os
 import stat
 import subprocess
+import sys
 
 import pytest
 
@@ -147,7 +148,7 @@ def test_imported_test_package_is_kept_and_the_importer_named(tmp_path):
     assert not (top / "selfimp/tests/inner/tests").exists()
     assert not (top / "other/tests").exists()
     # and Python agrees the packages still import
-    proc = subprocess.run(["python3", "-c", "import selfimp, absimp.testing"], cwd=str(top),
+    proc = subprocess.run([sys.executable, "-c", "import selfimp, absimp.testing"], cwd=str(top),
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
 
