@@ -1,15 +1,16 @@
 """The unit and system layers under a Python of a Debian rootfs (Debian sid's 3.14 and 3.15).
 
-    python -m tests.harness.rootfs_pytest SUITE PYTHON [--junitxml FILE] [PYTEST ARGS ...]
+    python -m tests.harness.rootfs_pytest SUITE [--junit-dir DIR] PYTHON ... [-- PYTEST ARGS]
 
 runs `pytest -m "unit or system"` under SUITE's /usr/bin/PYTHON (e.g. `sid
-python3.14`) inside a fresh copy of the suite's rootfs: the packages the
+python3.14 python3.15`), one after the other, inside one fresh copy of the
+suite's rootfs (DIR gets 3.14.xml ... junit files): the packages the
 tests need are installed in the cached tarball, this checkout is bind-mounted
 read-only at /src, and a venv gets the test requirements from wheels that
 `pip download` fetched on the host (pip inside the rootfs cannot reach the
 index). The system layer then compares with the rootfs's own dpkg database
 and ELF files; tests that need this host (its pyenv CPythons) are skipped by
-tests/conftest.py (PYIMGTOOLS_TEST_ROOTFS). Exit status: pytest's.
+tests/conftest.py (PYIMGTOOLS_TEST_ROOTFS). Exit status 1 if any run failed.
 
 `prepare SUITE PYTHON ...` only builds the tarball and the wheels (scripts/test
 starts it early: it waits on the network, not the CPU).
@@ -71,44 +72,65 @@ def _bind(src, dst, readonly):
         subprocess.run(["mount", "-o", "remount,bind,ro", dst], check=True)
 
 
-def run(suite, python, pytest_args, junitxml=None):
+def run(suite, pythons, pytest_args, junit_dir=None):
+    """Run the layers under each of `pythons` in turn, in one copy of the rootfs;
+    returns {python: pytest's exit status}."""
     tarball(suite)
-    wheels = wheelhouse(python)
+    wheels = {python: wheelhouse(python) for python in pythons}
     base, packages = PACKAGES[suite]
+    status = {}
     with rootfs.Chroot(suite, packages) as c:
         _bind(REPO, c.host("/src"), readonly=True)
-        _bind(wheels, c.host("/wheels"), readonly=True)
-        c.run("/usr/bin/%s -m venv /opt/venv && /opt/venv/bin/python -m pip install -q "
-              "--disable-pip-version-check --no-index --find-links /wheels -r /src/tests/requirements.txt"
-              % python, capture=False)
-        env = {"PYIMGTOOLS_TEST_SECONDARY": "1", "PYIMGTOOLS_TEST_ROOTFS": suite,
-               "PYTHONDONTWRITEBYTECODE": "1",        # /src is read-only
-               "HYPOTHESIS_STORAGE_DIRECTORY": "/tmp/hypothesis"}
-        if "CI" in os.environ:
-            env["CI"] = os.environ["CI"]
-        args = ["/opt/venv/bin/python", "-m", "pytest", "-p", "no:cacheprovider",
-                "-m", "unit or system"]
-        if junitxml:
-            args.append("--junitxml=/tmp/junit.xml")
-        proc = c.run(args + list(pytest_args), check=False, env=env, cwd="/src", capture=False,
-                     timeout=3600)
-        if junitxml and os.path.exists(c.host("/tmp/junit.xml")):
-            shutil.copyfile(c.host("/tmp/junit.xml"), junitxml)
-        return proc.returncode
+        for python in pythons:
+            print("=== unit and system tests under %s's /usr/bin/%s (%s rootfs)"
+                  % (suite, python, suite), flush=True)
+            venv = "/opt/venv-" + _version(python)
+            if not os.path.exists(c.host("/usr/bin/" + python)):
+                # the package list has it: only a broken archive or tarball gets here
+                print("FAILED: %s has no /usr/bin/%s" % (suite, python))
+                status[python] = 1
+                continue
+            _bind(wheels[python], c.host("/wheels/" + python), readonly=True)
+            c.run("/usr/bin/%s -m venv %s && %s/bin/python -m pip install -q "
+                  "--disable-pip-version-check --no-index --find-links /wheels/%s "
+                  "-r /src/tests/requirements.txt" % (python, venv, venv, python), capture=False)
+            env = {"PYIMGTOOLS_TEST_SECONDARY": "1", "PYIMGTOOLS_TEST_ROOTFS": suite,
+                   "PYTHONDONTWRITEBYTECODE": "1",        # /src is read-only
+                   "HYPOTHESIS_STORAGE_DIRECTORY": "/tmp/hypothesis"}
+            if "CI" in os.environ:
+                env["CI"] = os.environ["CI"]
+            junit = "/tmp/junit-%s.xml" % python
+            args = [venv + "/bin/python", "-m", "pytest", "-p", "no:cacheprovider",
+                    "-m", "unit or system", "--junitxml", junit]
+            proc = c.run(args + list(pytest_args), check=False, env=env, cwd="/src",
+                         capture=False, timeout=3600)
+            status[python] = proc.returncode
+            if junit_dir and os.path.exists(c.host(junit)):
+                shutil.copyfile(c.host(junit), os.path.join(junit_dir, _version(python) + ".xml"))
+    return status
 
 
 def main(argv):
+    """prepare SUITE PYTHON... | SUITE [--junit-dir DIR] PYTHON... [-- PYTEST ARGS]"""
     if argv[:1] == ["prepare"]:
-        suite, pythons = argv[1], argv[2:]
-        tarball(suite)
-        for python in pythons:
+        tarball(argv[1])
+        for python in argv[2:]:
             wheelhouse(python)
         return 0
-    suite, python, rest = argv[0], argv[1], argv[2:]
-    junitxml = None
-    if rest[:1] == ["--junitxml"]:
-        junitxml, rest = rest[1], rest[2:]
-    return run(suite, python, rest, junitxml)
+    suite, rest = argv[0], argv[1:]
+    junit_dir = None
+    if rest[:1] == ["--junit-dir"]:
+        junit_dir, rest = rest[1], rest[2:]
+    pythons, pytest_args = rest, []
+    if "--" in rest:
+        pythons, pytest_args = rest[:rest.index("--")], rest[rest.index("--") + 1:]
+    status = run(suite, pythons, pytest_args, junit_dir)
+    # 5: the arguments selected no test (scripts/test counts that as passed)
+    failed = [p for p, rc in status.items() if rc not in (0, 5)]
+    for python in failed:
+        print("FAILED: the unit and system tests under %s's %s (pytest exit %d)"
+              % (suite, python, status[python]))
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
