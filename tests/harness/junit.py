@@ -48,7 +48,7 @@ def summary_line(label, path):
     counts = {}
     for outcome in outcomes(path).values():
         counts[outcome] = counts.get(outcome, 0) + 1
-    return "%-28s %5d passed %5d failed %5d skipped" % (
+    return "%-36s %5d passed %5d failed %5d skipped" % (
         label, counts.get("passed", 0), counts.get("failed", 0) + counts.get("error", 0),
         counts.get("skipped", 0))
 
@@ -69,7 +69,7 @@ def main(argv):
             try:
                 print(summary_line(label, path))
             except (OSError, ET.ParseError):
-                print("%-28s no results" % label)
+                print("%-36s no results" % label)
         return 0
     raise SystemExit(__doc__)
 

@@ -267,9 +267,12 @@ class Chroot:
     (list) inside it and returns the CompletedProcess (text, output captured).
     """
 
-    def __init__(self, suite, packages=()):
+    def __init__(self, suite, packages=(), tmpfs=False):
+        """`tmpfs`: the copy lives in a tmpfs mounted on its directory (for a large
+        rootfs: unpacked and freed without disk I/O; unmounted on exit like the rest)."""
         self.suite = suite
         self.packages = tuple(packages)
+        self.tmpfs = tmpfs
         self.path = None
 
     def __enter__(self):
@@ -280,6 +283,9 @@ class Chroot:
         with open(self.path + ".owner", "w") as f:
             f.write(str(os.getpid()))
         try:
+            if self.tmpfs:
+                subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755", "pyimgtools-rootfs",
+                                self.path], check=True)
             subprocess.run(["tar", "--numeric-owner", "--xattrs", "-C", self.path, "-xf", tarball],
                            check=True)
             _setup_chroot(self.path)

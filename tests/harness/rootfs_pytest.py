@@ -1,10 +1,10 @@
-"""The unit and system layers under a Python of a Debian rootfs (Debian sid's 3.14 and 3.15).
+"""The unit and system layers under a Python of a Debian rootfs (sid's 3.14, 3.15; trixie's 3.13).
 
     python -m tests.harness.rootfs_pytest SUITE [--junit-dir DIR] PYTHON ... [-- PYTEST ARGS]
 
 runs `pytest -m "unit or system"` under SUITE's /usr/bin/PYTHON (e.g. `sid
 python3.14 python3.15`), one after the other, inside one fresh copy of the
-suite's rootfs (DIR gets 3.14.xml ... junit files): the packages the
+suite's rootfs (DIR gets junit files sid-3.14.xml ...): the packages the
 tests need are installed in the cached tarball, this checkout is bind-mounted
 read-only at /src, and a venv gets the test requirements from wheels that
 `pip download` fetched on the host (pip inside the rootfs cannot reach the
@@ -30,10 +30,14 @@ REQUIREMENTS = os.path.join(REPO, "tests", "requirements.txt")
 
 # What the unit and system layers run besides Python: gcc, libc6-dev and
 # zlib1g-dev for the loader-rule and keep tests (they link -lz), the venv
-# modules for the test venv. Installed on top of rootfs.SID_PYTHONS, which
-# the integration tests use as it is.
-SID_TEST_EXTRAS = ("gcc", "libc6-dev", "zlib1g-dev", "python3.14-venv", "python3.15-venv")
-PACKAGES = {"sid": (rootfs.SID_PYTHONS, rootfs.SID_PYTHONS + SID_TEST_EXTRAS)}
+# modules for the test venv. sid's are installed on top of rootfs.SID_PYTHONS,
+# which the integration tests use as it is. {suite: (base, packages)}
+TOOLCHAIN = ("gcc", "libc6-dev", "zlib1g-dev")
+PACKAGES = {
+    "sid": (rootfs.SID_PYTHONS,
+            rootfs.SID_PYTHONS + TOOLCHAIN + ("python3.14-venv", "python3.15-venv")),
+    "trixie": ((), TOOLCHAIN + ("python3.13-venv",)),
+}
 
 
 def tarball(suite):
@@ -79,7 +83,7 @@ def run(suite, pythons, pytest_args, junit_dir=None):
     wheels = {python: wheelhouse(python) for python in pythons}
     base, packages = PACKAGES[suite]
     status = {}
-    with rootfs.Chroot(suite, packages) as c:
+    with rootfs.Chroot(suite, packages, tmpfs=True) as c:
         _bind(REPO, c.host("/src"), readonly=True)
         for python in pythons:
             print("=== unit and system tests under %s's /usr/bin/%s (%s rootfs)"
@@ -106,7 +110,8 @@ def run(suite, pythons, pytest_args, junit_dir=None):
                          capture=False, timeout=3600)
             status[python] = proc.returncode
             if junit_dir and os.path.exists(c.host(junit)):
-                shutil.copyfile(c.host(junit), os.path.join(junit_dir, _version(python) + ".xml"))
+                shutil.copyfile(c.host(junit),
+                                os.path.join(junit_dir, "%s-%s.xml" % (suite, _version(python))))
     return status
 
 
