@@ -154,6 +154,31 @@ def test_malformed_copies_that_ld_so_loads_are_read(tmp_path, sample, mutation):
     assert not tree.missing
 
 
+def test_keep_keeps_the_packages_of_what_ld_so_loads_for_every_copy(tmp_path, sample):
+    # The issue's symptom: keep gave a warning, no libssl3, exit 0.
+    from tests.system.test_keep_ldd import dpkg_search, keep_json, keep_packages
+    require(shutil.which("dpkg-query") is not None, "needs dpkg-query")
+    path, _original = sample
+    wrong = {}
+    for mutation in sorted(LOADED):
+        with open(path, "rb") as f:
+            e = Elf64(f.read())
+        LOADED[mutation](e)
+        os.makedirs(str(tmp_path / mutation))
+        copy = str(tmp_path / mutation / os.path.basename(path))
+        with open(copy, "wb") as f:
+            f.write(e.data)
+        rc, deps, err = ld_so_list(copy)
+        assert rc == 0, err
+        owners = dpkg_search(sorted(p for p in deps.values() if p))
+        expected = set().union(*owners.values())
+        assert len(expected) >= 2, owners     # libc6 and the library's own (libssl3)
+        doc, proc = keep_json(str(tmp_path / mutation))
+        if proc.returncode != 0 or keep_packages(doc) != expected:
+            wrong[mutation] = (proc.returncode, sorted(keep_packages(doc)), sorted(expected))
+    assert not wrong
+
+
 def _shadowed(sample):
     """(DT_NEEDED name of the sample other than libc, the host path ld.so maps for it)."""
     path, deps = sample
