@@ -242,7 +242,8 @@ class Dir:
         flags = O_DIR if stat.S_ISDIR(st.st_mode) else O_READ
         fd = os.open(self._name(name), flags, dir_fd=self.fd)
         try:
-            if (os.fstat(fd).st_ino, os.fstat(fd).st_dev) != (st.st_ino, st.st_dev):
+            now = os.fstat(fd)
+            if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
                 raise IdentityChanged(errno.ESTALE, "replaced while changing its mode",
                                       self.child_path(name))
             os.fchmod(fd, mode)

@@ -16,7 +16,7 @@ import os
 import re
 import time
 
-from pyimgtools import apt, cli, debversion, osrelease
+from pyimgtools import apt, cli, debversion, fs, osrelease
 from pyimgtools.errors import EXIT_OK, EXIT_WORK_FOUND, PyimgtoolsError
 from pyimgtools.report import format_count
 
@@ -364,7 +364,6 @@ def run(args, out, root):
     security = [s for s in sources if is_security_source(s, distro)]
     stream = out._log if out.verbose else None
     added = ""
-    temp_host = root.host(TEMP_SOURCE)
     lists_were_present = apt.lists_present(root)
     updated = False
     try:
@@ -381,10 +380,12 @@ def run(args, out, root):
             added = temporary_source(sources, distro)
             out.line("no security source configured: adding '%s' for this run only"
                      % added.strip())
-            os.makedirs(os.path.dirname(temp_host), exist_ok=True)
-            with open(temp_host, "w") as f:
-                f.write("# added by pyimgtools security-upgrade for one run; removed afterwards\n")
-                f.write(added)
+            # Through descriptors from the root down: a link in the image's /etc
+            # cannot send the file (or its removal) out of the root.
+            with fs.open_dir(root, os.path.dirname(TEMP_SOURCE), create=True) as parts:
+                parts.write_atomic(os.path.basename(TEMP_SOURCE), (
+                    "# added by pyimgtools security-upgrade for one run; removed afterwards\n"
+                    + added).encode())
         if is_root and not args.no_update:
             out.detail("refreshing the apt lists (apt-get update)")
             apt.update_lists(root, lock_timeout=args.lock_timeout, stream=stream)
@@ -436,7 +437,8 @@ def run(args, out, root):
     finally:
         if added:
             try:
-                os.unlink(temp_host)
+                with fs.open_dir(root, os.path.dirname(TEMP_SOURCE)) as parts:
+                    parts.unlink(os.path.basename(TEMP_SOURCE))
             except FileNotFoundError:
                 pass
         clean = applying or (updated and not lists_were_present)

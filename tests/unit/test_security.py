@@ -401,3 +401,30 @@ def test_real_run_prints_upgrades_only_after_they_are_installed(tmp_path, monkey
     out = capsys.readouterr().out.splitlines()
     assert rc == 0 and plan.pending
     assert "would upgrade libssl3 3.0.19-1~deb12u2 -> 3.0.22-1~deb12u2 (bookworm-security)" in out
+
+
+def test_temporary_source_is_written_inside_the_root_whatever_links_say(tmp_path, monkeypatch, capsys):
+    # Issue 14, "nothing written outside the tree": the temporary source went to
+    # root.host(path), which the host kernel resolves through the image's links.
+    from pyimgtools import apt
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    image = tmp_path / "img"
+    _image(image, 'ID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\n')
+    (image / "etc/apt").mkdir()
+    (image / "etc/apt/sources.list").write_text("deb http://deb.debian.org/debian bookworm main\n")
+    os.symlink(str(outside), str(image / "etc/apt/sources.list.d"))   # absolute: inside the root
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    seen = []
+
+    def update_lists(root, **kw):
+        inside = image / str(outside).lstrip("/") / os.path.basename(security.TEMP_SOURCE)
+        seen.append((sorted(os.listdir(str(outside))), inside.read_text()))
+    monkeypatch.setattr(apt, "update_lists", update_lists)
+    monkeypatch.setattr(security, "make_plan", lambda *a, **kw: security.Plan(
+        "debian", "bookworm", [], "", [], []))
+    rc = cli.main(["security-upgrade", "--dry-run", "--root", str(image)])
+    assert rc == 0, capsys.readouterr().err
+    assert seen and seen[0][0] == [] and "bookworm-security main" in seen[0][1]
+    assert os.listdir(str(outside)) == []
+    assert os.listdir(str(image / str(outside).lstrip("/"))) == []   # removed afterwards
