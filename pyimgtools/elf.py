@@ -4,8 +4,11 @@
 ``PT_INTERP``, ``DT_NEEDED``, ``DT_RPATH``, ``DT_RUNPATH``, ``DT_SONAME`` and
 ``DT_FLAGS_1`` of an ELF file. It reads the ELF header and the program headers
 (one read of the first bytes of the file), then the dynamic segment and the
-part of its string table the entries point into; it never maps, loads or runs
-the file. Every offset, size and count is checked against the file's size, so
+part of its string table the entries point into, both the way glibc's ld.so
+finds them: by address, through the PT_LOAD mapping (PT_DYNAMIC's p_offset and
+p_filesz, DT_STRSZ and the section headers are not used); it never maps, loads
+or runs the file. `loader_verdict` says whether ld.so would load a candidate,
+skip it, or stop with an error. Every offset, size and count is checked against the file's size, so
 a truncated or hostile file raises `ElfError` with a message naming the
 problem, never another exception.
 

@@ -768,13 +768,16 @@ class Loader:
             found = _Found(expanded, VIA_PATH, got[0], got[1], [], [])
         else:
             found = self._search(name, node, arch, tree.warnings)
-            if found is None or found.path is None:
+            if found is None or (found.path is None and not found.alternatives):
                 tree.dependencies.append(Dependency(
                     node.path, name, None, found.via if found is not None else VIA_DEFAULT,
                     error=found.error if found is not None else None))
                 return
-        same = by_ident.get(found.ident)
-        if same is not None:
+        same = by_ident.get(found.ident) if found.path is not None else None
+        if found.path is None:
+            # ld.so stops on the most capable CPUs; less capable ones load an alternative.
+            dep = Dependency(node.path, name, None, found.via, error=found.error)
+        elif same is not None:
             # The same file under another name: glibc reuses the loaded object.
             by_name.setdefault(name, same)
             dep = Dependency(node.path, name, same.path, found.via)

@@ -253,3 +253,36 @@ def test_a_bad_candidate_earlier_on_the_path(tmp_path, sample, kind, make, stops
     ours = dep.error[len(bad) + 2:]
     assert ours.split(":")[0] == why.split(":")[0], (ours, why)
     assert any(bad in w for w in tree.warnings)
+
+
+def test_a_bad_glibc_hwcaps_candidate_stops_the_cpus_that_search_it(tmp_path, sample):
+    # A text file in every x86-64 glibc-hwcaps level, the real library beside them:
+    # ld.so on this CPU stops at its highest level if it has one, else loads the
+    # plain library; the loader told this CPU's levels does the same. Told nothing
+    # (any CPU), the dependency is unresolved and the plain library is what CPUs
+    # without those levels load.
+    from tests.unit.test_loader_rules import LEVELS, _cpu_hwcaps
+    path, _deps = sample
+    name, target = _shadowed(sample)
+    top = str(tmp_path / "h")
+    for level in LEVELS:
+        os.makedirs(os.path.join(top, "glibc-hwcaps", level))
+        with open(os.path.join(top, "glibc-hwcaps", level, name), "wb") as f:
+            f.write(TEXT_SCRIPT)
+    shutil.copyfile(target, os.path.join(top, name))
+    cpu = _cpu_hwcaps()
+    rc, expected, err = ld_so_list(path, [top])
+    tree = Loader(Root("/"), ld_library_path=[top], hwcaps=cpu).load_tree(path)
+    dep = [d for d in tree.dependencies if d.name == name][0]
+    if cpu:
+        bad = os.path.join(top, "glibc-hwcaps", cpu[0], name)
+        assert rc != 0 and "%s: invalid ELF header" % bad in err, err
+        assert dep.path is None and dep.error == bad + ": invalid ELF header"
+    else:
+        assert rc == 0 and expected[name] == os.path.join(top, name), err
+        assert ldd_view(tree) == expected
+    any_cpu = [d for d in Loader(Root("/"), ld_library_path=[top]).load_tree(path).dependencies
+               if d.name == name][0]
+    assert any_cpu.path is None and any_cpu.error.startswith(
+        os.path.join(top, "glibc-hwcaps", "x86-64-v4", name) + ": ")
+    assert any_cpu.alternatives == [os.path.join(top, name)]
