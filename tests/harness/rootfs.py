@@ -8,14 +8,17 @@ changes (the recipe's hash is part of the file name).
 
 `rootfs_tarball(suite, packages)` is that tarball with `packages` installed by
 apt inside it (lists removed again), cached the same way: sid with
-python3.14 and python3.15 for the 3.14/3.15 matrix.
+python3.14 and python3.15 for the 3.14/3.15 matrix. `base=` builds it on top
+of a smaller set's tarball (tests/harness/rootfs_pytest.py adds gcc and venv
+support to SID_PYTHONS that way).
 
 sid has no -updates or -security suite, and its Release file can be past its
 Valid-Until on these machines: its rootfs carries
 `Acquire::Check-Valid-Until "false"` (a file of its own, named for the harness).
 
 `Chroot(suite, packages)` is a fresh copy of that tarball, entered with `chroot`,
-with /proc, a minimal /dev and resolv.conf set up, always torn down.
+with /proc, a minimal /dev and resolv.conf set up, always torn down
+(`tmpfs=True`: the copy lives in a tmpfs of its own).
 """
 
 import contextlib
