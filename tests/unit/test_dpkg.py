@@ -102,7 +102,7 @@ Auto-Installed: 0
 """
 
 
-def make_db(tmp_path, usrmerge=True, lists=LISTS):
+def make_db(tmp_path, usrmerge=True, lists=LISTS, status=STATUS, diversions=DIVERSIONS):
     root = tmp_path / "root"
     (root / "usr/lib/x86_64-linux-gnu").mkdir(parents=True)
     (root / "usr/lib/i386-linux-gnu").mkdir(parents=True)
@@ -112,8 +112,8 @@ def make_db(tmp_path, usrmerge=True, lists=LISTS):
         os.symlink("usr/lib64", str(root / "lib64"))
     info = root / "var/lib/dpkg/info"
     info.mkdir(parents=True)
-    (root / "var/lib/dpkg/status").write_bytes(STATUS)
-    (root / "var/lib/dpkg/diversions").write_bytes(DIVERSIONS)
+    (root / "var/lib/dpkg/status").write_bytes(status)
+    (root / "var/lib/dpkg/diversions").write_bytes(diversions)
     for name, paths in lists.items():
         data = "\n".join(paths) + ("" if name == "oddball" else "\n")
         (info / (name + ".list")).write_bytes(os.fsencode(data))
@@ -265,16 +265,7 @@ T64_DIVERSIONS = (
 
 
 def make_t64_db(tmp_path):
-    root = tmp_path / "t64"
-    (root / "usr/lib/x86_64-linux-gnu").mkdir(parents=True)
-    os.symlink("usr/lib", str(root / "lib"))
-    info = root / "var/lib/dpkg/info"
-    info.mkdir(parents=True)
-    (root / "var/lib/dpkg/status").write_bytes(T64_STATUS)
-    (root / "var/lib/dpkg/diversions").write_bytes(T64_DIVERSIONS)
-    for name, paths in T64_LISTS.items():
-        (info / (name + ".list")).write_bytes(os.fsencode("\n".join(paths) + "\n"))
-    return Database(Root(str(root)))
+    return make_db(tmp_path, lists=T64_LISTS, status=T64_STATUS, diversions=T64_DIVERSIONS)
 
 
 def test_usr_is_merged_diversion_keeps_the_diverting_package_under_either_spelling(tmp_path):
