@@ -304,6 +304,84 @@ def _glob_in_root(root, pattern):
     return sorted(real.rstrip("/") + "/" + os.path.basename(h) for h in hits)
 
 
+def _is_dso_name(name):
+    # ldconfig looks only at names starting with "lib" or "ld-" that contain ".so".
+    return name.startswith(("lib", "ld-")) and ".so" in name
+
+
+def uncached_libraries(root, cache):
+    """In-image paths of libraries in the ld.so.conf directories that `cache` lacks.
+
+    What ``ldconfig`` would add: for every shared object named ``lib*.so*`` or
+    ``ld-*.so*`` directly in a directory of ld.so.conf (and its includes),
+    an entry for its soname (DT_SONAME, else the file name) in that
+    directory. A library counts as missing when the cache has no entry for
+    its soname in its (canonical) directory: after ``make install`` into
+    /usr/local/lib without ``ldconfig``, libpython is missing. `cache` None
+    (no cache at all) makes every such library missing. One path per
+    (directory, soname), in ld.so.conf order. glibc-hwcaps subdirectories
+    are not looked at.
+    """
+    def realdir(d):
+        try:
+            return root.realpath(d).rstrip("/") or "/"
+        except OSError:
+            return None
+
+    cached = set()
+    for entry in (cache.entries if cache is not None else ()):
+        d = realdir(entry.path.rpartition("/")[0] or "/")
+        if d is not None:
+            cached.add((d, entry.name))
+    missing = []
+    dirs, seen = set(), set()
+    for directory in read_conf(root):
+        real = realdir(directory)
+        if real is None or real in dirs:
+            continue
+        dirs.add(real)
+        try:
+            names = sorted(n for n in os.listdir(root.host(real)) if _is_dso_name(n))
+        except OSError:
+            continue
+        prefix = real.rstrip("/") + "/"
+        for name in names:
+            try:
+                info = _elf.read_elf(root.host(root.realpath(prefix + name)))
+            except (_elf.ElfError, OSError, ValueError):
+                continue        # not ELF (a linker script such as libc.so), dangling, a directory
+            if info.type != _elf.ET_DYN:
+                continue
+            key = (real, info.soname or name)
+            if key not in cached and key not in seen:
+                seen.add(key)
+                missing.append(prefix + name)
+    return missing
+
+
+def ldconfig_argv(root):
+    """The command that rebuilds the image's cache: ``ldconfig`` (``ldconfig -r ROOT`` for a root)."""
+    import shutil
+    path = os.environ.get("PATH", os.defpath) + os.pathsep + "/usr/sbin:/sbin"
+    exe = shutil.which("ldconfig", path=path) or "ldconfig"
+    return [exe] if root.is_host else [exe, "-r", root.path]
+
+
+def run_ldconfig(argv):
+    """Run `argv` (from ldconfig_argv); raises PyimgtoolsError when it fails."""
+    import subprocess
+    from pyimgtools.errors import PyimgtoolsError
+    try:
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    except OSError as exc:
+        raise PyimgtoolsError("cannot run %s: %s" % (argv[0], exc.strerror or exc)) from None
+    if proc.returncode != 0:
+        err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise PyimgtoolsError("%s exited %d%s" % (" ".join(argv), proc.returncode,
+                                                  ": " + err[-1] if err else ""))
+
+
 def expected_flags_text(flags):
     """ldconfig -p's description of an entry's flags, e.g. 'libc6,x86-64'."""
     kind = {0: "libc4", 1: "ELF", 2: "libc5", 3: "libc6"}.get(flags & FLAG_TYPE_MASK, "unknown")
@@ -316,4 +394,5 @@ def expected_flags_text(flags):
 
 
 __all__ = ["CacheError", "CacheEntry", "LdCache", "parse_cache", "read_cache", "read_conf",
+           "uncached_libraries", "ldconfig_argv", "run_ldconfig",
            "accepted_flags", "CACHE_PATH", "CONF_PATH"]
