@@ -12,6 +12,7 @@ libreadline8t64 diverts the /lib spelling of its library to
 """
 
 import os
+import re
 
 _ALIASES = (("/usr/lib/", "/lib/"), ("/usr/lib64/", "/lib64/"), ("/usr/bin/", "/bin/"),
             ("/usr/sbin/", "/sbin/"))
@@ -80,51 +81,61 @@ def parse_ldd(text):
     return resolved, missing
 
 
+_DIVERSION_LINE = re.compile(r"^(?:diversion by (\S+)|local diversion) (from|to): (/.*)$")
+
+
 def parse_dpkg_search(text):
     """({path: set of listing packages}, {diverted path: (diverting package or None, to)})."""
     listers, diverted = {}, {}
     pending = {}
     for line in text.splitlines():
-        for head, local in (("diversion by ", False), ("local diversion ", True)):
-            if line.startswith(head):
-                rest = line[len(head):]
-                by = None if local else rest.split(" ", 1)[0]
-                if " from: " in rest:
-                    pending[by] = rest.split(" from: ", 1)[1]
-                elif " to: " in rest and by in pending:
-                    diverted[pending.pop(by)] = (by, rest.split(" to: ", 1)[1])
-                break
-        else:
-            pkgs, sep, path = line.partition(": /")
-            if sep:
-                listers.setdefault("/" + path, set()).update(p.strip() for p in pkgs.split(","))
+        m = _DIVERSION_LINE.match(line)
+        if m:
+            by, which, path = m.groups()
+            if which == "from":
+                pending[by] = path
+            elif by in pending:
+                diverted[pending.pop(by)] = (by, path)
+            continue
+        pkgs, sep, path = line.partition(": /")
+        if sep:
+            listers.setdefault("/" + path, set()).update(p.strip() for p in pkgs.split(","))
     return listers, diverted
 
 
 def owners(paths, search):
-    """{path: set of packages} for in-image library paths.
+    """{path: set of packages} for in-image paths (libraries), as dpkg resolves them.
 
     search(argv_tail) runs `dpkg-query --search ARGS` where the database is and
     returns its stdout (a missing path only makes it exit 1).
     """
-    asked = sorted({s for p in paths for s in spellings(p)})
-    listers, diverted = {}, {}
-    for i in range(0, len(asked), 400):
-        got_l, got_d = parse_dpkg_search(search(asked[i:i + 400]))
-        for k, v in got_l.items():
-            listers.setdefault(k, set()).update(v)
-        diverted.update(got_d)
-    targets = {to for _by, to in diverted.values()}
+    def query(asked):
+        listers, diverted = {}, {}
+        for i in range(0, len(asked), 400):
+            got_l, got_d = parse_dpkg_search(search(asked[i:i + 400]))
+            for k, v in got_l.items():
+                listers.setdefault(k, set()).update(v)
+            diverted.update(got_d)
+        return listers, diverted
+
+    listers, diverted = query(sorted({s for p in paths for s in spellings(p)}))
+    # A file at a diverted-to path is the file the other packages list under the
+    # original path: ask for those lists too.
+    came_from = {to: (orig, by) for orig, (by, to) in diverted.items()}
+    originals = sorted({o for o, _by in came_from.values()} - set(listers))
+    if originals:
+        listers.update(query(originals)[0])
     result = {}
     for p in paths:
         found = set()
         for s in spellings(p):
-            # A library loaded from a diverted-to path would need the lists of
-            # the original path: not needed on these systems, so not modelled.
-            assert s not in targets, "reference does not model a library at a diverted-to path: " + s
-            by = diverted.get(s, (False,))[0]
+            by = diverted[s][0] if s in diverted else False
             found.update(pkg for pkg in listers.get(s, ())
                          if by is False or (by is not None and pkg.split(":")[0] == by))
+            if s in came_from:
+                orig, by = came_from[s]
+                found.update(pkg for pkg in listers.get(orig, ())
+                             if by is None or pkg.split(":")[0] != by)
         result[p] = found
     return result
 

@@ -142,3 +142,23 @@ def test_keep_print_equals_ldd_and_dpkg_query(chroot, tmp_path):
     doc = json.loads(keep(root, "--print", "--json", *tops).stdout)
     assert sorted(os.path.basename(u["library"]) for u in doc["unowned"]) == \
         sorted(os.path.basename(u) for u in unowned)
+
+
+def test_owners_of_diverted_paths_equal_dpkg_query(chroot):
+    """Every path of every diversion (the suite's own, plus a local one and a package
+    one made here on a usrmerge alias), under both spellings: Database.owners equals
+    dpkg-query --search with dpkg's rule for diversions."""
+    from pyimgtools.dpkg import Database
+    from pyimgtools.fs import Root
+    root = chroot
+    root.run("dpkg-divert --local --no-rename --divert /usr/bin/tac.local /usr/bin/tac")
+    root.run("dpkg-divert --package dash --no-rename --divert /bin/tail.dash /bin/tail")
+    db = Database(Root(root.path))
+    asked = sorted({s for d in db.diversions for p in (d.original, d.diverted_to)
+                    for s in keepref.spellings(p)})
+    assert len(db.diversions) >= 2
+    expected = keepref.chroot_owners(root, asked)
+    got = db.owners(asked).owners
+    assert {p: set(o) for p, o in got.items()} == expected
+    assert expected["/usr/bin/tac.local"] == {"coreutils"}
+    assert expected["/usr/bin/tac"] == set()
