@@ -10,7 +10,14 @@ apt-mark manual` pipeline of the official images, without running anything:
    (`pyimgtools.loader.Loader`);
 3. **map** every library found outside the scanned paths to the package
    that owns it (`pyimgtools.dpkg.Database`, usrmerge- and diversion-aware);
-4. **apply**: one `apt-mark manual` with the packages not already manual.
+4. **apply**: `ldconfig` when the cache is stale (see below), then one
+   `apt-mark manual` with the packages not already manual.
+
+A stale `ld.so.cache` (libraries in the directories of ld.so.conf that it
+lacks, as after `make install` into /usr/local/lib without `ldconfig`) is
+not fatal: the plan says so in one line and resolves as if `ldconfig` had
+run (`ldcache.uncached_libraries`, `Loader(after_ldconfig=True)`), and apply
+runs it (`ldconfig -r ROOT` with --root), as upstream's recipe does.
 
 A DT_NEEDED that resolves nowhere is an error (exit 1) unless
 `--allow-missing`: the image would fail at run time. A need that fails only
@@ -527,6 +534,9 @@ def register(subparsers, common):
                     "libraries it loads the way glibc's ld.so does, without running anything,\n"
                     "and mark the Debian packages that own them manual, so that\n"
                     "`apt-get purge --auto-remove` of the build dependencies keeps them.\n"
+                    "When /etc/ld.so.cache lacks libraries of the ld.so.conf directories\n"
+                    "(after `make install` into /usr/local/lib), ldconfig runs first\n"
+                    "(ldconfig -r ROOT with --root); --dry-run and --print resolve as if it had.\n"
                     "A library that cannot be found is an error (exit 1).",
         epilog=cli.examples(
             "pyimgtools keep                         # apt-mark manual what /usr/local needs",

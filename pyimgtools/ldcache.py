@@ -13,8 +13,10 @@ RUNPATH (glibc ``elf/dl-cache.c``; layout in ``sysdeps/generic/dl-cache.h``):
 
 Only entries whose flags match the loading object's class and machine count
 (``_dl_cache_check_flags``). The loader never reads ``ld.so.conf``: it is read
-here only as a fallback that models what ``ldconfig`` would put in the cache
-when an image has no cache at all.
+here to model what ``ldconfig`` would put in the cache, when an image has no
+cache at all or a stale one (``uncached_libraries``: libraries of the
+ld.so.conf directories the cache lacks, as after ``make install`` into
+/usr/local/lib), and ``run_ldconfig`` rebuilds it.
 """
 
 import glob
