@@ -346,11 +346,13 @@ class _Canonical:
 
 
 def plan(root, paths=DEFAULT_PATHS, excludes=(), ld_library_path=None, method="elf",
-         scan_all=False, db=None, manual_flags=True):
+         scan_all=False, db=None, manual_flags=True, run_ldconfig=True):
     """Everything `keep` would do, computed without changing anything.
 
     manual_flags=False skips reading which packages are manual already
     (`--print` does not need it); every PackageReason.manual is then False.
+    run_ldconfig=False (audit: the image as it is) resolves with the cache as
+    it is; `uncached` still lists what a stale cache lacks, `ldconfig` is empty.
     """
     from pyimgtools.dpkg import Database
     warnings = []
@@ -363,6 +365,8 @@ def plan(root, paths=DEFAULT_PATHS, excludes=(), ld_library_path=None, method="e
         edges, result.scanned = _ldd_edges(root, roots, warnings)
     else:
         result.uncached, result.ldconfig = stale_cache(root)
+        if not run_ldconfig:
+            result.ldconfig = []
         edges, result.scanned = _elf_edges(root, roots, ld_library_path, warnings,
                                            after_ldconfig=bool(result.ldconfig))
 
