@@ -375,10 +375,14 @@ def uncached_libraries(root, cache):
                 continue        # not ELF (a linker script such as libc.so), dangling, a directory
             if info.type != _elf.ET_DYN:
                 continue
-            key = (real, info.soname or name)
+            soname = info.soname or name
+            key = (real, soname)
             if key not in cached and key not in seen:
                 seen.add(key)
-                missing.append(prefix + name)
+                # Named by its soname when that file is there (not the dev link libfoo.so).
+                named = soname if "/" not in soname and os.path.lexists(
+                    root.host(real) + "/" + soname) else name
+                missing.append(prefix + named)
     return missing
 
 

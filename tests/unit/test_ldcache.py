@@ -301,6 +301,8 @@ def test_uncached_libraries_of_a_stale_cache(stale_image):
     root = Root(str(stale_image))
     assert ldcache.uncached_libraries(root, ldcache.read_cache(root)) == [
         "/usr/local/lib/libnew.so.1", "/usr/local/lib/libnosoname.so"]
+    # named by the soname, not by the first file that has it (the dev link libsys.so)
+    assert ldcache.uncached_libraries(root, None)[-1] == "/usr/lib/x86_64-linux-gnu/libsys.so.1"
     # a soname cached in another directory only is missing in this one
     (stale_image / "etc/ld.so.cache").write_bytes(new_cache([
         ("libsys.so.1", "/lib/x86_64-linux-gnu/libsys.so.1", 0x303, 0),
