@@ -55,7 +55,9 @@ def test_owners_match_dpkg_query_search_on_both_spellings():
     asked = []
     for n in sample:
         asked += [lib + "/" + n, "/lib/x86_64-linux-gnu/" + n]
-    asked += ["/usr/bin/pg_config", "/bin/ls", "/usr/bin/ls", "/lib64/ld-linux-x86-64.so.2"]
+    # both spellings of the loader: bookworm's libc6 lists /lib64/..., sid's /usr/lib64/...
+    asked += ["/usr/bin/pg_config", "/bin/ls", "/usr/bin/ls", "/lib64/ld-linux-x86-64.so.2",
+              "/usr/lib64/ld-linux-x86-64.so.2"]
     got = d.owners(asked).owners
     proc = subprocess.run(["dpkg-query", "--search"] + asked, capture_output=True, text=True)
     by_path = {}
@@ -70,6 +72,7 @@ def test_owners_match_dpkg_query_search_on_both_spellings():
                  else path.replace("/lib/", "/usr/lib/", 1) if path.startswith("/lib/")
                  else path.replace("/usr/bin/", "/bin/", 1) if path.startswith("/usr/bin/")
                  else path.replace("/bin/", "/usr/bin/", 1) if path.startswith("/bin/")
+                 else path.replace("/usr/lib64/", "/lib64/", 1) if path.startswith("/usr/lib64/")
                  else path.replace("/lib64/", "/usr/lib64/", 1))
         expected = by_path.get(path, set()) | by_path.get(alias, set())
         if path == "/usr/bin/pg_config" and os.path.exists("/usr/bin/pg_config.libpq-dev"):
