@@ -273,6 +273,7 @@ class Target:
     platlib: Optional[str] = None
     base_purelib: Optional[str] = None
     base_platlib: Optional[str] = None
+    venv: Optional[str] = None
 
 
 @dataclasses.dataclass
@@ -472,7 +473,7 @@ def plan(args, out, root, pool):
     info = pool.info(want_paths=True)
     target = Target(**{k: info.get(k) for k in (
         "executable", "implementation", "version", "cache_tag", "stdlib", "platstdlib",
-        "purelib", "platlib", "base_purelib", "base_platlib")})
+        "purelib", "platlib", "base_purelib", "base_platlib", "venv")})
     levels = sorted(set(args.optimize or [0]))
     excludes = [re.compile(rx) for rx in args.exclude or []]
     trees, prune = _tree_roots(args, target, root)
@@ -700,7 +701,8 @@ def _document(p, r, seconds, dry_run):
         "command": NAME,
         "dry_run": dry_run,
         "python": {"executable": p.target.executable, "implementation": p.target.implementation,
-                   "version": p.target.version, "cache_tag": p.target.cache_tag},
+                   "version": p.target.version, "cache_tag": p.target.cache_tag,
+                   "venv": p.target.venv},
         "invalidation_mode": p.mode,
         "optimize": p.levels,
         "workers": p.workers,

@@ -10,7 +10,7 @@ Protocol on stdin/stdout: frames of a 4-byte little-endian length followed by
 ``marshal.dumps(obj, 2)`` (plain tuples, bytes, str and ints only, which every
 Python 3 reads alike). Requests:
 
-    ("info", want_paths)                  -> dict of facts about this interpreter
+    ("info", want_paths, venv or None)    -> dict of facts about this interpreter
     ("config", mode, levels, force)       -> True
     ("check", [(path, source), ...])              -> [(size, [reason or "" per level]) | ("!", message)]
     ("compile", [(path, dfile, levels, source)])  -> [result, ...] (see compile_item)
@@ -242,7 +242,40 @@ def _warning_lines(caught):
     return lines
 
 
-def info(want_paths):
+def venv_prefix():
+    """The venv this interpreter runs in, or None.
+
+    Found as site.py finds it (a pyvenv.cfg beside the executable or one
+    directory up; the venv is the executable's parent directory): the worker
+    runs under -S, where Python 3.13 and older leave sys.prefix at the base
+    installation. 3.14 and newer set sys.prefix to the venv even under -S.
+    """
+    if sys.prefix != sys.base_prefix:
+        return sys.prefix
+    exe_dir = os.path.dirname(os.path.abspath(sys.executable or ""))
+    for d in (exe_dir, os.path.dirname(exe_dir)):
+        if os.path.isfile(os.path.join(d, "pyvenv.cfg")):
+            return os.path.dirname(exe_dir)
+    return None
+
+
+def site_paths(venv):
+    """(purelib, platlib) of this interpreter; a venv's own when `venv` is given."""
+    import sysconfig
+    if venv is None:
+        paths = sysconfig.get_paths()
+    else:
+        names = sysconfig.get_scheme_names()
+        scheme = "venv" if "venv" in names else ("posix_prefix" if os.name == "posix" else "nt")
+        paths = sysconfig.get_paths(scheme, vars={"base": venv, "platbase": venv})
+    return paths.get("purelib"), paths.get("platlib")
+
+
+def info(want_paths, venv=None):
+    """Facts about this interpreter. With `want_paths`: its standard library (always
+    the base installation's, also in a venv: 3.14's venv scheme puts platstdlib
+    under sys.prefix), its site directories (the venv's, in a venv: `venv` when the
+    caller found it, else venv_prefix()) and the base installation's."""
     doc = {
         "executable": sys.executable,
         "implementation": sys.implementation.name,
@@ -254,11 +287,15 @@ def info(want_paths):
     }
     if want_paths:
         import sysconfig
-        paths = sysconfig.get_paths()
-        for key in ("stdlib", "platstdlib", "purelib", "platlib"):
-            doc[key] = paths.get(key)
-        # In a venv, the base interpreter's site directories (pruned from the stdlib walk).
-        base = sysconfig.get_paths(vars={"base": sys.base_prefix, "platbase": sys.base_exec_prefix})
+        base_vars = {"base": sys.base_prefix, "platbase": sys.base_exec_prefix,
+                     "installed_base": sys.base_prefix, "installed_platbase": sys.base_exec_prefix}
+        base = sysconfig.get_paths(vars=base_vars)
+        doc["stdlib"], doc["platstdlib"] = base.get("stdlib"), base.get("platstdlib")
+        if venv is None:
+            venv = venv_prefix()
+        doc["venv"] = venv
+        doc["purelib"], doc["platlib"] = site_paths(venv)
+        # The base installation's site directories (pruned from the stdlib walk).
         doc["base_purelib"], doc["base_platlib"] = base.get("purelib"), base.get("platlib")
     return doc
 
@@ -285,7 +322,7 @@ def serve(stdin, stdout):
             return
         kind = request[0]
         if kind == "info":
-            reply = info(request[1])
+            reply = info(request[1], request[2] if len(request) > 2 else None)
         elif kind == "config":
             flags, levels, force = MODES[request[1]], tuple(request[2]), bool(request[3])
             reply = True
