@@ -23,6 +23,7 @@ import time
 from typing import List, Optional
 
 from pyimgtools import cli
+from pyimgtools import image_python
 from pyimgtools.cpus import available_cpus
 from pyimgtools.errors import PyimgtoolsError, UsageError
 from pyimgtools.report import display_path, format_bytes, format_count
@@ -98,25 +99,33 @@ def _scratch_file():
     return tempfile.TemporaryFile()
 
 
+# What glibc's loader says when it cannot start a program (ld.so(8), dl-load.c).
+_LOADER_FAILURE = re.compile(r"error while loading shared libraries|: version `[^']*' not found"
+                             r"|cannot open shared object file")
+
+
 class Worker:
     """One long-lived `TARGET -I -S -B -c BOOT` process, spoken to in marshal frames.
 
     -I: no environment variables, no user site, no script directory on sys.path;
-    -S: no site (faster start; compiling does not depend on it); -B: the worker's
-    own imports write no .pyc files behind our back.
+    -S: no site (faster start, and no .pth file of the tree runs; compiling does
+    not depend on it); -B: the worker's own imports write no .pyc files behind
+    our back. `launch` says how to start TARGET (an image's own, through the
+    image's loader: pyimgtools/image_python.py).
     """
 
-    def __init__(self, python, source):
-        self.python = python
+    def __init__(self, launch, source):
+        self.launch = launch
+        self.python = launch.image_path
         self.stderr = _scratch_file()
         code = source.encode("utf-8")
         try:
-            self.proc = subprocess.Popen([python, "-I", "-S", "-B", "-c", _BOOT, str(len(code))],
+            self.proc = subprocess.Popen(launch.argv + ["-I", "-S", "-B", "-c", _BOOT, str(len(code))],
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=self.stderr, close_fds=True)
+                                         stderr=self.stderr, close_fds=True, env=launch.env)
         except OSError as exc:
             self.stderr.close()
-            raise PyimgtoolsError("--python %s: %s" % (python, exc.strerror or exc)) from None
+            raise PyimgtoolsError("--python %s: %s" % (self.python, exc.strerror or exc)) from None
         try:
             self.proc.stdin.write(code)
         except OSError:
@@ -136,8 +145,7 @@ class Worker:
                     return marshal.loads(body)
         except (OSError, ValueError, EOFError):
             pass
-        raise WorkerError("--python %s: the compile worker stopped (a Python 3.7+ is needed): %s"
-                          % (self.python, self._stderr_tail()))
+        raise WorkerError(self._failure())
 
     def end_input(self):
         """EOF on the worker's stdin: it exits once the request in hand is answered."""
@@ -146,7 +154,9 @@ class Worker:
         except OSError:
             pass
 
-    def _stderr_tail(self):
+    def _failure(self):
+        """One line on why the worker stopped: the loader could not start the
+        interpreter, the interpreter is too old (the worker exits 3), or other."""
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -156,12 +166,18 @@ class Worker:
             text = self.stderr.read().decode("utf-8", "replace").strip()
         except (OSError, ValueError):
             text = ""
-        lines = [line for line in text.splitlines() if line.strip()]
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
         code = self.proc.returncode
+        loader = [line for line in lines if _LOADER_FAILURE.search(line)]
+        if loader:
+            who = ("the image's loader %s" % self.launch.loader if self.launch.loader
+                   else "the dynamic loader")
+            return "--python %s: %s could not start it: %s" % (self.python, who, loader[-1])
         what = lines[-1] if lines else "no message"
-        if code is not None:
-            what = "exit status %d, %s" % (code, what)
-        return what
+        if code == 3:
+            return "--python %s: %s" % (self.python, what)
+        return "--python %s: the compile worker stopped (%s): %s" % (
+            self.python, "exit status %d" % code if code is not None else "no answer", what)
 
     def close(self):
         self.end_input()
@@ -180,8 +196,9 @@ class Worker:
 class WorkerPool:
     """Workers of the target interpreter, fed batches by one thread each."""
 
-    def __init__(self, python):
-        self.python = python
+    def __init__(self, launch):
+        self.launch = launch
+        self.python = launch.image_path
         self.source = _worker_source()
         self.workers = []
         self.config = None
@@ -195,7 +212,7 @@ class WorkerPool:
 
     def grow(self, n):
         while len(self.workers) < n:
-            worker = Worker(self.python, self.source)
+            worker = Worker(self.launch, self.source)
             self.workers.append(worker)
             if self.config is not None:
                 worker.call(self.config)
@@ -207,7 +224,7 @@ class WorkerPool:
 
     def info(self, want_paths):
         self.grow(1)
-        reply = self.workers[0].call(("info", bool(want_paths)))
+        reply = self.workers[0].call(("info", bool(want_paths), self.launch.venv))
         if not isinstance(reply, dict):
             raise WorkerError("--python %s: unexpected answer from the compile worker" % self.python)
         return reply
@@ -326,6 +343,9 @@ class Result:
     warnings: List[str] = dataclasses.field(default_factory=list)
 
 
+_PATH_KEYS = ("stdlib", "platstdlib", "purelib", "platlib", "base_purelib", "base_platlib", "venv")
+
+
 def _tree_roots(args, target, root):
     """[(host path, in-image path)] of the trees to walk, and the site dirs to prune."""
     site = [p for p in (target.purelib, target.platlib) if p]
@@ -336,6 +356,9 @@ def _tree_roots(args, target, root):
             trees.append(_locate(p, root))
     if not args.paths or args.site_packages:
         if not args.paths:
+            if not target.stdlib:
+                raise PyimgtoolsError("--python %s: its standard library is not inside the root %s"
+                                      % (display_path(target.executable), root.path))
             std = [target.stdlib] + ([target.platstdlib] if target.platstdlib != target.stdlib else [])
             for p in std:
                 if p:
@@ -346,6 +369,11 @@ def _tree_roots(args, target, root):
                                       missing_ok=True)
                 if os.path.isdir(host):
                     trees.append((host, image))
+    # A tree reached twice (a venv's lib64 -> lib, platstdlib == stdlib by a link) is walked once.
+    unique = {}
+    for host, image in trees:
+        unique.setdefault(os.path.realpath(host), (host, image))
+    trees = list(unique.values())
     # Site directories are compiled with --site-packages only, wherever they are
     # (a venv's base interpreter keeps its site-packages inside the stdlib).
     for std in (target.stdlib, target.platstdlib):
@@ -474,6 +502,11 @@ def plan(args, out, root, pool):
     target = Target(**{k: info.get(k) for k in (
         "executable", "implementation", "version", "cache_tag", "stdlib", "platstdlib",
         "purelib", "platlib", "base_purelib", "base_platlib", "venv")})
+    if not root.is_host:
+        # An image's interpreter ran from the host: it saw host paths under the root.
+        for key in _PATH_KEYS:
+            setattr(target, key, image_python.to_image(root, getattr(target, key)))
+        target.executable = pool.python
     levels = sorted(set(args.optimize or [0]))
     excludes = [re.compile(rx) for rx in args.exclude or []]
     trees, prune = _tree_roots(args, target, root)
@@ -598,7 +631,9 @@ def register(subparsers, common):
                         help="directories or files to compile (default: the standard library)")
     parser.add_argument("--python", metavar="PATH", default=None,
                         help="the interpreter the .pyc files are for; it does the compiling "
-                             "(default: the one running pyimgtools, %s)" % (sys.executable or "?"))
+                             "(default: the one running pyimgtools, %s). With --root, a path "
+                             "in the image (default: the image's python3), run by the image's "
+                             "own loader" % (sys.executable or "?"))
     parser.add_argument("--site-packages", action="store_true",
                         help="also compile the interpreter's purelib and platlib (site-packages)")
     parser.add_argument("-j", "--workers", type=_non_negative, default=0, metavar="N",
@@ -643,10 +678,14 @@ def run(args, out, root):
             re.compile(rx)
         except re.error as exc:
             raise UsageError("--exclude %s: %s" % (rx, exc)) from None
-    python = args.python or sys.executable
-    if not python:
-        raise UsageError("cannot tell which interpreter runs pyimgtools: give --python")
-    with WorkerPool(python) as pool:
+    if root.is_host:
+        python = args.python or sys.executable
+        if not python:
+            raise UsageError("cannot tell which interpreter runs pyimgtools: give --python")
+        launch = image_python.Launch([python], None, python)
+    else:  # the image's own interpreter, run by the image's own loader
+        launch = image_python.launch(root, args.python or image_python.default_python(root))
+    with WorkerPool(launch) as pool:
         the_plan = plan(args, out, root, pool)
         if args.dry_run:
             _report_plan(the_plan, out, time.monotonic() - start)
