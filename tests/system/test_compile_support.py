@@ -230,14 +230,14 @@ def make_venv_argv(kind, python, dest, tools, runner=None):
     raise ValueError(kind)
 
 
-def expected_venv_trees(facts, base_site):
+def expected_venv_trees(facts, base_site, host=lambda path: path):
     """What `compile --site-packages` of a venv must walk: the base stdlib, then the
     venv's existing site directories (once each); and the base's site directories,
-    none of which may be walked."""
-    trees, seen = [facts["stdlib"]], {os.path.realpath(facts["stdlib"])}
+    none of which may be walked. `host` maps a path of the venv's file system to this one's."""
+    trees, seen = [facts["stdlib"]], {os.path.realpath(host(facts["stdlib"]))}
     for d in facts["site"]:
-        if os.path.isdir(d) and os.path.realpath(d) not in seen:
-            seen.add(os.path.realpath(d))
+        if os.path.isdir(host(d)) and os.path.realpath(host(d)) not in seen:
+            seen.add(os.path.realpath(host(d)))
             trees.append(d)
     return trees, [d for d in base_site if d]
 
