@@ -299,6 +299,7 @@ class Item:
     image_path: str               # the same in the image (what is shown)
     dfile: Optional[str] = None   # name compiled into the code (None: the path itself)
     source: Optional[bytes] = None  # host path to read, when `path` is a link resolved in --root
+    top: Optional[bytes] = None     # host path of the tree's top directory (None: a file tree)
     size: int = 0
     levels: List[int] = dataclasses.field(default_factory=list)   # levels to (re)compile
     reasons: List[str] = dataclasses.field(default_factory=list)
@@ -405,7 +406,8 @@ def _locate(path, root, what=None, missing_ok=False):
 
 
 def _walk(tree_host, tree_image, prune, root):
-    """Yield (host bytes, image str, source-to-read or None) for every .py file under the tree.
+    """Yield (host bytes, image str, source-to-read or None, top) for every .py file under the
+    tree; `top` is the tree's directory (bytes), None when the tree is one file.
 
     Like compileall: __pycache__ is skipped and symlinked directories are not
     followed; symlinked files are compiled (inside --root, resolved in the root).
@@ -416,7 +418,7 @@ def _walk(tree_host, tree_image, prune, root):
     except OSError as exc:
         raise PyimgtoolsError("%s: %s" % (display_path(tree_image), exc.strerror or exc)) from None
     if not stat.S_ISDIR(st.st_mode):
-        yield top, tree_image, None
+        yield top, tree_image, None, None
         return
     image_prefix = tree_image.rstrip("/")
     stack = [(top, image_prefix)]
@@ -450,7 +452,7 @@ def _walk(tree_host, tree_image, prune, root):
                         source = os.fsencode(resolved)
                 elif not entry.is_file(follow_symlinks=False):
                     continue
-                yield entry.path, image, source
+                yield entry.path, image, source, top
             except OSError:
                 continue
         stack.extend(reversed(subdirs))
@@ -466,7 +468,7 @@ def _candidates(trees, prune, root, excludes, skip_re, result):
     seen = set()
     for host, image in trees:
         above = len(os.path.dirname(image.rstrip("/")).rstrip("/")) + 1
-        for path, image_path, source in _walk(host, image, prune, root):
+        for path, image_path, source, top in _walk(host, image, prune, root):
             if path in seen:
                 continue
             seen.add(path)
@@ -476,7 +478,7 @@ def _candidates(trees, prune, root, excludes, skip_re, result):
             if any(rx.search(image_path) for rx in excludes):
                 result.excluded += 1
                 continue
-            yield Item(path=path, image_path=image_path, source=source,
+            yield Item(path=path, image_path=image_path, source=source, top=top,
                        dfile=None if root.is_host else image_path)
 
 
@@ -606,7 +608,8 @@ def apply(plan_, args, out, pool):
     # package __init__.py files among them), and each failure is listed.
     try:
         pool.map("compile", batches, on_reply,
-                 request=lambda batch: [(it.path, it.dfile, it.levels, it.source) for it in batch])
+                 request=lambda batch: [(it.path, it.dfile, it.levels, it.source, it.top)
+                                        for it in batch])
     finally:
         progress.finish()
     result.compiled.sort()
