@@ -329,6 +329,7 @@ class Plan:
     skipped: List[str] = dataclasses.field(default_factory=list)
     excluded: int = 0
     unreadable: List[Failure] = dataclasses.field(default_factory=list)
+    stale_tmp: list = dataclasses.field(default_factory=list)  # (host __pycache__, name, image path)
 
     @property
     def considered(self):
@@ -342,6 +343,7 @@ class Result:
     bytes_written: int = 0
     failures: List[Failure] = dataclasses.field(default_factory=list)
     warnings: List[str] = dataclasses.field(default_factory=list)
+    removed_tmp: List[str] = dataclasses.field(default_factory=list)
 
 
 _PATH_KEYS = ("stdlib", "platstdlib", "purelib", "platlib", "base_purelib", "base_platlib", "venv")
@@ -405,12 +407,43 @@ def _locate(path, root, what=None, missing_ok=False):
     return host, image
 
 
-def _walk(tree_host, tree_image, prune, root):
+# The temporary files the worker writes before renaming (pycompile_worker._write_atomic).
+_PID_MAX = 1 << 22  # the kernel's PID_MAX_LIMIT
+_OUR_TMP = re.compile(rb"\A.+\.pyc\.([0-9]+)\.tmp\Z", re.S)
+
+
+def _stale_tmp_in(cache_dir, image_dir, sink):
+    """Note the worker's temporary files left in `cache_dir` by a killed run: those
+    whose process is gone (a live one may be another run's, still writing)."""
+    try:
+        with os.scandir(cache_dir) as it:
+            names = sorted(e.name for e in it if not e.is_dir(follow_symlinks=False))
+    except OSError:
+        return
+    for name in names:
+        m = _OUR_TMP.match(name)
+        if not m:
+            continue
+        pid = int(m.group(1))
+        if 0 < pid <= _PID_MAX:  # never 0: kill(0, 0) is this process group
+            try:
+                os.kill(pid, 0)
+                continue  # alive
+            except ProcessLookupError:
+                pass
+            except OSError:
+                continue  # alive, another user's
+        sink.stale_tmp.append((cache_dir, name, image_dir + "/__pycache__/" + os.fsdecode(name)))
+
+
+def _walk(tree_host, tree_image, prune, root, sink):
     """Yield (host bytes, image str, source-to-read or None, top) for every .py file under the
     tree; `top` is the tree's directory (bytes), None when the tree is one file.
 
     Like compileall: __pycache__ is skipped and symlinked directories are not
     followed; symlinked files are compiled (inside --root, resolved in the root).
+    A directory that cannot be listed is a failure in `sink.unreadable` (compileall:
+    "Can't list"); stale temporary files of the worker go to `sink.stale_tmp`.
     """
     top = os.fsencode(tree_host)
     try:
@@ -427,14 +460,18 @@ def _walk(tree_host, tree_image, prune, root):
         try:
             with os.scandir(directory) as it:
                 entries = sorted(it, key=lambda e: e.name)
-        except OSError:
+        except OSError as exc:
+            sink.unreadable.append(Failure(image_dir or "/", "OSError", "cannot list the directory: %s"
+                                           % (exc.strerror or exc)))
             continue
         subdirs = []
         for entry in entries:
             name = entry.name
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    if name != b"__pycache__" and entry.path not in prune:
+                    if name == b"__pycache__":
+                        _stale_tmp_in(entry.path, image_dir, sink)
+                    elif entry.path not in prune:
                         subdirs.append((entry.path, image_dir + "/" + os.fsdecode(name)))
                     continue
                 if not name.endswith(b".py"):
@@ -468,7 +505,7 @@ def _candidates(trees, prune, root, excludes, skip_re, result):
     seen = set()
     for host, image in trees:
         above = len(os.path.dirname(image.rstrip("/")).rstrip("/")) + 1
-        for path, image_path, source, top in _walk(host, image, prune, root):
+        for path, image_path, source, top in _walk(host, image, prune, root, result):
             if path in seen:
                 continue
             seen.add(path)
@@ -537,7 +574,8 @@ def plan(args, out, root, pool):
                       _CHECK_BATCH)
     pool.map("check", batches, on_reply, request=lambda batch: [(it.path, it.source) for it in batch])
     result.to_compile.sort(key=lambda it: it.path)
-    result.unreadable = sorted(unreadable, key=lambda f: f.path)
+    result.unreadable = sorted(result.unreadable + unreadable, key=lambda f: f.path)
+    result.stale_tmp.sort()
     return result
 
 
@@ -583,8 +621,26 @@ class _Progress:
             self.out.stderr.flush()
 
 
+def _remove_stale_tmp(plan_, result):
+    """Delete the temporary files a killed run left (O_NOFOLLOW on __pycache__, unlinkat)."""
+    for cache_dir, name, image in plan_.stale_tmp:
+        try:
+            fd = os.open(cache_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+            try:
+                os.unlink(name, dir_fd=fd)
+            finally:
+                os.close(fd)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            result.warnings.append("%s: cannot remove: %s" % (image, exc.strerror or exc))
+            continue
+        result.removed_tmp.append(image)
+
+
 def apply(plan_, args, out, pool):
     result = Result()
+    _remove_stale_tmp(plan_, result)
     if not plan_.to_compile:
         return result
     batches = _compile_batches(plan_.to_compile, len(pool.workers))
@@ -693,7 +749,7 @@ def run(args, out, root):
         if args.dry_run:
             _report_plan(the_plan, out, time.monotonic() - start)
             if the_plan.unreadable:
-                raise PyimgtoolsError("%s cannot be read" % format_count(len(the_plan.unreadable), "file"))
+                raise PyimgtoolsError("%s cannot be read" % format_count(len(the_plan.unreadable), "path"))
             return 0
         result = apply(the_plan, args, out, pool)
     _report(the_plan, result, args, out, time.monotonic() - start)
@@ -713,6 +769,8 @@ def _report_plan(p, out, seconds):
     for it in p.to_compile:
         out.line("would compile %s (%s)" % (display_path(it.image_path),
                                             ", ".join(sorted(set(r for r in it.reasons if r)))))
+    for _d, _n, image in p.stale_tmp:
+        out.line("would remove %s (left by a run that was killed)" % display_path(image))
     for f in p.unreadable:
         print(f.text(), file=out.stderr)
     out.summary("pyimgtools compile: would compile %s, %s up to date, %d skipped, %d unreadable "
@@ -725,6 +783,8 @@ def _report_plan(p, out, seconds):
 def _report(p, r, args, out, seconds):
     for line in r.warnings:
         out.detail("warning: " + line)
+    for path in r.removed_tmp:
+        out.detail("removed %s (left by a run that was killed)" % display_path(path))
     for path in r.compiled:
         out.detail("compiled " + display_path(path))
     for f in p.unreadable + r.failures:
@@ -763,10 +823,12 @@ def _document(p, r, seconds, dry_run):
         doc["to_compile"] = [{"path": it.image_path, "optimize": it.levels,
                               "reasons": [x for x in it.reasons if x]} for it in p.to_compile]
         doc["failures"] = p.unreadable
+        doc["stale_tmp"] = [image for _d, _n, image in p.stale_tmp]
     else:
         doc["pycs_written"] = r.pycs_written
         doc["bytes_written"] = r.bytes_written
         doc["compiled"] = r.compiled
         doc["failures"] = p.unreadable + r.failures
         doc["warnings"] = r.warnings
+        doc["removed_tmp"] = r.removed_tmp
     return doc

@@ -327,3 +327,47 @@ def test_dry_run_of_the_default_is_the_target_stdlib_without_site_packages():
     purelib = sysconfig.get_paths()["purelib"]
     assert not any(it["path"].startswith(purelib + "/") for it in doc["to_compile"])
     assert doc["files"]["to_compile"] + doc["files"]["up_to_date"] > 100
+
+
+def test_stale_tmp_files_of_a_killed_run_are_removed(tree):
+    assert cli(str(tree)).returncode == 0
+    cache = tree / "pkg" / "__pycache__"
+    name = os.path.basename(pyc(tree / "pkg" / "__init__.py"))
+    stale = cache / ("%s.%d.tmp" % (name, 4194305))   # above the kernel's PID limit: no process
+    live = cache / ("%s.%d.tmp" % (name, os.getpid()))  # another run, still writing
+    other = cache / "notes.tmp"
+    for f in (stale, live, other):
+        f.write_bytes(b"\x00" * 10)
+    proc, doc = cli_json("--dry-run", str(tree))
+    assert doc["stale_tmp"] == [str(stale)] and stale.exists()
+    assert "would remove %s (left by a run that was killed)" % stale in proc.stderr
+    proc, doc = cli_json(str(tree))
+    assert proc.returncode == 0 and doc["files"]["compiled"] == 0
+    assert doc["removed_tmp"] == [str(stale)]
+    assert not stale.exists() and live.exists() and other.exists()
+
+
+def test_an_unreadable_directory_is_a_failure(tree):
+    # compileall says "Can't list"; as root only without CAP_DAC_* (setpriv drops them).
+    locked = tree / "pkg" / "locked"
+    locked.mkdir()
+    (locked / "x.py").write_text("X = 1\n")
+    os.chmod(str(locked), 0)
+    try:
+        prefix = []
+        if os.geteuid() == 0:
+            from tests.harness.prereq import require_tools
+            require_tools("setpriv")
+            prefix = ["setpriv", "--inh-caps=-all", "--bounding-set=-all", "--"]
+        env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.dirname(
+            os.path.abspath(__file__)))))
+        for extra in ([], ["--dry-run"], [str(tree / "pkg" / "locked")]):
+            argv = [sys.executable, "-m", "pyimgtools", "compile", "--python", sys.executable]
+            paths = extra if extra and not extra[0].startswith("-") else [str(tree)]
+            proc = subprocess.run(prefix + argv + [a for a in extra if a.startswith("-")] + paths,
+                                  capture_output=True, text=True, env=env)
+            assert proc.returncode == 1, proc.stderr
+            assert "%s: OSError: cannot list the directory: Permission denied" % locked in proc.stderr
+            assert proc.stderr.strip().splitlines()[-1].startswith("pyimgtools: error: 1 ")
+    finally:
+        os.chmod(str(locked), 0o755)
