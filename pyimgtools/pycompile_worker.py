@@ -244,7 +244,8 @@ def compile_item(path, dfile, levels, flags, source=None, top=None):
             data = f.read()
         cache_dir = os.path.dirname(pyc_path(spath, levels[0]))
         if cache_dir != os.path.join(os.path.dirname(spath), CACHE_DIR):
-            raise OSError("a pycache_prefix is set (%s): not supported" % sys.pycache_prefix)
+            raise OSError("a pycache_prefix is set (%s): not supported"
+                          % getattr(sys, "pycache_prefix", None))
         src_fd = _open_source_dir(path, top)
         try:
             cache_fd = _open_cache_dir(src_fd, cache_dir)

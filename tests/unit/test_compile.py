@@ -150,7 +150,8 @@ def test_worker_reports_syntax_errors_with_line(tmp_path):
 
 @pytest.mark.parametrize("version, rel", [
     # files each of CPython 3.8-3.15 fails to compile (found with compile()):
-    ("3.8", "python3.8/lib2to3/tests/data/bom.py"), ("3.11", "python3.11/lib2to3/tests/data/py2_test_grammar.py"),
+    ("3.8", "python3.8/lib2to3/tests/data/bom.py"),
+    ("3.11", "python3.11/lib2to3/tests/data/py2_test_grammar.py"),
     ("3.11", "python3.11/test/bad_coding.py"), ("3.9", "python3.9/test/badsyntax_future10.py"),
     ("3.12", "python3.12/test/test_future_stmt/badsyntax_future.py"),
     ("3.13", "python3.13/test/tokenizedata/bad_coding2.py"),
