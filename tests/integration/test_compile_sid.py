@@ -9,7 +9,8 @@ with `rootfs.SID_PYTHONS` (the stdlib's test data included, so the skip rules me
   image's interpreter through the image's loader compiles the image's stdlib with
   in-image names; a second run inside finds every file up to date;
 - venvs made by `python -m venv`, virtualenv and uv (wheels downloaded on the host):
-  the venv's site-packages and the base stdlib, no site directory of the base;
+  the venv's site-packages and the base stdlib, no site directory of the base (inside,
+  and from the host with --root);
 - the stdlib compile check against compileall in every mode and level.
 """
 
@@ -136,6 +137,11 @@ def test_venvs_of_sid_pythons(sid):
                                            "--site-packages", "--dry-run").stdout)
             assert doc["trees"] == expected, (kind, minor)
             assert_no_base_site(doc, base_dirs)
+            # The same from the host: the venv found in the image, its base run by the image's loader.
+            proc = run_cli("--json", "compile", "--root", sid.path, "--python", vpy, "--site-packages",
+                           "--dry-run")
+            assert proc.returncode == 0, proc.stderr[-2000:]
+            assert json.loads(proc.stdout)["trees"] == expected, (kind, minor, "--root")
 
 
 class TestStdlibMatchesCompileall314:
