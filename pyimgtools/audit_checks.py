@@ -1052,7 +1052,8 @@ def check_unresolved_libs(ctx):
     if not paths:
         return []
     db = ctx.dpkg if ctx.dpkg is not None else _NoPackages()
-    plan = keep.plan(ctx.root, paths, db=db)
+    # As the image is: a stale ld.so.cache fails at run time (keep would run ldconfig).
+    plan = keep.plan(ctx.root, paths, db=db, run_ldconfig=False)
     if not plan.missing:
         return []
     by_needer = {}
@@ -1064,6 +1065,9 @@ def check_unresolved_libs(ctx):
     evidence.append("searched like ld.so (RPATH/RUNPATH, ld.so.cache, default directories) from "
                     "the ELF files under %s (%s scanned)" % (", ".join(paths),
                                                             format_count(plan.scanned, "ELF file")))
+    notice = keep.ldconfig_notice(plan)
+    if notice:
+        evidence.append(notice + ": run ldconfig")
     return [Finding(
         "unresolved-libs", "error",
         "%s cannot load: %s not found" % (format_count(len(by_needer), "ELF file"), _more(names, 4)),

@@ -8,8 +8,10 @@
 file (default /var/lib/pyimgtools/build-deps.json), runs `apt-get update`
 when the lists are missing and installs with --no-install-recommends.
 
-`purge` marks every package auto, restores the saved manual set, marks manual
-the packages `keep` finds for the --keep-runtime paths, runs `apt-get purge
+`purge` runs `ldconfig` when ld.so.cache lacks libraries of the ld.so.conf
+directories (upstream's recipe runs it after `make install`), marks every
+package auto, restores the saved manual set, marks manual the packages
+`keep` finds for the --keep-runtime paths, runs `apt-get purge
 -y --auto-remove -o APT::AutoRemove::RecommendsImportant=false`, cleans apt's
 lists and cache, deletes the state file, and reports what went and what was
 kept and why. Its plan (keep's analysis, the packages apt would remove) is
@@ -248,14 +250,11 @@ def run_purge(args, out, root):
         apt.require_root("build-deps purge")
         apt.check_dpkg_state(None if root.is_host else root)
     pp, db, installed = plan_purge(root, saved, keep_paths, args.exclude, args.allow_missing)
-    for w in pp.keep.warnings:
-        out.warn(w)
+    keep.report_plan(out, pp.keep, "dry-run" if args.dry_run else "run")
     if pp.keep.missing and not args.allow_missing:
         out.data({"command": "build-deps", "action": "purge", "dry_run": bool(args.dry_run),
                   "saved_from": source, "removed": [], "keep": keep.plan_document(pp.keep)})
     keep.check_missing(out, pp.keep, args.allow_missing)
-    for lib, users in sorted(pp.keep.unowned.items()):
-        out.warn("%s (needed by %s) belongs to no package" % (display_path(lib), display_path(users[0])))
     kept_lines = []
     for p in pp.keep.packages:
         if p.name in pp.kept:
@@ -286,6 +285,7 @@ def run_purge(args, out, root):
 
     r = None if root.is_host else root
     stream = _stream(out)
+    keep.apply_ldconfig(pp.keep, out)       # upstream runs ldconfig before the apt-mark dance
     everything = sorted(p.apt_name for p in installed.values())
     apt.apt_mark("auto", everything, root=r)
     apt.apt_mark("manual", pp.manual, root=r)

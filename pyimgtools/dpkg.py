@@ -256,41 +256,38 @@ class Database:
     def owners(self, paths):
         """{path: sorted apt names} for each in-image path; [] when no package owns it.
 
-        Both sides are compared in canonical spelling. Diversions are honoured:
-        the file at a diversion's original path belongs to the diverting
-        package (to nobody for a local diversion), the file at the diverted-to
-        path to the package that shipped the original path.
+        Resolved as dpkg resolves them: a diversion applies to the path exactly
+        as a package lists it (dpkg does not canonicalise), and to every
+        package but the diverting one (to every package for a local
+        diversion). A package's file is at its listed path, or at the
+        diverted-to path when its listed path is diverted away from it. Then
+        both sides are compared in canonical spelling. So on trixie the
+        `*.usr-is-merged` diversion of `/lib/.../libreadline.so.8` by
+        libreadline8t64 moves nothing of libreadline8t64's (it lists the
+        /usr/lib spelling), and the file under either spelling is its file.
         """
         paths = [os.fsdecode(p) for p in paths]
         result = OwnerIndex(owners={p: [] for p in paths})
         if not paths:
             return result
         canon_of = {p: self.canonical(p) for p in paths}
-        # What to look for in the lists: the canonical path itself, or for a
-        # diverted-to path, the original it was shipped as.
-        wanted = {}       # canonical listed path -> [asked paths]
-        exclude = {}      # asked path -> diverting package to leave out
-        only = {}         # asked path -> the diverting package (original path)
-        by_to = {}
-        by_from = {}
+        wanted = set(canon_of.values())
+        diverted = {d.original: d for d in self.diversions}
+        basenames = {c.rpartition("/")[2] for c in wanted}
         for d in self.diversions:
-            by_to[self.canonical(d.diverted_to)] = d
-            by_from[self.canonical(d.original)] = d
-        for p, c in canon_of.items():
-            if c in by_to:
-                d = by_to[c]
-                target = self.canonical(d.original)
-                exclude[p] = d.package
-                result.diverted[p] = "diverted from %s by %s" % (d.original, d.package or "local diversion")
+            to_c, from_c = self.canonical(d.diverted_to), self.canonical(d.original)
+            by = d.package or "local diversion"
+            if to_c in wanted:
+                basenames.add(d.original.rpartition("/")[2])   # the file as it was shipped
+                note = "diverted from %s by %s" % (d.original, by)
+            elif from_c in wanted:
+                note = "diversion by %s to %s" % (by, d.diverted_to)
             else:
-                target = c
-                if c in by_from:
-                    d = by_from[c]
-                    only[p] = d.package
-                    result.diverted[p] = "diversion by %s to %s" % (d.package or "local diversion",
-                                                                    d.diverted_to)
-            wanted.setdefault(target, []).append(p)
-        basenames = {os.fsencode(t.rpartition("/")[2]) for t in wanted}
+                continue
+            for p, c in canon_of.items():
+                if c in (to_c, from_c):
+                    result.diverted[p] = note
+        basenames = {os.fsencode(b) for b in basenames}
         # Lines ending in "/BASENAME". One regex per group of basenames with a
         # common first three bytes: re then scans for that literal prefix, which
         # is an order of magnitude faster than trying the alternation at every "/".
@@ -299,28 +296,28 @@ class Database:
             groups.setdefault(b[:3], []).append(b)
         patterns = [re.compile(b"/(?:" + b"|".join(re.escape(b) for b in group) + b")(?=\n|\\Z)")
                     for group in groups.values()]
-        found = {}        # canonical listed path -> set of dpkg names
+        found = {}        # canonical on-disk path -> set of dpkg names
         for dpkg_name, host_list in self.list_files():
             try:
                 with open(host_list, "rb") as f:
                     data = f.read()
             except OSError:
                 continue
+            # Diversions name packages without architecture (a package set).
+            bare = dpkg_name.partition(":")[0]
             for pattern in patterns:
                 for m in pattern.finditer(data):
                     start = data.rfind(b"\n", 0, m.start()) + 1
-                    c = self.canonical(os.fsdecode(data[start:m.end()]))
+                    listed = os.fsdecode(data[start:m.end()])
+                    d = diverted.get(listed)
+                    if d is not None and d.package != bare:
+                        c = self.canonical(d.diverted_to)
+                    else:
+                        c = self.canonical(listed)
                     if c in wanted:
                         found.setdefault(c, set()).add(dpkg_name)
         # A list file is named by the package's dpkg name, which is its apt
         # name too (pkg:arch for Multi-Arch: same): no need to read `status`.
-        for target, asked in wanted.items():
-            owners = found.get(target, set())
-            for p in asked:
-                names = set(owners)
-                if p in exclude:
-                    names.discard(exclude[p])
-                if p in only:
-                    names = {only[p]} & names if only[p] else set()
-                result.owners[p] = sorted(names)
+        for p, c in canon_of.items():
+            result.owners[p] = sorted(found.get(c, ()))
         return result

@@ -10,7 +10,14 @@ apt-mark manual` pipeline of the official images, without running anything:
    (`pyimgtools.loader.Loader`);
 3. **map** every library found outside the scanned paths to the package
    that owns it (`pyimgtools.dpkg.Database`, usrmerge- and diversion-aware);
-4. **apply**: one `apt-mark manual` with the packages not already manual.
+4. **apply**: `ldconfig` when the cache is stale (see below), then one
+   `apt-mark manual` with the packages not already manual.
+
+A stale `ld.so.cache` (libraries in the directories of ld.so.conf that it
+lacks, as after `make install` into /usr/local/lib without `ldconfig`) is
+not fatal: the plan says so in one line and resolves as if `ldconfig` had
+run (`ldcache.uncached_libraries`, `Loader(after_ldconfig=True)`), and apply
+runs it (`ldconfig -r ROOT` with --root), as upstream's recipe does.
 
 A DT_NEEDED that resolves nowhere is an error (exit 1) unless
 `--allow-missing`: the image would fail at run time. A need that fails only
@@ -84,6 +91,11 @@ class KeepPlan:
     missing: List[Missing] = field(default_factory=list)
     resolved_in_context: List[Missing] = field(default_factory=list)
     warnings: List[str] = field(default_factory=list)
+    # A stale ld.so.cache: the libraries of the ld.so.conf directories it
+    # lacks, and the ldconfig command that apply runs first. The plan is
+    # resolved as if that command had run (dry run and real run alike).
+    uncached: List[str] = field(default_factory=list)
+    ldconfig: List[str] = field(default_factory=list)
 
     @property
     def package_names(self):
@@ -228,10 +240,21 @@ def scan(root, paths, excludes=(), scan_all=False, warnings=None):
 
 # -- resolve ------------------------------------------------------------------
 
-def _elf_edges(root, files, ld_library_path, warnings):
+def stale_cache(root):
+    """(uncached libraries, ldconfig argv) when ld.so.cache lacks libraries ldconfig would add."""
+    from pyimgtools import ldcache
+    try:
+        cache = ldcache.read_cache(root)
+    except (ldcache.CacheError, OSError):
+        cache = None          # unreadable: ldconfig rewrites it as well
+    uncached = ldcache.uncached_libraries(root, cache)
+    return (uncached, ldcache.ldconfig_argv(root)) if uncached else ([], [])
+
+
+def _elf_edges(root, files, ld_library_path, warnings, after_ldconfig=False):
     from pyimgtools.elf import ElfError
     from pyimgtools.loader import Loader
-    loader = Loader(root, ld_library_path=ld_library_path)
+    loader = Loader(root, ld_library_path=ld_library_path, after_ldconfig=after_ldconfig)
     edges = []
     resolved = 0
     for f in files:
@@ -323,11 +346,13 @@ class _Canonical:
 
 
 def plan(root, paths=DEFAULT_PATHS, excludes=(), ld_library_path=None, method="elf",
-         scan_all=False, db=None, manual_flags=True):
+         scan_all=False, db=None, manual_flags=True, run_ldconfig=True):
     """Everything `keep` would do, computed without changing anything.
 
     manual_flags=False skips reading which packages are manual already
     (`--print` does not need it); every PackageReason.manual is then False.
+    run_ldconfig=False (audit: the image as it is) resolves with the cache as
+    it is; `uncached` still lists what a stale cache lacks, `ldconfig` is empty.
     """
     from pyimgtools.dpkg import Database
     warnings = []
@@ -339,7 +364,11 @@ def plan(root, paths=DEFAULT_PATHS, excludes=(), ld_library_path=None, method="e
     if method == "ldd":
         edges, result.scanned = _ldd_edges(root, roots, warnings)
     else:
-        edges, result.scanned = _elf_edges(root, roots, ld_library_path, warnings)
+        result.uncached, result.ldconfig = stale_cache(root)
+        if not run_ldconfig:
+            result.ldconfig = []
+        edges, result.scanned = _elf_edges(root, roots, ld_library_path, warnings,
+                                           after_ldconfig=bool(result.ldconfig))
 
     # Canonical spellings: the loader reports paths as it opens them
     # ($ORIGIN/../../x.libs/...), one object may be reached by several.
@@ -409,8 +438,54 @@ def plan(root, paths=DEFAULT_PATHS, excludes=(), ld_library_path=None, method="e
 
 # -- apply --------------------------------------------------------------------
 
-def apply(root, keep_plan, stream=None):
-    """apt-mark manual the packages not yet manual; returns the names marked."""
+def apply_ldconfig(keep_plan, out=None):
+    """Run the plan's ldconfig, if any (before anything is marked, as upstream's recipe does)."""
+    if keep_plan.ldconfig:
+        from pyimgtools import apt, ldcache
+        apt.require_root("running ldconfig")
+        if out is not None:
+            out.line("%s: running %s" % (ldconfig_notice(keep_plan), ldconfig_text(keep_plan)))
+        ldcache.run_ldconfig(keep_plan.ldconfig)
+
+
+def ldconfig_notice(keep_plan):
+    """One line saying the cache is stale, or None."""
+    if not keep_plan.uncached:
+        return None
+    from pyimgtools import ldcache
+    first, more = keep_plan.uncached[0], len(keep_plan.uncached) - 1
+    return "%s lacks %s of the %s directories (%s%s)" % (
+        ldcache.CACHE_PATH, format_count(len(keep_plan.uncached), "library", "libraries"),
+        ldcache.CONF_PATH, display_path(first), " and %d more" % more if more else "")
+
+
+def ldconfig_text(keep_plan):
+    return " ".join(display_path(a) for a in keep_plan.ldconfig)
+
+
+def report_plan(out, keep_plan, changes):
+    """Warnings, the stale-cache line and unowned libraries, in every mode of keep and build-deps.
+
+    `changes`: "dry-run", "run" or None (--print, --why: nothing is changed).
+    A real run says it runs ldconfig when it does (apply_ldconfig).
+    """
+    for w in keep_plan.warnings:
+        out.warn(w)
+    notice = ldconfig_notice(keep_plan)
+    if notice and changes == "dry-run":
+        out.line("%s: would run %s" % (notice, ldconfig_text(keep_plan)))
+    elif notice and changes is None:
+        out.warn("%s: resolved as if %s had run; nothing run" % (notice, ldconfig_text(keep_plan)))
+    for lib, users in sorted(keep_plan.unowned.items()):
+        out.warn("%s (needed by %s) belongs to no package" % (
+            display_path(lib), display_path(users[0]) + (" and %d more" % (len(users) - 1)
+                                                         if len(users) > 1 else "")))
+
+
+def apply(root, keep_plan, out=None):
+    """ldconfig if the cache is stale, then apt-mark manual the packages not yet
+    manual; returns the names marked."""
+    apply_ldconfig(keep_plan, out)
     names = keep_plan.to_mark
     if names:
         from pyimgtools import apt
@@ -448,6 +523,8 @@ def plan_document(keep_plan):
         "missing": keep_plan.missing,
         "resolved_in_context": keep_plan.resolved_in_context,
         "warnings": keep_plan.warnings,
+        "uncached": keep_plan.uncached,
+        "ldconfig": keep_plan.ldconfig or None,
     }
 
 
@@ -461,6 +538,9 @@ def register(subparsers, common):
                     "libraries it loads the way glibc's ld.so does, without running anything,\n"
                     "and mark the Debian packages that own them manual, so that\n"
                     "`apt-get purge --auto-remove` of the build dependencies keeps them.\n"
+                    "When /etc/ld.so.cache lacks libraries of the ld.so.conf directories\n"
+                    "(after `make install` into /usr/local/lib), ldconfig runs first\n"
+                    "(ldconfig -r ROOT with --root); --dry-run and --print resolve as if it had.\n"
                     "A library that cannot be found is an error (exit 1).",
         epilog=cli.examples(
             "pyimgtools keep                         # apt-mark manual what /usr/local needs",
@@ -503,8 +583,8 @@ def run(args, out, root):
     kp = plan(root, paths, excludes=args.exclude, ld_library_path=ld_path,
               method=args.method, scan_all=args.scan_all,
               manual_flags=not (args.print_only and not out.json_mode))
-    for w in kp.warnings:
-        out.warn(w)
+    changes = None if args.print_only or args.why else "dry-run" if args.dry_run else "run"
+    report_plan(out, kp, changes)
     where = ", ".join(display_path(p) for p in kp.paths)
 
     if args.print_only:
@@ -540,17 +620,13 @@ def run(args, out, root):
     check_missing(out, kp, args.allow_missing)
     for p in kp.packages:
         out.detail("%s: %s" % (p.name, ", ".join(display_path(l) for l in p.libraries)))
-    for lib, users in sorted(kp.unowned.items()):
-        out.warn("%s (needed by %s) belongs to no package" % (
-            display_path(lib), display_path(users[0]) + (" and %d more" % (len(users) - 1)
-                                                         if len(users) > 1 else "")))
     to_mark = kp.to_mark
     if args.dry_run:
         for name in to_mark:
             out.line("would mark manual: %s" % name)
         marked = []
     else:
-        marked = apply(root, kp)
+        marked = apply(root, kp, out)
         for name in marked:
             out.line("marked manual: %s" % name)
     out.data(dict(plan_document(kp), command="keep", action="mark", dry_run=bool(args.dry_run),

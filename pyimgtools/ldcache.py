@@ -13,8 +13,10 @@ RUNPATH (glibc ``elf/dl-cache.c``; layout in ``sysdeps/generic/dl-cache.h``):
 
 Only entries whose flags match the loading object's class and machine count
 (``_dl_cache_check_flags``). The loader never reads ``ld.so.conf``: it is read
-here only as a fallback that models what ``ldconfig`` would put in the cache
-when an image has no cache at all.
+here to model what ``ldconfig`` would put in the cache, when an image has no
+cache at all or a stale one (``uncached_libraries``: libraries of the
+ld.so.conf directories the cache lacks, as after ``make install`` into
+/usr/local/lib), and ``run_ldconfig`` rebuilds it.
 """
 
 import glob
@@ -304,6 +306,109 @@ def _glob_in_root(root, pattern):
     return sorted(real.rstrip("/") + "/" + os.path.basename(h) for h in hits)
 
 
+def _is_dso_name(name):
+    # ldconfig looks only at names starting with "lib" or "ld-" that contain ".so".
+    return name.startswith(("lib", "ld-")) and ".so" in name
+
+
+def _named_as_cached(name, known):
+    """`name` is in `known` or extends one of them by ".N" parts (libfoo.so.1.2 of libfoo.so.1)."""
+    head = name
+    while True:
+        if head in known:
+            return True
+        if "." not in head:
+            return False
+        head = head.rpartition(".")[0]
+
+
+def uncached_libraries(root, cache):
+    """In-image paths of libraries in the ld.so.conf directories that `cache` lacks.
+
+    What ``ldconfig`` would add: for every shared object named ``lib*.so*`` or
+    ``ld-*.so*`` directly in a directory of ld.so.conf (and its includes),
+    an entry for its soname (DT_SONAME, else the file name) in that
+    directory. A library counts as missing when the cache has no entry for
+    its soname in its (canonical) directory: after ``make install`` into
+    /usr/local/lib without ``ldconfig``, libpython is missing. `cache` None
+    (no cache at all) makes every such library missing. One path per
+    (directory, soname), in ld.so.conf order. glibc-hwcaps subdirectories
+    are not looked at. A file named as a soname cached in its directory, or
+    a versioned name of one, counts as cached without being opened (0.4 s
+    -> 0.04 s on a Debian host's 1,100 libraries).
+    """
+    def realdir(d):
+        try:
+            return root.realpath(d).rstrip("/") or "/"
+        except OSError:
+            return None
+
+    cached = set()
+    names_in = {}             # directory -> cached names (for the quick test below)
+    for entry in (cache.entries if cache is not None else ()):
+        d = realdir(entry.path.rpartition("/")[0] or "/")
+        if d is not None:
+            cached.add((d, entry.name))
+            names_in.setdefault(d, set()).add(entry.name)
+    missing = []
+    dirs, seen = set(), set()
+    for directory in read_conf(root):
+        real = realdir(directory)
+        if real is None or real in dirs:
+            continue
+        dirs.add(real)
+        try:
+            names = sorted(n for n in os.listdir(root.host(real)) if _is_dso_name(n))
+        except OSError:
+            continue
+        prefix = real.rstrip("/") + "/"
+        known = names_in.get(real, ())
+        for name in names:
+            # Not opened: a file named as a soname cached here, or a versioned
+            # file of one (libfoo.so.1.2.3 of libfoo.so.1), which is nearly
+            # every file of a fresh cache's directories.
+            if _named_as_cached(name, known):
+                continue
+            try:
+                info = _elf.read_elf(root.host(root.realpath(prefix + name)))
+            except (_elf.ElfError, OSError, ValueError):
+                continue        # not ELF (a linker script such as libc.so), dangling, a directory
+            if info.type != _elf.ET_DYN:
+                continue
+            soname = info.soname or name
+            key = (real, soname)
+            if key not in cached and key not in seen:
+                seen.add(key)
+                # Named by its soname when that file is there (not the dev link libfoo.so).
+                named = soname if "/" not in soname and os.path.lexists(
+                    root.host(real) + "/" + soname) else name
+                missing.append(prefix + named)
+    return missing
+
+
+def ldconfig_argv(root):
+    """The command that rebuilds the image's cache: ``ldconfig`` (``ldconfig -r ROOT`` for a root)."""
+    import shutil
+    path = os.environ.get("PATH", os.defpath) + os.pathsep + "/usr/sbin:/sbin"
+    exe = shutil.which("ldconfig", path=path) or "ldconfig"
+    return [exe] if root.is_host else [exe, "-r", root.path]
+
+
+def run_ldconfig(argv):
+    """Run `argv` (from ldconfig_argv); raises PyimgtoolsError when it fails."""
+    import subprocess
+    from pyimgtools.errors import PyimgtoolsError
+    try:
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    except OSError as exc:
+        raise PyimgtoolsError("cannot run %s: %s" % (argv[0], exc.strerror or exc)) from None
+    if proc.returncode != 0:
+        err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise PyimgtoolsError("%s exited %d%s" % (" ".join(argv), proc.returncode,
+                                                  ": " + err[-1] if err else ""))
+
+
 def expected_flags_text(flags):
     """ldconfig -p's description of an entry's flags, e.g. 'libc6,x86-64'."""
     kind = {0: "libc4", 1: "ELF", 2: "libc5", 3: "libc6"}.get(flags & FLAG_TYPE_MASK, "unknown")
@@ -316,4 +421,5 @@ def expected_flags_text(flags):
 
 
 __all__ = ["CacheError", "CacheEntry", "LdCache", "parse_cache", "read_cache", "read_conf",
+           "uncached_libraries", "ldconfig_argv", "run_ldconfig",
            "accepted_flags", "CACHE_PATH", "CONF_PATH"]

@@ -226,10 +226,14 @@ class _Found:
 class Loader:
     """Resolves load trees inside one image root; caches everything it reads."""
 
-    def __init__(self, root, ld_library_path=None, hwcaps=None):
+    def __init__(self, root, ld_library_path=None, hwcaps=None, after_ldconfig=False):
         """`hwcaps`: the glibc-hwcaps levels of the CPU to model (e.g.
-        ``("x86-64-v3", "x86-64-v2")``); None models every CPU at once."""
+        ``("x86-64-v3", "x86-64-v2")``); None models every CPU at once.
+        `after_ldconfig`: resolve as if ``ldconfig`` had just rebuilt the
+        cache (a stale cache is ignored and the directories of ld.so.conf
+        are searched instead, as for an image without a cache)."""
         self.root = root
+        self.after_ldconfig = after_ldconfig
         self.cpu_hwcaps = None if hwcaps is None else frozenset(hwcaps)
         if isinstance(ld_library_path, (str, bytes)):
             # An LD_LIBRARY_PATH value: glibc splits it on ':' and ';'.
@@ -353,6 +357,10 @@ class Loader:
     def _ldcache(self):
         if not self._cache_loaded:
             self._cache_loaded = True
+            if self.after_ldconfig:
+                # The caller says so in one line (keep: "ld.so.cache is stale").
+                self._conf_dirs = _ldcache.read_conf(self.root)
+                return None
             try:
                 self._cache = _ldcache.read_cache(self.root)
             except (_ldcache.CacheError, OSError) as exc:

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, run_cli
 from tests.harness.prereq import CACHE_DIR, require
 
 pytestmark = pytest.mark.main_only
@@ -154,3 +154,82 @@ def test_dockerfile_with_buildah(builder, pyz):
     assert {p for p, s in status.items() if s == "installed"} == {"libpq5", "python3"}, proc.stdout
     assert lines[5] == "0" and "state-left" not in lines
     builder.run(image, "/opt/venv/bin/python -c 'import psycopg2'")
+
+
+RL_LIB = r"""
+#include <stdio.h>
+#include <readline/readline.h>
+int rlwrap_version(void) { return rl_readline_version; }
+"""
+RL_MAIN = r"""
+int rlwrap_version(void);
+int main(void) { return rlwrap_version() > 0 ? 0 : 1; }
+"""
+
+
+def test_trixie_purge_after_make_install_keeps_readline(chroot_factory):
+    """Issue 12, items 4 and 5, as a user of the official recipe meets them on trixie.
+
+    A build links libreadline into /usr/local (as CPython's readline module does)
+    and installs a library into /usr/local/lib, without ldconfig; the manual set
+    was saved before the build dependencies. libreadline8t64 ships the
+    /usr/lib spelling and diverts the /lib one to *.usr-is-merged, and the
+    loader finds the /lib one. pyimgtools runs from outside (--root): the
+    rootfs has no Python of its own, as the official images' builder has
+    none but the one it builds.
+    """
+    root = chroot_factory("trixie")
+    root.run("apt-mark showmanual > /root/manual.txt")
+    assert not installed(root, "libreadline8t64")
+    root.apt_install("gcc", "libc6-dev", "libreadline-dev")
+    with open(root.host("/tmp/rl.c"), "w") as f:
+        f.write(RL_LIB)
+    with open(root.host("/tmp/main.c"), "w") as f:
+        f.write(RL_MAIN)
+    root.run("gcc -shared -fPIC -Wl,-soname,librlwrap.so.1 -o /usr/local/lib/librlwrap.so.1 "
+             "/tmp/rl.c -lreadline && "
+             "gcc -o /usr/local/bin/rlprog /tmp/main.c -L/usr/local/lib -l:librlwrap.so.1 && "
+             "gcc -o /usr/local/bin/rldirect /tmp/rl.c /tmp/main.c -lreadline")
+    assert "librlwrap" not in root.run("ldconfig -p").stdout      # no ldconfig: stale cache
+    # dpkg's own answer for the file the loader opens (the reference):
+    search = root.run("dpkg-query --search '*lib/x86_64-linux-gnu/libreadline.so.8'").stdout
+    assert "diversion by libreadline8t64" in search
+    assert "libreadline8t64:amd64: /usr/lib/x86_64-linux-gnu/libreadline.so.8" in search
+
+    printed = run_cli("--root", root.path, "keep", "--print", "/usr/local/bin/rldirect")
+    assert printed.returncode == 0, printed.stderr
+    assert "libreadline8t64:amd64" in printed.stdout.split()
+    assert "belongs to no package" not in printed.stderr
+
+    purge = ["--root", root.path, "build-deps", "purge", "--saved", root.host("/root/manual.txt"),
+             "--keep-runtime", "/usr/local"]
+    dry = run_cli(*(purge + ["--dry-run"]))
+    assert dry.returncode == 0, dry.stderr
+    lines = dry.stdout.splitlines()
+    notice = [l for l in lines if "ldconfig" in l]
+    assert len(notice) == 1 and notice[0].startswith(
+        "/etc/ld.so.cache lacks 1 library of the /etc/ld.so.conf directories "
+        "(/usr/local/lib/librlwrap.so.1): would run "), dry.stdout
+    assert notice[0].endswith("ldconfig -r " + root.path)
+    would = {l.split(": ", 1)[1] for l in lines if l.startswith("would remove: ")}
+    assert {"gcc", "libreadline-dev"} <= would
+    assert not {w for w in would if w.startswith("libreadline8")}, would
+    assert installed(root, "gcc")                      # the dry run changed nothing
+    assert "librlwrap" not in root.run("ldconfig -p").stdout
+
+    before = set(root.run("dpkg-query -W -f '${binary:Package}\\n'").stdout.split())
+    proc = run_cli(*purge)
+    assert proc.returncode == 0, proc.stderr
+    after = set(root.run("dpkg-query -W -f '${binary:Package}\\n'").stdout.split())
+    assert {p.split(":")[0] for p in before - after} == {w.split(":")[0] for w in would}
+    assert installed(root, "libreadline8t64")
+    assert not installed(root, "gcc")
+    assert "librlwrap.so.1" in root.run("ldconfig -p").stdout      # ldconfig ran
+    for prog in ("/usr/local/bin/rlprog", "/usr/local/bin/rldirect"):
+        ldd = root.run(["ldd", prog]).stdout
+        assert "not found" not in ldd and "libreadline.so.8" in ldd, ldd
+        root.run([prog])                       # our own test program: it loads and runs
+    # idempotent: nothing stale any more
+    again = run_cli("--root", root.path, "keep", "--dry-run", "/usr/local")
+    assert again.returncode == 0, again.stderr
+    assert "ldconfig" not in again.stdout

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.conftest import run_cli
+from tests.harness import keepref
 from tests.harness.prereq import PYENV_VERSIONS, require, require_tools
 
 pytestmark = pytest.mark.main_only
@@ -22,53 +23,14 @@ pytestmark = pytest.mark.main_only
 PYENV_TREE = os.path.join(PYENV_VERSIONS, "3.11.7")
 MULTIARCH_DIR = "/usr/lib/x86_64-linux-gnu"
 
-_ALIASES = (("/usr/lib/", "/lib/"), ("/usr/lib64/", "/lib64/"), ("/usr/bin/", "/bin/"),
-            ("/usr/sbin/", "/sbin/"))
-
-
-def spellings(path):
-    """The path and its usrmerge alias."""
-    out = [path]
-    for merged, old in _ALIASES:
-        if path.startswith(merged):
-            out.append(old + path[len(merged):])
-        elif path.startswith(old):
-            out.append(merged + path[len(old):])
-    return out
-
-
 def elf_files(tree):
-    found = []
-    for dirpath, dirnames, filenames in os.walk(tree):
-        for name in filenames:
-            path = os.path.join(dirpath, name)
-            if os.path.islink(path):
-                continue
-            try:
-                with open(path, "rb") as f:
-                    if f.read(4) == b"\x7fELF":
-                        found.append(path)
-            except OSError:
-                pass
-    return sorted(found)
+    return keepref.elf_files(tree)
 
 
 def ldd(path):
     proc = subprocess.run(["ldd", path], capture_output=True, text=True,
                           errors="surrogateescape")
-    resolved, missing = set(), set()
-    for line in proc.stdout.splitlines():
-        line = line.strip()
-        if "=>" in line:
-            name, _, rest = line.partition("=>")
-            rest = rest.strip()
-            if rest.startswith("not found"):
-                missing.add(name.strip())
-            elif rest.startswith("/"):
-                resolved.add(rest.rsplit(" (", 1)[0])
-        elif line.startswith("/"):
-            resolved.add(line.rsplit(" (", 1)[0])
-    return resolved, missing
+    return keepref.parse_ldd(proc.stdout)
 
 
 _LDD_CACHE = {}
@@ -84,18 +46,8 @@ def ldd_all(tree):
 
 def dpkg_search(paths):
     """{path: set of packages} from dpkg-query --search on both spellings."""
-    asked = sorted({s for p in paths for s in spellings(p)})
-    owners = {}
-    for i in range(0, len(asked), 400):
-        proc = subprocess.run(["dpkg-query", "--search"] + asked[i:i + 400],
-                              capture_output=True, text=True)
-        for line in proc.stdout.splitlines():
-            if line.startswith("diversion by"):
-                continue
-            pkgs, sep, path = line.partition(": /")
-            if sep:
-                owners.setdefault("/" + path, set()).update(p.strip() for p in pkgs.split(","))
-    return {p: set().union(*(owners.get(s, set()) for s in spellings(p))) for p in paths}
+    return keepref.owners(paths, lambda args: subprocess.run(
+        ["dpkg-query", "--search"] + args, capture_output=True, text=True).stdout)
 
 
 def outside(path, tree):

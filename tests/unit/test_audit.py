@@ -451,6 +451,26 @@ def test_unresolved_libraries_through_keeps_planner(tmp_path):
     assert proc.returncode == 0
 
 
+def test_unresolved_libraries_with_a_stale_cache_are_found_as_the_image_is(tmp_path):
+    """keep runs ldconfig for a stale cache; audit judges the image as it is: the
+    loader would not find the library, and the evidence says why."""
+    from tests.unit.test_ldcache import new_cache
+    dpkg_status(tmp_path, stanza("libc6", "2.36", 100))
+    write(tmp_path, "/usr/lib/x86_64-linux-gnu/libc.so.6", build_elf(soname="libc.so.6"))
+    write(tmp_path, "/lib64/ld-linux-x86-64.so.2", build_elf(soname="ld-linux-x86-64.so.2"))
+    write(tmp_path, "/usr/local/lib/libplanted.so.1",
+          build_elf(needed=("libc.so.6",), soname="libplanted.so.1"))
+    write(tmp_path, "/usr/local/bin/tool", build_elf(etype=3, needed=("libplanted.so.1", "libc.so.6")),
+          0o755)
+    write(tmp_path, "/etc/ld.so.conf", "/usr/local/lib\n/usr/lib/x86_64-linux-gnu\n")
+    write(tmp_path, "/etc/ld.so.cache",
+          new_cache([("libc.so.6", "/usr/lib/x86_64-linux-gnu/libc.so.6", 0x303, 0)]))
+    f = by_id(run_audit(tmp_path))["unresolved-libs"]
+    assert f.paths == ["/usr/local/bin/tool"]
+    assert f.evidence[-1] == ("/etc/ld.so.cache lacks 1 library of the /etc/ld.so.conf directories "
+                              "(/usr/local/lib/libplanted.so.1): run ldconfig")
+
+
 def test_dead_weight_through_prunes_planner_hard_links_once(tmp_path):
     sp = "/usr/local/lib/python3.12/site-packages"
     write(tmp_path, sp + "/pkg/__init__.py", "")

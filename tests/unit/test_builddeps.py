@@ -123,3 +123,19 @@ def test_usage():
     assert run_cli("build-deps", "install").returncode == 2
     helptext = run_cli("build-deps", "purge", "--help").stdout
     assert "--keep-runtime PATH" in helptext and "examples:" in helptext
+
+
+# The keep fixture image (tests/unit/test_keep.py), with a cache older than /usr/local/lib.
+from tests.unit.test_keep import image, image_template, stale_cache_image  # noqa: E402,F401
+
+
+def test_purge_plan_with_a_stale_cache_runs_ldconfig_first_and_keeps_what_it_finds(image):
+    stale_cache_image(image)
+    pp, _db, _installed = builddeps.plan_purge(Root(str(image)), ["libbaz3"], ["/usr/local"],
+                                               excludes=(), allow_missing=False)
+    assert pp.keep.uncached == ["/usr/local/lib/libinternal.so.1"]
+    assert pp.keep.ldconfig[1:] == ["-r", str(image)]
+    assert pp.keep.missing == []
+    # libinternal.so.1 found as after ldconfig: what it loads is kept
+    assert pp.manual == ["libbar2:amd64", "libbaz3", "libc6:amd64", "libfoo1"]
+    assert sorted(pp.kept) == ["libbar2:amd64", "libc6:amd64", "libfoo1"]

@@ -102,7 +102,7 @@ Auto-Installed: 0
 """
 
 
-def make_db(tmp_path, usrmerge=True, lists=LISTS):
+def make_db(tmp_path, usrmerge=True, lists=LISTS, status=STATUS, diversions=DIVERSIONS):
     root = tmp_path / "root"
     (root / "usr/lib/x86_64-linux-gnu").mkdir(parents=True)
     (root / "usr/lib/i386-linux-gnu").mkdir(parents=True)
@@ -112,8 +112,8 @@ def make_db(tmp_path, usrmerge=True, lists=LISTS):
         os.symlink("usr/lib64", str(root / "lib64"))
     info = root / "var/lib/dpkg/info"
     info.mkdir(parents=True)
-    (root / "var/lib/dpkg/status").write_bytes(STATUS)
-    (root / "var/lib/dpkg/diversions").write_bytes(DIVERSIONS)
+    (root / "var/lib/dpkg/status").write_bytes(status)
+    (root / "var/lib/dpkg/diversions").write_bytes(diversions)
     for name, paths in lists.items():
         data = "\n".join(paths) + ("" if name == "oddball" else "\n")
         (info / (name + ".list")).write_bytes(os.fsencode(data))
@@ -216,3 +216,77 @@ def test_odd_file_names_in_lists(tmp_path):
     name = b"/usr/lib/x86_64-linux-gnu/lib\xff weird\tname.so.1"
     db = make_db(tmp_path, lists=dict(LISTS, weird=["/.", os.fsdecode(name)]))
     assert db.owners([os.fsdecode(name)]).owners == {os.fsdecode(name): ["weird"]}
+
+
+# Trixie's time_t transition (measured in trixie's dpkg database): libreadline8t64
+# (Multi-Arch: same, so its list is libreadline8t64:amd64.list) ships the /usr/lib
+# spelling and diverts the /lib spelling that the old libreadline8 shipped to
+# *.usr-is-merged, so that removing libreadline8 cannot delete the file.
+T64_STATUS = b"""\
+Package: libreadline8t64
+Status: install ok installed
+Architecture: amd64
+Multi-Arch: same
+Version: 8.2-6
+
+Package: libfoo1t64
+Status: install ok installed
+Architecture: amd64
+Multi-Arch: same
+Version: 1.0-1
+
+Package: libbar1
+Status: install ok installed
+Architecture: amd64
+Version: 1.0-1
+
+Package: libbar1t64
+Status: install ok installed
+Architecture: amd64
+Version: 1.0-2
+"""
+
+T64_LISTS = {
+    "libreadline8t64:amd64": ["/.", "/usr", "/usr/lib", "/usr/lib/x86_64-linux-gnu",
+                              "/usr/lib/x86_64-linux-gnu/libreadline.so.8",
+                              "/usr/lib/x86_64-linux-gnu/libreadline.so.8.2"],
+    # a diverting package that ships the /lib spelling it diverts
+    "libfoo1t64:amd64": ["/.", "/lib", "/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu/libfoo.so.1"],
+    # an old package still listing the diverted spelling: its file is the diverted-to one
+    "libbar1": ["/.", "/lib/x86_64-linux-gnu/libbar.so.1"],
+    "libbar1t64": ["/.", "/usr/lib/x86_64-linux-gnu/libbar.so.1"],
+}
+
+T64_DIVERSIONS = (
+    b"/lib/x86_64-linux-gnu/libreadline.so.8\n"
+    b"/lib/x86_64-linux-gnu/libreadline.so.8.usr-is-merged\nlibreadline8t64\n"
+    b"/lib/x86_64-linux-gnu/libfoo.so.1\n/lib/x86_64-linux-gnu/libfoo.so.1.usr-is-merged\nlibfoo1t64\n"
+    b"/lib/x86_64-linux-gnu/libbar.so.1\n/lib/x86_64-linux-gnu/libbar.so.1.usr-is-merged\nlibbar1t64\n")
+
+
+def make_t64_db(tmp_path):
+    return make_db(tmp_path, lists=T64_LISTS, status=T64_STATUS, diversions=T64_DIVERSIONS)
+
+
+def test_usr_is_merged_diversion_keeps_the_diverting_package_under_either_spelling(tmp_path):
+    # dpkg-query --search '*lib/x86_64-linux-gnu/libreadline.so.8' in trixie prints the
+    # diversion lines and "libreadline8t64:amd64: /usr/lib/x86_64-linux-gnu/libreadline.so.8".
+    db = make_t64_db(tmp_path)
+    got = db.owners(["/lib/x86_64-linux-gnu/libreadline.so.8",
+                     "/usr/lib/x86_64-linux-gnu/libreadline.so.8",
+                     "/lib/x86_64-linux-gnu/libfoo.so.1",
+                     "/usr/lib/x86_64-linux-gnu/libfoo.so.1"]).owners
+    assert got == {"/lib/x86_64-linux-gnu/libreadline.so.8": ["libreadline8t64:amd64"],
+                   "/usr/lib/x86_64-linux-gnu/libreadline.so.8": ["libreadline8t64:amd64"],
+                   "/lib/x86_64-linux-gnu/libfoo.so.1": ["libfoo1t64:amd64"],
+                   "/usr/lib/x86_64-linux-gnu/libfoo.so.1": ["libfoo1t64:amd64"]}
+
+
+def test_usr_is_merged_diversion_moves_only_other_packages_files(tmp_path):
+    # libbar1's /lib spelling is diverted (not by libbar1): its file would be the
+    # .usr-is-merged one; the file at either spelling is libbar1t64's.
+    db = make_t64_db(tmp_path)
+    got = db.owners(["/lib/x86_64-linux-gnu/libbar.so.1",
+                     "/usr/lib/x86_64-linux-gnu/libbar.so.1.usr-is-merged"]).owners
+    assert got == {"/lib/x86_64-linux-gnu/libbar.so.1": ["libbar1t64"],
+                   "/usr/lib/x86_64-linux-gnu/libbar.so.1.usr-is-merged": ["libbar1"]}

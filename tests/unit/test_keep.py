@@ -402,3 +402,69 @@ def test_mount_points_below_the_paths_are_not_walked(image, monkeypatch):
     assert warnings == ["/usr/local/mnt: another file system, not scanned"]
     # the mount point itself, given as a path, is scanned
     assert keep.scan(Root(str(image)), ["/usr/local/mnt"]).files == ["/usr/local/mnt/prog2"]
+
+
+# --- a stale ld.so.cache (make install into /usr/local/lib, no ldconfig) -----------
+
+def stale_cache_image(image):
+    """The image with Debian's ld.so.conf, a cache made before `make install`
+    (system libraries only) and /usr/local/bin/plain, which finds
+    /usr/local/lib/libinternal.so.1 through the cache only (no RUNPATH)."""
+    from tests.unit.test_ldcache import new_cache
+    (image / "etc/ld.so.conf.d").mkdir(parents=True)
+    (image / "etc/ld.so.conf").write_text("include /etc/ld.so.conf.d/*.conf\n")
+    (image / "etc/ld.so.conf.d/libc.conf").write_text("/usr/local/lib\n")
+    (image / "etc/ld.so.conf.d/x86_64-linux-gnu.conf").write_text(
+        "/lib/x86_64-linux-gnu\n/usr/lib/x86_64-linux-gnu\n")
+    (image / "etc/ld.so.cache").write_bytes(new_cache([
+        (n, "/lib/x86_64-linux-gnu/" + n, 0x303, 0)
+        for n in ("libbar.so.2", "libbaz.so.3", "libfoo.so.1", "libstray.so.0", "libunused.so.0")]))
+    program(image / "usr/local/bin/plain", str(image / "usr/local/lib/libinternal.so.1"))
+    return image
+
+
+def test_stale_cache_dry_run_says_ldconfig_and_resolves_as_after_it(image):
+    stale_cache_image(image)
+    proc = keep_cli(image, "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    notice = [l for l in lines if "ldconfig" in l]
+    assert len(notice) == 1, proc.stdout
+    assert notice[0].startswith("/etc/ld.so.cache lacks 1 library of the /etc/ld.so.conf "
+                                "directories (/usr/local/lib/libinternal.so.1): would run ")
+    assert notice[0].endswith("ldconfig -r %s" % image)
+    assert [l for l in lines if l.startswith("would mark")] == [
+        "would mark manual: libbar2:amd64", "would mark manual: libc6:amd64",
+        "would mark manual: libfoo1"]
+    assert "4 packages needed by 3 ELF files" in lines[-1]
+    doc = json.loads(keep_cli(image, "--json", "--dry-run").stdout)
+    assert doc["uncached"] == ["/usr/local/lib/libinternal.so.1"]
+    assert doc["ldconfig"][1:] == ["-r", str(image)] and doc["missing"] == []
+
+
+def test_stale_cache_print_resolves_and_warns_on_stderr(image):
+    stale_cache_image(image)
+    proc = keep_cli(image, "--print")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["libbar2:amd64", "libbaz3", "libc6:amd64", "libfoo1"]
+    assert "/etc/ld.so.cache lacks 1 library" in proc.stderr
+    assert "nothing run" in proc.stderr
+
+
+def test_stale_cache_after_ldconfig_is_not_stale(image):
+    """Running the command the dry run names makes the next dry run quiet, same packages."""
+    require(os.geteuid() == 0, "ldconfig -r needs root")
+    stale_cache_image(image)
+    doc = json.loads(keep_cli(image, "--json", "--dry-run").stdout)
+    subprocess.run(doc["ldconfig"], check=True, capture_output=True)
+    after = json.loads(keep_cli(image, "--json", "--dry-run").stdout)
+    assert after["uncached"] == [] and after["ldconfig"] is None
+    assert [p["name"] for p in after["packages"]] == [p["name"] for p in doc["packages"]]
+
+
+def test_unowned_library_is_a_warning_in_print_and_why(image):
+    for args in (["--print"], ["--why", "libbaz3"]):
+        proc = keep_cli(image, *args)
+        assert proc.returncode == 0, proc.stderr
+        assert ("pyimgtools: warning: /lib/x86_64-linux-gnu/libstray.so.0 (needed by "
+                "/usr/local/lib/libinternal.so.1) belongs to no package") in proc.stderr, args

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from pyimgtools import ldcache
-from pyimgtools.elf import ElfInfo
+from pyimgtools.elf import ElfInfo, read_elf
 from pyimgtools.fs import Root
 from tests.harness.prereq import require
 
@@ -260,3 +260,75 @@ def test_accepted_flags_per_architecture():
     assert ldcache.accepted_flags(info(40, 32, 0))[0] == 0xB03
     assert ldcache.accepted_flags(info(243, 64, 0x4)) == (0x1003,)
     assert ldcache.accepted_flags(info(9999)) is None
+
+
+# --- a stale cache: what ldconfig would add -------------------------------------
+
+@pytest.fixture
+def stale_image(tmp_path):
+    """Debian's ld.so.conf layout, usrmerged, with libraries ldconfig has not seen:
+
+    /usr/local/lib/libnew.so.1.2 (soname libnew.so.1) and its link libnew.so.1,
+    /usr/local/lib/libnosoname.so (no DT_SONAME: ldconfig keys it by file name),
+    /usr/local/lib/notalib.so (not lib*: ldconfig ignores it),
+    /usr/lib/x86_64-linux-gnu/libsys.so.1 and libsys.so, libc.so (a linker script).
+    """
+    require(shutil.which("gcc") is not None, "needs gcc")
+    root = tmp_path / "root"
+    lib = root / "usr/lib/x86_64-linux-gnu"
+    _lib(str(lib / "libsys.so.1"), "libsys.so.1")
+    os.symlink("libsys.so.1", str(lib / "libsys.so"))
+    (lib / "libc.so").write_text("GROUP ( /lib/x86_64-linux-gnu/libc.so.6 )\n")
+    os.symlink("usr/lib", str(root / "lib"))
+    local = root / "usr/local/lib"
+    _lib(str(local / "libnew.so.1.2"), "libnew.so.1")
+    os.symlink("libnew.so.1.2", str(local / "libnew.so.1"))
+    _lib(str(local / "libnosoname.so"), "")
+    _lib(str(local / "notalib.so"), "notalib.so")
+    (local / "python3.13").mkdir()
+    (root / "etc/ld.so.conf.d").mkdir(parents=True)
+    (root / "etc/ld.so.conf").write_text("include /etc/ld.so.conf.d/*.conf\n")
+    (root / "etc/ld.so.conf.d/libc.conf").write_text("/usr/local/lib\n")
+    (root / "etc/ld.so.conf.d/x86_64-linux-gnu.conf").write_text(
+        "/usr/local/lib/x86_64-linux-gnu\n/lib/x86_64-linux-gnu\n/usr/lib/x86_64-linux-gnu\n")
+    return root
+
+
+def test_uncached_libraries_of_a_stale_cache(stale_image):
+    # The cache spells the directory as ldconfig does on Debian (/lib/...).
+    (stale_image / "etc/ld.so.cache").write_bytes(
+        new_cache([("libsys.so.1", "/lib/x86_64-linux-gnu/libsys.so.1", 0x303, 0)]))
+    root = Root(str(stale_image))
+    assert ldcache.uncached_libraries(root, ldcache.read_cache(root)) == [
+        "/usr/local/lib/libnew.so.1", "/usr/local/lib/libnosoname.so"]
+    # named by the soname, not by the first file that has it (the dev link libsys.so)
+    assert ldcache.uncached_libraries(root, None)[-1] == "/usr/lib/x86_64-linux-gnu/libsys.so.1"
+    # a soname cached in another directory only is missing in this one
+    (stale_image / "etc/ld.so.cache").write_bytes(new_cache([
+        ("libsys.so.1", "/lib/x86_64-linux-gnu/libsys.so.1", 0x303, 0),
+        ("libnew.so.1", "/opt/elsewhere/libnew.so.1", 0x303, 0),
+        ("libnosoname.so", "/usr/local/lib/libnosoname.so", 0x303, 0)]))
+    assert ldcache.uncached_libraries(root, ldcache.read_cache(root)) == ["/usr/local/lib/libnew.so.1"]
+
+
+def test_uncached_libraries_are_what_ldconfig_adds(stale_image):
+    """Without a cache every library is missing; the (directory, soname) pairs are
+    exactly the entries `ldconfig -r` then writes, and then none is missing."""
+    require(os.path.exists(LDCONFIG), "needs ldconfig")
+    require(os.geteuid() == 0, "ldconfig -r needs root")
+    root = Root(str(stale_image))
+    missing = ldcache.uncached_libraries(root, None)
+    subprocess.run([LDCONFIG, "-r", str(stale_image)], capture_output=True, check=True)
+    _count, entries = ldconfig_p(str(stale_image / "etc/ld.so.cache"))
+
+    def realdir(path):
+        return root.realpath(os.path.dirname(path))
+    def soname(path):
+        return read_elf(root.host(root.realpath(path))).soname or os.path.basename(path)
+    ours = {(realdir(p), soname(p)) for p in missing}
+    # ldconfig also caches a dev link to a soname link under the link's name
+    # (libsys.so): no DT_NEEDED names those, so they are left out here.
+    theirs = {(realdir(p), name) for name, _f, _h, p in entries if name == soname(p)}
+    assert ours == theirs
+    assert len(ours) == 3          # libnew.so.1, libnosoname.so, libsys.so.1
+    assert ldcache.uncached_libraries(root, ldcache.read_cache(root)) == []
