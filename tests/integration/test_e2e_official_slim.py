@@ -203,8 +203,9 @@ def test_readline_library_kept_and_readline_imports(upstream, pyimgtools_purged,
     # issue 12 item 5), is still installed after pyimgtools' purge, and the
     # module imports, as a user and as the upstream image have it.
     package = upstream["built_facts"]["readline_package"]
-    assert package in facts["upstream"]["packages"]  # control: upstream keeps it
-    assert package in facts["pyimgtools"]["packages"], (package, upstream["built_facts"])
+    installed = {k: {p.split(":")[0] for p in f["packages"]} for k, f in facts.items()}  # no :arch
+    assert package in installed["upstream"]  # control: upstream keeps it
+    assert package in installed["pyimgtools"], (package, upstream["built_facts"])
     with e2e.Session(pyimgtools_purged[0]) as s:
         proc = s.run("python3 -c 'import readline' 2>&1", check=False)
     assert proc.returncode == 0, proc.stdout

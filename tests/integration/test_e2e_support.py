@@ -392,7 +392,7 @@ for b in bad:
 
 
 def dynload_import_failures(session):
-    proc = session.run(_python_c(_IMPORT_DYNLOAD))
+    proc = session.run(_python_c(_IMPORT_DYNLOAD), env={"PYTHONDONTWRITEBYTECODE": "1"})
     assert re.search(r"^checked \d+", proc.stdout, re.M), proc.stdout
     return [l[len("FAILED "):] for l in proc.stdout.splitlines() if l.startswith("FAILED ")]
 
@@ -518,11 +518,15 @@ def _python_c(code):
     return "cd /tmp && python3 -c '%s'" % code.replace("'", "'\"'\"'")
 
 
-def official_image_tests(session):
-    """{test name: (exit status, output tail)} of OFFICIAL_IMAGE_TESTS and python-no-pyc."""
-    results = {}
+def no_pyc_check(session):
+    """(exit status, output tail) of python-no-pyc: run it before any Python runs as root."""
     proc = session.run(NO_PYC + " 2>&1", check=False)
-    results["python-no-pyc"] = (proc.returncode, proc.stdout[-500:])
+    return proc.returncode, proc.stdout[-500:]
+
+
+def official_image_tests(session):
+    """{test name: (exit status, output tail)} of OFFICIAL_IMAGE_TESTS."""
+    results = {}
     for name, code in sorted(OFFICIAL_IMAGE_TESTS.items()):
         proc = session.run(_python_c(code) + " 2>&1", check=False)
         results[name] = (proc.returncode, proc.stdout[-2000:])
@@ -538,6 +542,7 @@ def facts(image, startup_runs=10, with_dynload=False):
         out = subprocess.run(["du", "-sxb", s.path], capture_output=True, text=True, check=True)
         doc["size"] = int(out.stdout.split()[0])
         doc["pyc_bytes"] = _tree_bytes(s.path)[1]
+        no_pyc = no_pyc_check(s)
         out = s.run("dpkg-query -W -f '${db:Status-Abbrev} ${binary:Package} ${Version} "
                     "${Installed-Size}\\n'").stdout
         rows = [l.split() for l in out.splitlines() if l.startswith("ii ")]
@@ -554,7 +559,7 @@ def facts(image, startup_runs=10, with_dynload=False):
         if with_dynload:
             doc["dynload_failures"] = dynload_import_failures(s)
         # as root, after every probe above (they may write bytecode)
-        doc["official_tests"] = official_image_tests(s)
+        doc["official_tests"] = dict(official_image_tests(s), **{"python-no-pyc": no_pyc})
         out = s.run("apt-get update -qq >/dev/null 2>&1 && apt list --upgradable 2>/dev/null").stdout
         doc["pending_security"] = sorted(l for l in out.splitlines()
                                          if "-security" in l.split(" ")[0])
