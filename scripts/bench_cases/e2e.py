@@ -1,4 +1,8 @@
-"""scripts/bench e2e: the official python:3.11-slim recipe, upstream's finish vs pyimgtools'.
+"""scripts/bench e2e: the official python slim recipes (python:3.11-slim on bookworm,
+python:3.13-slim-trixie), upstream's finish vs pyimgtools'.
+
+PYIMGTOOLS_BENCH_E2E=trixie (or bookworm; comma-separated) limits it to those
+recipes; the default is every recipe of tests/integration/test_e2e_support.py.
 
 Builds examples/official-slim/ both ways (root, buildah, debootstrap; the
 shared CPython build and the upstream images are cached under the test
@@ -21,7 +25,7 @@ import time
 
 from _frame import REPO, Variant
 
-DESCRIPTION = "official python:3.11-slim recipe: upstream shell vs pyimgtools (examples/official-slim)"
+DESCRIPTION = "official python slim recipes: upstream shell vs pyimgtools (examples/official-slim)"
 RUNS_IN_CONTAINER = 15
 
 _built = []  # images this case made (removed at exit)
@@ -45,31 +49,38 @@ def table(rows):
     return "\n".join(lines)
 
 
-def measure(work):
-    sys.path.insert(0, REPO)
+def _suites(e2e):
+    chosen = os.environ.get("PYIMGTOOLS_BENCH_E2E", "")
+    names = [n for n in chosen.split(",") if n] or sorted(e2e.RECIPES)
+    unknown = [n for n in names if n not in e2e.RECIPES]
+    if unknown:
+        raise SystemExit("bench e2e: no recipe %s (have %s)" % (", ".join(unknown),
+                                                               ", ".join(sorted(e2e.RECIPES))))
+    return names
+
+
+def measure(work, recipe, pyz):
     from tests.integration import test_e2e_support as e2e
 
     class Images:
         images = _built
 
-    pyz = os.path.join(work, "pyimgtools.pyz")
-    subprocess.run([os.path.join(REPO, "scripts", "build-pyz"), pyz], check=True,
-                   stdout=subprocess.DEVNULL, env=dict(os.environ, PYTHON=sys.executable))
     started = time.time()
-    print("building: CPython (cached after the first run), the upstream finish (cached), "
-          "the pyimgtools finish ...", flush=True)
-    built = e2e.built_image()
-    up_purged, up_final = e2e.upstream_images(built)
-    pi_purged, _ = e2e.build_finish(Images, "pyimgtools", built, pyz=pyz, target="purged")
-    pi_final, _ = e2e.build_finish(Images, "pyimgtools", built, pyz=pyz, from_purged=pi_purged)
+    print("%s: building CPython (cached after the first run), the upstream finish (cached), "
+          "the pyimgtools finish ..." % recipe.suite, flush=True)
+    built = e2e.built_image(recipe)
+    up_purged, up_final = e2e.upstream_images(recipe, built)
+    pi_purged, _ = e2e.build_finish(Images, recipe, "pyimgtools", built, pyz=pyz, target="purged")
+    pi_final, _ = e2e.build_finish(Images, recipe, "pyimgtools", built, pyz=pyz,
+                                   from_purged=pi_purged)
     print("built in %.0f s; running CPython's tests and measuring ..." % (time.time() - started),
           flush=True)
-    before = e2e.cached_cpython_tests(built)[0]
-    tests = {"upstream": e2e.cached_cpython_tests(up_purged)[0],
-             "pyimgtools": e2e.cpython_tests(pi_purged)[0]}
+    before = e2e.cached_cpython_tests(recipe, built)[0]
+    tests = {"upstream": e2e.cached_cpython_tests(recipe, up_purged)[0],
+             "pyimgtools": e2e.cpython_tests(recipe, pi_purged)[0]}
     facts = {"upstream": e2e.facts(up_final, startup_runs=RUNS_IN_CONTAINER, with_dynload=True),
              "pyimgtools": e2e.facts(pi_final, startup_runs=RUNS_IN_CONTAINER, with_dynload=True)}
-    saved = set(e2e.saved_manual(built))
+    saved = set(e2e.built_facts(built)["manual"])
     up, pi = facts["upstream"], facts["pyimgtools"]
 
     def tests_cell(results):
@@ -79,6 +90,10 @@ def measure(work):
         return "%d passed, %d failed, %d skipped" % (
             counts.get("passed", 0), counts.get("failed", 0) + counts.get("error", 0),
             counts.get("skipped", 0))
+
+    def official_cell(f):
+        return ", ".join("%s %s" % (name[len("python-"):], "ok" if code == 0 else "FAILS")
+                         for name, (code, _) in sorted(f["official_tests"].items()))
 
     lost = e2e.passed(tests["upstream"]) - e2e.passed(tests["pyimgtools"])
     broken = {k: sorted(e2e.passed(before) - e2e.passed(v)) for k, v in tests.items()}
@@ -106,15 +121,17 @@ def measure(work):
          len(broken["pyimgtools"]), ""),
         ("lib-dynload modules that fail to import", len(up["dynload_failures"]),
          len(pi["dynload_failures"]), ""),
+        ("official-images python-* checks", official_cell(up), official_cell(pi), ""),
     ]
     print()
-    print("#### examples/official-slim: CPython %s, Debian bookworm, measured %s on %s "
-          "(%d CPUs, %s)" % (e2e.python_version(), time.strftime("%Y-%m-%d"), platform.node(),
-                             os.cpu_count(), platform.machine()))
+    print("#### examples/official-slim: CPython %s, Debian %s, measured %s on %s "
+          "(%d CPUs, %s)" % (recipe.version, recipe.suite, time.strftime("%Y-%m-%d"),
+                             platform.node(), os.cpu_count(), platform.machine()))
     print()
     print(table(rows))
     print()
-    print("start-up: `python3 -c \"%s\"` in the image, after one warm-up run." % e2e.STARTUP_CODE)
+    print("start-up: `python3 -c \"%s\"` in the image, after one warm-up run; as root with "
+          "PYTHONDONTWRITEBYTECODE=1 (a fresh container keeps nothing it writes)." % e2e.STARTUP_CODE)
     print("packages kept for /usr/local (manually marked after the purge, not before the build):")
     for k in ("upstream", "pyimgtools"):
         print("  %s: %s" % (k, " ".join(kept[k]) or "-"))
@@ -128,11 +145,14 @@ def measure(work):
 
 
 def variants(work):
-    up_final, pi_final = measure(work)
-    from tests.harness.buildah import STORAGE
+    sys.path.insert(0, REPO)
+    from tests.integration import test_e2e_support as e2e
+    from tests.harness.buildah import STORAGE, buildah
     import atexit
-    from tests.harness.buildah import buildah
 
+    pyz = os.path.join(work, "pyimgtools.pyz")
+    subprocess.run([os.path.join(REPO, "scripts", "build-pyz"), pyz], check=True,
+                   stdout=subprocess.DEVNULL, env=dict(os.environ, PYTHON=sys.executable))
     containers = {}
 
     def cleanup():
@@ -142,13 +162,18 @@ def variants(work):
             buildah("rmi", "-f", name, check=False)
 
     atexit.register(cleanup)
-    for key, image in (("upstream", up_final), ("pyimgtools", pi_final)):
-        containers[key] = buildah("from", "--pull-never", image).stdout.strip().splitlines()[-1]
+    out = []
+    for suite in _suites(e2e):
+        up_final, pi_final = measure(work, e2e.RECIPES[suite], pyz)
+        for flavour, image in (("upstream", up_final), ("pyimgtools", pi_final)):
+            key = "%s %s" % (suite, flavour)
+            containers[key] = buildah("from", "--pull-never", image).stdout.strip().splitlines()[-1]
+            out.append(Variant("%s: buildah run, non-root start-up" % key,
+                               _command(STORAGE, containers[key])))
+    return out
 
-    def cmd(key):
-        return lambda run_dir: (["buildah"] + STORAGE + [
-            "run", "--isolation", "chroot", "--user", "65534", containers[key], "--",
-            "python3", "-c", "import asyncio, json, email, http.client"])
 
-    return [Variant("upstream: buildah run, non-root start-up", cmd("upstream")),
-            Variant("pyimgtools: buildah run, non-root start-up", cmd("pyimgtools"))]
+def _command(storage, ctr):
+    return lambda run_dir: (["buildah"] + storage + [
+        "run", "--isolation", "chroot", "--user", "65534", ctr, "--",
+        "python3", "-c", "import asyncio, json, email, http.client"])

@@ -30,12 +30,9 @@ from tests.harness.rootfs import MIRROR, _locked
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLE = os.path.join(REPO, "examples", "official-slim")
 SRC_DIR = os.path.join(CACHE_DIR, "cpython-src")
-BUILT_REPO = "localhost/pyimgtools-e2e-built"
-UPSTREAM_REPO = "localhost/pyimgtools-e2e-upstream"
-UPSTREAM_PURGED_REPO = "localhost/pyimgtools-e2e-upstream-purged"
-TESTS_BUILD_ARGS = {"OPTIMIZATIONS": ""}
 STARTUP_CODE = "import asyncio, json, email, http.client"
 NONROOT_UID = 65534  # nobody
+
 
 # CPython's tests of the modules that need libraries kept from the build
 # dependencies; names differ between versions, the ones present are run.
@@ -44,16 +41,57 @@ CPYTHON_TESTS = ("test_ssl", "test_sqlite3", "test_sqlite", "test_ctypes", "test
                  "test_dbm_ndbm", "test_dbm_dumb", "test_dbm_sqlite3", "test_uuid", "test_decimal",
                  "test_zoneinfo", "test_curses")
 
+class Recipe:
+    """One official-slim recipe of examples/official-slim/: its suite, Dockerfiles,
+    build args of the tests, and the names of its cached images."""
 
-def _dockerfile_env(name):
-    """ENV values of Dockerfile.build (PYTHON_VERSION, PYTHON_SHA256)."""
-    with open(os.path.join(EXAMPLE, "Dockerfile.build")) as f:
-        m = re.search(r"^ENV %s (\S+)$" % name, f.read(), re.M)
-    return m.group(1)
+    def __init__(self, suite, build, upstream, pyimgtools, build_args, tarball, orig, repo_tag):
+        self.suite = suite
+        self.files = {"build": build, "upstream": upstream, "pyimgtools": pyimgtools}
+        self.build_args = build_args
+        self.tarball = tarball  # name of python.org's tarball, {v} the version
+        self.orig = orig  # name of Debian's .orig tarball, {m} the minor version
+        self.built_repo = "localhost/pyimgtools-e2e%s-built" % repo_tag
+        self.upstream_repo = "localhost/pyimgtools-e2e%s-upstream" % repo_tag
+        self.upstream_purged_repo = "localhost/pyimgtools-e2e%s-upstream-purged" % repo_tag
+
+    def __repr__(self):
+        return "Recipe(%s)" % self.suite
+
+    def _env(self, name):
+        """ENV values of the build Dockerfile (PYTHON_VERSION, PYTHON_SHA256)."""
+        with open(os.path.join(EXAMPLE, self.files["build"])) as f:
+            m = re.search(r"^ENV %s (\S+)$" % name, f.read(), re.M)
+        return m.group(1)
+
+    @property
+    def version(self):
+        return self._env("PYTHON_VERSION")
+
+    @property
+    def minor(self):
+        return ".".join(self.version.split(".")[:2])
+
+    @property
+    def sha256(self):
+        return self._env("PYTHON_SHA256")
+
+    @property
+    def tarball_name(self):
+        return self.tarball.format(v=self.version)
 
 
-def python_version():
-    return _dockerfile_env("PYTHON_VERSION")
+RECIPES = {
+    # python:3.11-slim (bookworm): without PGO and LTO (the whole test suite
+    # runs during a PGO build, about an hour on 2 CPUs)
+    "bookworm": Recipe("bookworm", "Dockerfile.build", "Dockerfile.upstream",
+                       "Dockerfile.pyimgtools", {"OPTIMIZATIONS": ""}, "Python-{v}.tgz",
+                       "python{m}_{v}.orig.tar.gz", ""),
+    # python:3.13-slim-trixie, the same way
+    "trixie": Recipe("trixie", "Dockerfile.build-trixie", "Dockerfile.upstream-trixie",
+                     "Dockerfile.pyimgtools", {"ENABLE_OPTIMIZATIONS": "", "WITH_LTO": ""},
+                     "Python-{v}.tar.xz", "python{m}_{v}.orig.tar.xz", "-trixie"),
+}
 
 
 def _sha256(path):
@@ -64,12 +102,11 @@ def _sha256(path):
     return h.hexdigest()
 
 
-def cpython_source():
-    """Host path of Python-X.Y.Z.tgz, from Debian's source archive (cached)."""
-    version = python_version()
-    want = _dockerfile_env("PYTHON_SHA256")
-    minor = ".".join(version.split(".")[:2])
-    dest = os.path.join(SRC_DIR, "Python-%s.tgz" % version)
+def cpython_source(recipe):
+    """Host path of python.org's tarball, fetched from Debian's source archive of the
+    recipe's suite (its .orig tarball is the same file: checked by SHA-256), cached."""
+    version, want = recipe.version, recipe.sha256
+    dest = os.path.join(SRC_DIR, recipe.tarball_name)
     with _locked(os.path.join(SRC_DIR, "fetch.lock")):
         if os.path.exists(dest) and _sha256(dest) == want:
             return dest
@@ -79,14 +116,14 @@ def cpython_source():
                 os.makedirs(os.path.join(work, sub))
             sources = os.path.join(work, "sources.list")
             with open(sources, "w") as f:
-                f.write("deb-src %s bookworm main\n" % MIRROR)
+                f.write("deb-src %s %s main\n" % (MIRROR, recipe.suite))
             opts = ["-o", "Dir::Etc::SourceList=" + sources, "-o", "Dir::Etc::SourceParts=/dev/null",
                     "-o", "Dir::State::Lists=" + os.path.join(work, "lists"),
                     "-o", "Dir::Cache=" + os.path.join(work, "cache"), "-o", "APT::Sandbox::User=root"]
             subprocess.run(["apt-get"] + opts + ["update", "-qq"], check=True, capture_output=True)
-            uris = subprocess.run(["apt-get"] + opts + ["source", "--print-uris", "python" + minor],
+            uris = subprocess.run(["apt-get"] + opts + ["source", "--print-uris", "python" + recipe.minor],
                                   check=True, capture_output=True, text=True).stdout
-            orig = "python%s_%s.orig.tar.gz" % (minor, version)
+            orig = recipe.orig.format(m=recipe.minor, v=version)
             for line in uris.splitlines():
                 parts = line.split()
                 if len(parts) == 4 and parts[1] == orig:
@@ -106,70 +143,80 @@ def cpython_source():
     return dest
 
 
-def built_image():
-    """The cached image of Dockerfile.build: CPython installed, build deps still there."""
-    source = cpython_source()
+def built_image(recipe):
+    """The cached image of the build Dockerfile: CPython installed, build deps still there."""
+    source = cpython_source(recipe)
     ctx = tempfile.mkdtemp(prefix="e2e-ctx-")
     try:
-        shutil.copy(os.path.join(EXAMPLE, "Dockerfile.build"), ctx)
+        shutil.copy(os.path.join(EXAMPLE, recipe.files["build"]), ctx)
         os.makedirs(os.path.join(ctx, "src"))
-        return cached_image(BUILT_REPO, ctx, dockerfile="Dockerfile.build",
-                            build_args=TESTS_BUILD_ARGS,
-                            extra_files={"src/Python-%s.tgz" % python_version(): source})
+        return cached_image(recipe.built_repo, ctx, dockerfile=recipe.files["build"],
+                            suite=recipe.suite, build_args=recipe.build_args,
+                            extra_files={"src/" + recipe.tarball_name: source})
     finally:
         shutil.rmtree(ctx, ignore_errors=True)
 
 
-def _finish_context(flavour, pyz=None):
+def _finish_context(recipe, flavour, pyz=None):
     ctx = tempfile.mkdtemp(prefix="e2e-ctx-")
-    shutil.copy(os.path.join(EXAMPLE, "Dockerfile." + flavour), ctx)
+    shutil.copy(os.path.join(EXAMPLE, recipe.files[flavour]), ctx)
     if pyz:
         shutil.copy(pyz, os.path.join(ctx, "pyimgtools.pyz"))
     return ctx
 
 
-def upstream_images(built):
-    """(purged, final) images of Dockerfile.upstream, cached: they depend on no code here."""
-    ctx = _finish_context("upstream")
+def upstream_images(recipe, built):
+    """(purged, final) images of the upstream finish, cached: they depend on no code here."""
+    ctx = _finish_context(recipe, "upstream")
+    dockerfile = recipe.files["upstream"]
     try:
-        purged = cached_image(UPSTREAM_PURGED_REPO, ctx, dockerfile="Dockerfile.upstream",
+        purged = cached_image(recipe.upstream_purged_repo, ctx, dockerfile=dockerfile,
                               build_args={"BUILT": built}, target="purged", from_base=False)
-        final = cached_image(UPSTREAM_REPO, ctx, dockerfile="Dockerfile.upstream",
+        final = cached_image(recipe.upstream_repo, ctx, dockerfile=dockerfile,
                              build_args={"BUILT": built}, from_base=False)
     finally:
         shutil.rmtree(ctx, ignore_errors=True)
     return purged, final
 
 
-def final_stage(flavour, purged_image):
-    """Dockerfile.FLAVOUR's last stage (`FROM purged` ...) rebased on an image of its
-    `purged` stage: what buildah runs for that stage, without building `purged` twice."""
-    with open(os.path.join(EXAMPLE, "Dockerfile." + flavour)) as f:
+def final_stage(recipe, flavour, purged_image):
+    """The finishing Dockerfile's last stage (`FROM purged` ...) rebased on an image of
+    its `purged` stage: what buildah runs for that stage, without building `purged` twice."""
+    name = recipe.files[flavour]
+    with open(os.path.join(EXAMPLE, name)) as f:
         lines = f.read().splitlines(True)
     starts = [i for i, l in enumerate(lines) if re.match(r"FROM\s+purged\s*$", l)]
-    assert len(starts) == 1, "Dockerfile.%s: expected one 'FROM purged' stage" % flavour
+    assert len(starts) == 1, "%s: expected one 'FROM purged' stage" % name
     return "FROM %s\n" % purged_image + "".join(lines[starts[0] + 1:])
 
 
-def build_finish(builder, flavour, built, pyz=None, target=None, from_purged=None):
-    """Build Dockerfile.FLAVOUR FROM `built` with `builder` (its images are removed
-    after the test). With `from_purged`, only the last stage, on that image."""
-    ctx = _finish_context(flavour, pyz)
+class BuildFailed(AssertionError):
+    """A finishing Dockerfile did not build; the message ends with buildah's log."""
+
+
+def build_finish(builder, recipe, flavour, built, pyz=None, target=None, from_purged=None):
+    """Build the recipe's finishing Dockerfile FROM `built` with `builder` (its images
+    are removed after the test). With `from_purged`, only the last stage, on that image."""
+    ctx = _finish_context(recipe, flavour, pyz)
     name = "localhost/pyimgtools-test-%s" % uuid.uuid4().hex[:12]
-    dockerfile = "Dockerfile." + flavour
+    dockerfile = recipe.files[flavour]
     if from_purged:
         dockerfile = "Dockerfile.final"
         with open(os.path.join(ctx, dockerfile), "w") as f:
-            f.write(final_stage(flavour, from_purged))
+            f.write(final_stage(recipe, flavour, from_purged))
     args = ["bud", "--isolation", "chroot", "--layers=false", "-f", dockerfile,
             "-t", name, "--build-arg", "BUILT=" + built]
     if target:
         args += ["--target", target]
     try:
         builder.images.append(name)
-        proc = buildah(*(args + [ctx]))
+        proc = buildah(*(args + [ctx]), check=False)
     finally:
         shutil.rmtree(ctx, ignore_errors=True)
+    if proc.returncode != 0:
+        raise BuildFailed("%s (%s, target %s) did not build, buildah exited %d:\n%s\n%s"
+                          % (recipe.files[flavour], recipe.suite, target or "last",
+                             proc.returncode, proc.stdout[-5000:], proc.stderr[-3000:]))
     return name, proc.stdout
 
 
@@ -203,10 +250,12 @@ class Session:
         buildah("rm", self.ctr, check=False)
         return False
 
-    def run(self, cmd, user=None, check=True):
+    def run(self, cmd, user=None, check=True, env=None):
         args = ["run", "--isolation", "chroot"]
         if user is not None:
             args += ["--user", str(user)]
+        for key, value in sorted((env or {}).items()):
+            args += ["--env", "%s=%s" % (key, value)]
         return buildah(*(args + [self.ctr, "--", "sh", "-c", cmd]), check=check)
 
 
@@ -256,15 +305,16 @@ def parse_junit(text):
 NOT_INSTALLED_TESTS = ("test_sqlite3",)
 
 
-def extra_test_dirs():
+def extra_test_dirs(recipe):
     """{container path: host path} of NOT_INSTALLED_TESTS, extracted from the source tarball."""
     import tarfile
-    tarball = cpython_source()
-    dest = os.path.join(SRC_DIR, "extra-tests-" + python_version())
+    tarball = cpython_source(recipe)
+    dest = os.path.join(SRC_DIR, "extra-tests-" + recipe.version)
     if not os.path.isdir(dest):
         part = dest + ".part"
         shutil.rmtree(part, ignore_errors=True)
-        prefix = "Python-%s/Lib/test/" % python_version()
+        os.makedirs(part)
+        prefix = "Python-%s/Lib/test/" % recipe.version
         with tarfile.open(tarball) as tar:
             for member in tar.getmembers():
                 rel = member.name[len(prefix):] if member.name.startswith(prefix) else ""
@@ -276,9 +326,9 @@ def extra_test_dirs():
             for name in sorted(os.listdir(dest))}
 
 
-def cpython_tests(image, tests=CPYTHON_TESTS):
+def cpython_tests(recipe, image, tests=CPYTHON_TESTS):
     """Run the regression tests in a container of `image`: (results dict, exit code, log tail)."""
-    with Session(image, copy=extra_test_dirs()) as s:
+    with Session(image, copy=extra_test_dirs(recipe)) as s:
         proc = s.run(_RUN_TESTS % {"tests": " ".join(tests)}, check=False)
     out = proc.stdout
     if "=====junit" not in out:
@@ -289,19 +339,19 @@ def cpython_tests(image, tests=CPYTHON_TESTS):
     return parse_junit(junit.strip()), code, log
 
 
-def cached_cpython_tests(image):
+def cached_cpython_tests(recipe, image):
     """cpython_tests() of an image whose id never changes its results: cached by image id."""
     image_id = buildah("images", "-q", "--no-trunc", image).stdout.strip()
-    recipe = hashlib.sha256(repr((_RUN_TESTS, CPYTHON_TESTS, NOT_INSTALLED_TESTS)).encode())
+    how = hashlib.sha256(repr((_RUN_TESTS, CPYTHON_TESTS, NOT_INSTALLED_TESTS)).encode())
     path = os.path.join(CACHE_DIR, "e2e-results", "cpython-tests-%s-%s.json"
-                        % (image_id.replace(":", "-"), recipe.hexdigest()[:12]))
+                        % (image_id.replace(":", "-"), how.hexdigest()[:12]))
     try:
         with open(path) as f:
             doc = json.load(f)
         return doc["results"], doc["code"], doc["log"]
     except (OSError, ValueError, KeyError):
         pass
-    results, code, log = cpython_tests(image)
+    results, code, log = cpython_tests(recipe, image)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path + ".part", "w") as f:
         json.dump({"results": results, "code": code, "log": log}, f)
@@ -342,7 +392,7 @@ for b in bad:
 
 
 def dynload_import_failures(session):
-    proc = session.run("python3 -c '%s'" % _IMPORT_DYNLOAD.replace("'", "'\"'\"'"))
+    proc = session.run(_python_c(_IMPORT_DYNLOAD), env={"PYTHONDONTWRITEBYTECODE": "1"})
     assert re.search(r"^checked \d+", proc.stdout, re.M), proc.stdout
     return [l[len("FAILED "):] for l in proc.stdout.splitlines() if l.startswith("FAILED ")]
 
@@ -381,10 +431,9 @@ print("median=%%.6f" %% statistics.median(times))
 """
 
 
-def startup_median(session, user=None, runs=10):
+def startup_median(session, user=None, runs=10, env=None):
     """Median wall time of `python3 -c STARTUP_CODE` (after one warm-up run) inside a container."""
-    code = _STARTUP % (STARTUP_CODE, runs)
-    proc = session.run("cd /tmp && python3 -c '%s'" % code.replace("'", "'\"'\"'"), user=user)
+    proc = session.run(_python_c(_STARTUP % (STARTUP_CODE, runs)), user=user, env=env)
     return float(re.search(r"median=([\d.]+)", proc.stdout).group(1))
 
 
@@ -414,14 +463,86 @@ def _tree_bytes(top, pyc_only=False):
     return total, pyc
 
 
+# docker-library/official-images runs these on every python image
+# (test/tests/python-*/container.*); the same checks, written here. Each runs
+# as root in the image, as `docker run IMAGE python container.py` does.
+OFFICIAL_IMAGE_TESTS = {
+    # python-imports: the modules whose libraries a slim image must keep
+    "python-imports": r"""
+import sys
+import curses
+import readline
+import dbm.gnu
+import dbm.ndbm
+import bz2, lzma, zlib
+data = b"IT WORKS IT WORKS IT WORKS"
+assert bz2.decompress(bz2.compress(data)) == data
+assert zlib.decompress(zlib.compress(data)) == data
+assert lzma.decompress(lzma.compress(data)) == data
+if sys.version_info >= (3, 14):
+    from compression import zstd
+    assert zstd.decompress(zstd.compress(data)) == data
+""",
+    # python-sqlite3
+    "python-sqlite3": r"""
+import sqlite3
+ver = sqlite3.sqlite_version
+con = sqlite3.connect(":memory:", timeout=1, detect_types=sqlite3.PARSE_DECLTYPES, isolation_level=None)
+cur = con.cursor()
+cur.execute("CREATE TABLE test (id INT, txt TEXT)")
+cur.execute("INSERT INTO test VALUES (?, ?)", (42, "wut"))
+cur.execute("SELECT * FROM test")
+assert cur.fetchall() == [(42, "wut")]
+cur.execute("DROP TABLE test")
+con.close()
+""",
+    # python-stack-size: recursion in a thread must reach RecursionError, not
+    # overflow the thread's stack (a segfault)
+    "python-stack-size": r"""
+import sys, threading
+def fun(i):
+    try:
+        fun(i + 1)
+    except:
+        sys.exit(0)
+t = threading.Thread(target=fun, args=[1])
+t.start()
+""",
+}
+# python-no-pyc: no bytecode under /usr/local or /opt. An image that ships its
+# compiled stdlib (pyimgtools compile) fails it by design (docs/official-slim.md).
+NO_PYC = "find /usr/local /opt '(' -name '*.pyc' -o -name '*.pyo' ')' -print -exec false '{}' +"
+
+
+def _python_c(code):
+    return "cd /tmp && python3 -c '%s'" % code.replace("'", "'\"'\"'")
+
+
+def no_pyc_check(session):
+    """(exit status, output tail) of python-no-pyc: run it before any Python runs as root."""
+    proc = session.run(NO_PYC + " 2>&1", check=False)
+    return proc.returncode, proc.stdout[-500:]
+
+
+def official_image_tests(session):
+    """{test name: (exit status, output tail)} of OFFICIAL_IMAGE_TESTS."""
+    results = {}
+    for name, code in sorted(OFFICIAL_IMAGE_TESTS.items()):
+        proc = session.run(_python_c(code) + " 2>&1", check=False)
+        results[name] = (proc.returncode, proc.stdout[-2000:])
+    return results
+
+
 def facts(image, startup_runs=10, with_dynload=False):
     """What a user notices about a finished image, measured in one container, in an
-    order where no command changes what a later one sees."""
+    order where no command changes what a later one sees: nothing that could
+    write bytecode runs before the probes that bytecode would change."""
     with Session(image) as s:
         doc = {"image": image}
         out = subprocess.run(["du", "-sxb", s.path], capture_output=True, text=True, check=True)
         doc["size"] = int(out.stdout.split()[0])
         doc["pyc_bytes"] = _tree_bytes(s.path)[1]
+        no_pyc = no_pyc_check(s)
         out = s.run("dpkg-query -W -f '${db:Status-Abbrev} ${binary:Package} ${Version} "
                     "${Installed-Size}\\n'").stdout
         rows = [l.split() for l in out.splitlines() if l.startswith("ii ")]
@@ -432,27 +553,50 @@ def facts(image, startup_runs=10, with_dynload=False):
         doc["manual"] = sorted(s.run("apt-mark showmanual").stdout.split())
         doc["compiled_nonroot"] = compiled_at_import(s, user=NONROOT_UID)
         doc["startup_nonroot"] = startup_median(s, user=NONROOT_UID, runs=startup_runs)
-        doc["startup_root"] = startup_median(s, runs=startup_runs)
+        # root in a fresh container: nothing it writes survives, so write nothing
+        doc["startup_root"] = startup_median(s, runs=startup_runs,
+                                             env={"PYTHONDONTWRITEBYTECODE": "1"})
         if with_dynload:
             doc["dynload_failures"] = dynload_import_failures(s)
+        # as root, after every probe above (they may write bytecode)
+        doc["official_tests"] = dict(official_image_tests(s), **{"python-no-pyc": no_pyc})
         out = s.run("apt-get update -qq >/dev/null 2>&1 && apt list --upgradable 2>/dev/null").stdout
         doc["pending_security"] = sorted(l for l in out.splitlines()
                                          if "-security" in l.split(" ")[0])
     return doc
 
 
-def saved_manual(built):
-    """The manual package set saved by Dockerfile.build before the build deps went in
-    (cached by image id: a container of that image is a 700 MB copy)."""
+_READLINE_LIBRARY = r"""
+set -e
+so=$(python3 -c 'import readline; print(readline.__file__)')
+lib=$(ldd "$so" | awk '$1 ~ /^libreadline\.so/ { print $3 }')
+real=$(realpath "$lib")
+echo "library=$lib"
+# the owner by the file name, either /lib or /usr/lib spelling (usrmerge)
+dpkg-query --search "*${real#/usr}" | grep -v '^diversion by' | sed 's/^/owner=/'
+"""
+
+
+def built_facts(built):
+    """Facts of the build image, before any purge (cached by image id: a container of
+    that image is a copy of a gigabyte or more): the manual package set the build
+    Dockerfile saved before the build deps went in, and the package owning the
+    libreadline that the readline module loads (as `ldd` and dpkg-query see it)."""
     image_id = buildah("images", "-q", "--no-trunc", built).stdout.strip()
-    path = os.path.join(CACHE_DIR, "e2e-results", "manual-%s.txt" % image_id.replace(":", "-"))
+    path = os.path.join(CACHE_DIR, "e2e-results", "built-%s.json" % image_id.replace(":", "-"))
     if not os.path.exists(path):
         with Session(built) as s:
             with open(os.path.join(s.path, "tmp/manual.txt")) as f:
-                text = f.read()
+                manual = sorted(f.read().split())
+            out = s.run(_READLINE_LIBRARY).stdout
+        owners = sorted({l[len("owner="):].split(":")[0] for l in out.splitlines()
+                         if l.startswith("owner=")})
+        assert len(owners) == 1, out
+        doc = {"manual": manual, "readline_package": owners[0],
+               "readline_library": re.search(r"^library=(.*)$", out, re.M).group(1)}
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path + ".part", "w") as f:
-            f.write(text)
+            json.dump(doc, f)
         os.replace(path + ".part", path)
     with open(path) as f:
-        return sorted(f.read().split())
+        return json.load(f)
