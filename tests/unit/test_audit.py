@@ -487,3 +487,74 @@ def test_audit_writes_nothing(tmp_path):
     proc = run_cli("audit", "--root", tmp_path, "--fail-on", "warn")
     assert proc.returncode == 100
     assert listing() == before
+
+
+# -- site-packages and venv bytecode --------------------------------------------------
+
+def _site_fixture(tmp_path):
+    """/usr/local Python of this version: one compiled package in site-packages, a
+    venv at /opt/venv with an uncompiled one, Debian-like dist-packages."""
+    import compileall
+    import sys
+    version = "%d.%d" % sys.version_info[:2]
+    fake_python(tmp_path, "/usr/local", version)
+    site = "/usr/local/lib/python%s/site-packages" % version
+    for m in ("ok/__init__", "ok/core", "ok/tests/test_core"):
+        write(tmp_path, "%s/%s.py" % (site, m), "X = 1\n")
+    compileall.compile_dir(str(tmp_path) + site + "/ok", quiet=2)
+    write(tmp_path, "/opt/venv/pyvenv.cfg", "home = /usr/local/bin\n")
+    venv_site = "/opt/venv/lib/python%s/site-packages" % version
+    write(tmp_path, venv_site + "/app/__init__.py", "import json\n" * 50)
+    write(tmp_path, venv_site + "/app/tests/test_app.py", "X = 1\n")  # tests are not counted
+    return site, venv_site
+
+
+def test_a_venv_without_bytecode_is_a_warning_with_its_cost(tmp_path):
+    site, venv_site = _site_fixture(tmp_path)
+    result = run_audit(tmp_path)
+    found = by_id(result)
+    missing = found["site-missing-pyc"]
+    assert missing.paths == [venv_site + "/app/__init__.py"]
+    assert missing.severity == "warn"
+    assert missing.data["source_bytes"] == len("import json\n" * 50)
+    assert missing.data["trees"] == [venv_site]
+    assert "venv /opt/venv" in missing.evidence[0] and "per non-root start" in missing.evidence[0]
+    assert "site-stale-pyc" not in found and "pyc-unreadable" not in found
+    assert audit.exit_code(result.findings, "warn") == 100
+
+
+def test_site_packages_that_lost_their_bytecode(tmp_path):
+    site, _ = _site_fixture(tmp_path)
+    import shutil
+    shutil.rmtree(str(tmp_path) + site + "/ok/__pycache__")
+    missing = by_id(run_audit(tmp_path))["site-missing-pyc"]
+    assert site + "/ok/core.py" in missing.paths
+    assert site + "/ok/tests/test_core.py" not in missing.paths
+
+
+def test_stale_and_unreadable_site_pycs(tmp_path):
+    import importlib.util
+    site, venv_site = _site_fixture(tmp_path)
+    core = str(tmp_path) + site + "/ok/core.py"
+    os.utime(core, (1_500_000_000, 1_500_000_000))
+    init_pyc = importlib.util.cache_from_source(str(tmp_path) + site + "/ok/__init__.py")
+    os.chmod(init_pyc, 0o600)
+    found = by_id(run_audit(tmp_path))
+    assert found["site-stale-pyc"].paths == [site + "/ok/core.py"]
+    assert found["pyc-unreadable"].paths == [site + "/ok/__init__.py"]
+    os.chmod(init_pyc, 0o644)
+    os.chmod(os.path.dirname(init_pyc), 0o700)  # a __pycache__ others cannot enter
+    found = by_id(run_audit(tmp_path))
+    assert site + "/ok/__init__.py" in found["pyc-unreadable"].paths
+
+
+def test_debians_dist_packages_are_checked_for_its_python3(tmp_path):
+    import sys
+    version = "%d.%d" % sys.version_info[:2]
+    fake_python(tmp_path, "/usr", version)
+    os.symlink("python" + version, str(tmp_path) + "/usr/bin/python3")
+    write(tmp_path, "/usr/lib/python3/dist-packages/deb/__init__.py", "X = 1\n")
+    write(tmp_path, "/usr/local/lib/python%s/dist-packages/piped/__init__.py" % version, "X = 1\n")
+    missing = by_id(run_audit(tmp_path))["site-missing-pyc"]
+    assert sorted(missing.paths) == ["/usr/lib/python3/dist-packages/deb/__init__.py",
+                             "/usr/local/lib/python%s/dist-packages/piped/__init__.py" % version]
