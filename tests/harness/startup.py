@@ -54,3 +54,21 @@ _IMPORT_ONE = "import importlib, sys; importlib.import_module(sys.argv[1])"
 def import_command(python, module):
     """argv that imports `module` under `python -v`."""
     return [python, "-v", "-c", _IMPORT_ONE, module]
+
+
+# Run in the image as a non-root user by its python3: imports every top-level
+# module (LIST_TOP_LEVEL) in a fresh `python3 -v` each, then runs argv[1:] (the
+# app's start) under -v; prints one JSON document of {what: [exit, stdout, stderr]}.
+EVIDENCE = r"""
+import json, subprocess, sys
+names = subprocess.run([sys.executable, "-c", %r], capture_output=True, text=True,
+                       check=True).stdout.split()
+runs = {}
+for name in names:
+    p = subprocess.run([sys.executable, "-v", "-c", %r, name], capture_output=True, text=True)
+    runs["import " + name] = [p.returncode, p.stdout, p.stderr]
+if sys.argv[1:]:
+    p = subprocess.run([sys.executable, "-v"] + sys.argv[1:], capture_output=True, text=True)
+    runs["app"] = [p.returncode, p.stdout, p.stderr]
+print(json.dumps(runs))
+""" % (LIST_TOP_LEVEL, _IMPORT_ONE)

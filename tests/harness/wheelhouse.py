@@ -17,9 +17,9 @@ import tempfile
 from tests.harness.prereq import CACHE_DIR
 from tests.harness.rootfs import _locked
 
-# numpy: a manylinux wheel vendoring libraries (numpy.libs/); requests and
+# numpy, pillow: manylinux wheels vendoring libraries (numpy.libs/, pillow.libs/); requests and
 # flask: many modules at start-up (and charset_normalizer's mypyc .so files).
-BINARY = ("numpy", "requests", "flask", "uv", "pip")
+BINARY = ("numpy", "pillow", "requests", "flask", "uv", "pip")
 # Built from source in the image, through `pyimgtools build-deps`.
 SOURCE = ("psycopg2",)
 BUILD = ("setuptools", "wheel")
