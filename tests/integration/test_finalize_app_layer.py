@@ -10,6 +10,7 @@ the venv's site-packages without bytecode and the default finalize deleted pip's
 bytecode in /usr/local.)
 """
 
+import json
 import os
 import re
 import shutil
@@ -146,3 +147,22 @@ def test_app_code_is_compiled_with_compile_path(app_chroot):
     used, compiled = startup.code_objects(proc.stderr)
     assert "/app/web/__pycache__" in " ".join(used)
     assert compiled == [], compiled[:5]
+
+
+def test_audit_reports_a_venv_that_lost_its_bytecode(app_chroot):
+    c = app_chroot("bookworm", "venv")
+    c.run("find /opt/venv/lib -name __pycache__ -prune -exec rm -rf {} +")
+    count = int(c.run("find /opt/venv/lib/python3*/site-packages -name '*.py' "
+                      "-not -path '*/test/*' -not -path '*/tests/*' | wc -l").stdout)
+    audit = ["pyimgtools", "audit", "--json", "--fail-on", "warn"]
+    env = {"PATH": VENV_PATH, "PYTHONDONTWRITEBYTECODE": "1"}
+    proc = c.run(audit, check=False, env=env)
+    assert proc.returncode == 100, proc.stderr[-2000:]
+    found = {f["id"]: f for f in json.loads(proc.stdout)["findings"]}
+    missing = found["site-missing-pyc"]
+    assert missing["data"]["modules"] == count > 100
+    assert missing["severity"] == "warn"
+    assert "per non-root start" in missing["evidence"][0]
+    _finalize(c, [], VENV_PATH)
+    after = json.loads(c.run(audit, check=False, env=env).stdout)["findings"]
+    assert [f["id"] for f in after if f["id"].startswith(("site-", "stdlib-", "pyc-"))] == []
