@@ -22,7 +22,7 @@ from tests.harness.rootfs import _locked
 BINARY = ("numpy", "pillow", "requests", "flask", "uv", "pip")
 # Built from source in the image, through `pyimgtools build-deps`.
 SOURCE = ("psycopg2",)
-BUILD = ("setuptools", "wheel")
+BUILD = ("setuptools", "wheel", "packaging")  # wheel 0.4x needs packaging
 SUITE_ABI = {"bookworm": "cp311", "trixie": "cp313"}
 _PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 
@@ -35,13 +35,24 @@ def _pip(*args):
         raise RuntimeError("pip download %s failed:\n%s" % (" ".join(args), proc.stderr[-3000:]))
 
 
+def _complete(dest):
+    """Fetch the build requirements a wheelhouse made before they were listed."""
+    have = {name.split("-")[0].lower() for name in os.listdir(dest)}
+    missing = [b for b in BUILD if b not in have]
+    if missing:
+        _pip("--no-deps", "--only-binary=:all:", "-d", dest, *missing)
+
+
 def wheelhouse(suite):
     """Host directory of the wheelhouse for `suite`'s python3 (fetched once)."""
     abi = SUITE_ABI[suite]
-    key = hashlib.sha256(repr((BINARY, SOURCE, BUILD, _PLATFORMS)).encode()).hexdigest()[:8]
+    # BUILD[:2]: wheelhouses fetched before packaging was listed keep their
+    # name; _complete() adds what they lack.
+    key = hashlib.sha256(repr((BINARY, SOURCE, BUILD[:2], _PLATFORMS)).encode()).hexdigest()[:8]
     dest = os.path.join(CACHE_DIR, "wheelhouse-app-%s-%s" % (abi, key))
     with _locked(os.path.join(CACHE_DIR, "wheelhouse-app.lock")):
         if os.path.isdir(dest):
+            _complete(dest)
             return dest
         work = tempfile.mkdtemp(prefix="wheelhouse-", dir=CACHE_DIR)
         try:
