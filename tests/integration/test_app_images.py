@@ -94,3 +94,19 @@ def test_app_image_starts_without_compiling_and_audits_clean(builder, pyz, tmp_p
     assert audit.returncode == 0, audit.stdout[-3000:] + audit.stderr[-2000:]
     record_property("flattened_bytes", builder.size(image))
     record_property("modules_imported", len(imports))
+
+
+def test_a_bind_mounted_pyz_leaves_no_trace(builder, pyz, tmp_path):
+    ctx = app_context(str(tmp_path / "context"), "bookworm", pyz)
+    image = builder.build(ctx, "Dockerfile.mount", suite="bookworm", base=app_base("bookworm"))
+    with builder.mounted(image) as root:
+        left = [p for p in ("usr/local/bin/pyimgtools", "tmp/wheels")
+                if os.path.lexists(os.path.join(root, p))
+                and (not os.path.isdir(os.path.join(root, p)) or os.listdir(os.path.join(root, p)))]
+        venv_pycs = sum(1 for d, _, files in os.walk(os.path.join(root, "opt/venv"))
+                        for f in files if f.endswith(".pyc"))
+    assert left == [], "the bind-mounted files were left in the image: %s" % left
+    assert venv_pycs > 0
+    proc = builder.run(image, "python -v -c 'import requests'", user=NOBODY)
+    used, compiled = startup.code_objects(proc.stderr)
+    assert used and compiled == [], compiled[:5]
