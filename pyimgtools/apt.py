@@ -34,6 +34,7 @@ import stat
 import subprocess
 import time
 
+from pyimgtools import fs
 from pyimgtools.errors import EXIT_FAILED, PyimgtoolsError
 
 DEFAULT_LOCK_TIMEOUT = 60
@@ -79,6 +80,7 @@ class AptResult:
 class CleanResult:
     files: int = 0
     bytes: int = 0
+    failed: list = dataclasses.field(default_factory=list)   # (in-image path, reason)
 
 
 def noninteractive_env(base=None):
@@ -231,22 +233,37 @@ def apt_mark(mode, packages, root=None):
         _capture(_prefix(root) + ["apt-mark", mode] + packages[i:i + 500], "apt-mark " + mode)
 
 
-def _remove_entry(path, result):
+def _clean(root, directory, wanted, result):
+    """Remove the entries of the in-image `directory` that `wanted(name, is_dir)` selects.
+
+    Goes through pyimgtools.fs: the directory is reached from the root down
+    without following a link out of the root, entries are removed by
+    descriptor (symlinks removed, never followed).
+    """
     try:
-        st = os.lstat(path)
-    except FileNotFoundError:
+        d = fs.open_dir(root, directory)
+    except (FileNotFoundError, NotADirectoryError):
         return
-    if stat.S_ISDIR(st.st_mode):
-        with os.scandir(path) as it:
-            entries = [e.path for e in it]
-        for entry in entries:
-            _remove_entry(entry, result)
-        os.rmdir(path)
-    else:
-        os.unlink(path)
-        result.files += 1
-        if stat.S_ISREG(st.st_mode):
-            result.bytes += st.st_blocks * 512 if st.st_blocks else st.st_size
+    with d:
+        names = []
+        for name in d.names():
+            try:
+                is_dir = stat.S_ISDIR(d.lstat(name).st_mode)
+            except FileNotFoundError:
+                continue
+            if wanted(name, is_dir):
+                names.append(name)
+        done = d.remove(names)
+    result.files += done.files
+    result.bytes += done.bytes
+    result.failed.extend(done.failed)
+
+
+def _raise_failed(result, what):
+    if result.failed:
+        path, reason = result.failed[0]
+        more = " (and %d more)" % (len(result.failed) - 1) if len(result.failed) > 1 else ""
+        raise PyimgtoolsError("cannot remove %s: %s: %s%s" % (what, path, reason, more))
 
 
 def _real_dir(root, path):
@@ -260,15 +277,10 @@ def _real_dir(root, path):
 
 
 def remove_lists(root=None):
-    """Empty /var/lib/apt/lists (like `rm -rf /var/lib/apt/lists/*`)."""
+    """Empty /var/lib/apt/lists (like `rm -rf /var/lib/apt/lists/*` run inside the root)."""
     result = CleanResult()
-    lists = _real_dir(root, "/var/lib/apt/lists")
-    if lists is None:
-        return result
-    with os.scandir(lists) as it:
-        entries = [e.path for e in it]
-    for entry in entries:
-        _remove_entry(entry, result)
+    _clean(root, "/var/lib/apt/lists", lambda name, is_dir: True, result)
+    _raise_failed(result, "the apt lists")
     return result
 
 
@@ -278,13 +290,10 @@ def remove_cached_debs(root=None):
     for directory, pattern in (("/var/cache/apt/archives", r".*\.deb\Z"),
                                ("/var/cache/apt/archives/partial", r".*\Z"),
                                ("/var/cache/apt", r".*\.bin\Z")):
-        host = _real_dir(root, directory)
-        if host is None:
-            continue
-        with os.scandir(host) as it:
-            for entry in it:
-                if re.match(pattern, entry.name) and not entry.is_dir(follow_symlinks=False):
-                    _remove_entry(entry.path, result)
+        _clean(root, directory,
+               lambda name, is_dir, pattern=pattern: not is_dir and re.match(pattern, name),
+               result)
+    _raise_failed(result, "apt's cached files")
     return result
 
 

@@ -4,8 +4,11 @@
 ``PT_INTERP``, ``DT_NEEDED``, ``DT_RPATH``, ``DT_RUNPATH``, ``DT_SONAME`` and
 ``DT_FLAGS_1`` of an ELF file. It reads the ELF header and the program headers
 (one read of the first bytes of the file), then the dynamic segment and the
-part of its string table the entries point into; it never maps, loads or runs
-the file. Every offset, size and count is checked against the file's size, so
+part of its string table the entries point into, both the way glibc's ld.so
+finds them: by address, through the PT_LOAD mapping (PT_DYNAMIC's p_offset and
+p_filesz, DT_STRSZ and the section headers are not used); it never maps, loads
+or runs the file. `loader_verdict` says whether ld.so would load a candidate,
+skip it, or stop with an error. Every offset, size and count is checked against the file's size, so
 a truncated or hostile file raises `ElfError` with a message naming the
 problem, never another exception.
 
@@ -89,6 +92,9 @@ class ElfInfo:
     soname: Optional[str] = None
     flags_1: int = 0
     e_flags: int = 0          # e_flags (ARM float ABI, RISC-V float ABI)
+    # What glibc's open_verify and _dl_map_object_from_fd check (loader_verdict):
+    ehdr: bytes = field(default=b"", repr=False, compare=False)   # the ELF header's bytes
+    has_load: bool = False    # at least one PT_LOAD
 
     @property
     def nodefaultlib(self):
@@ -107,6 +113,59 @@ class ElfInfo:
         """Whether `other` could be loaded into the same process (class, byte order, machine)."""
         return (self.elf_class == other.elf_class and self.little_endian == other.little_endian
                 and self.machine == other.machine)
+
+
+# glibc's judgement of a candidate file (elf/dl-load.c: open_verify, then
+# _dl_map_object_from_fd), in its order. Only a file of another class or
+# machine is skipped (the search goes on); anything else that is wrong stops
+# the whole load with an error ("error while loading shared libraries").
+SKIP = "skip"
+_LIBC_ABI_MAX = 4       # ELFOSABI_GNU ABI versions glibc accepts (sysdeps/generic/ldsodefs.h)
+ELFOSABI_SYSV = 0
+ELFOSABI_GNU = 3
+
+
+def loader_verdict(head, elf_class, little_endian, machine, info=None):
+    """None if glibc's ld.so (of that class, byte order and machine) maps the file
+    whose first bytes are `head`; SKIP if its search passes over it; else the
+    error with which ld.so stops (glibc's own message). `info` (the ElfInfo, when
+    the file parsed) adds the checks made after the header."""
+    if len(head) < (64 if elf_class == 64 else 52):
+        return "file too short"
+    if head[:4] != ELF_MAGIC:
+        return "invalid ELF header"
+    if head[4] != (ELFCLASS64 if elf_class == 64 else ELFCLASS32):
+        return SKIP
+    if head[5] != (ELFDATA2LSB if little_endian else ELFDATA2MSB):
+        return "ELF file data encoding not %s-endian" % ("little" if little_endian else "big")
+    if head[6] != 1:
+        return "ELF file version ident does not match current one"
+    osabi, abiversion = head[7], head[8]
+    if osabi not in (ELFOSABI_SYSV, ELFOSABI_GNU):
+        return "ELF file OS ABI invalid"
+    if abiversion != 0 and not (osabi == ELFOSABI_GNU and abiversion < _LIBC_ABI_MAX):
+        return "ELF file ABI version invalid"
+    if any(head[9:16]):
+        return "nonzero padding in e_ident"
+    e = "<" if little_endian else ">"
+    e_type, e_machine, e_version = struct.unpack_from(e + "HHI", head, 16)
+    if e_version != 1:
+        return "ELF file version does not match current one"
+    if e_machine != machine:
+        return SKIP
+    if e_type not in (ET_DYN, ET_EXEC):
+        return "only ET_DYN and ET_EXEC can be loaded"
+    if e_type == ET_EXEC:
+        return "cannot dynamically load executable"
+    phentsize = struct.unpack_from(e + "H", head, 54 if elf_class == 64 else 42)[0]
+    if phentsize != (56 if elf_class == 64 else 32):
+        return "ELF file's phentsize not the expected size"
+    if info is not None:
+        if not info.has_load:
+            return "object file has no loadable segments"
+        if not info._has_dynamic:
+            return "object file has no dynamic section"
+    return None
 
 
 # O_NONBLOCK: opening a FIFO must not hang (regular files ignore the flag).
@@ -181,14 +240,23 @@ def read_elf_stat(path):
         if not _stat.S_ISREG(st.st_mode):
             raise ElfError("not a regular file")
         head = os.pread(fd, _HEAD_SIZE, 0)
-        return _parse(_Reader(fd, max(st.st_size, len(head)), head)), st
+        try:
+            return _parse(_Reader(fd, max(st.st_size, len(head)), head)), st
+        except ElfError as exc:
+            exc.head = head[:64]    # what loader_verdict needs to judge the file as glibc does
+            raise
     finally:
         os.close(fd)
 
 
 def parse_elf_bytes(data):
     """Like read_elf, for the bytes of a whole file (tests, fuzzing)."""
-    return _parse(_BytesReader(bytes(data)))
+    data = bytes(data)
+    try:
+        return _parse(_BytesReader(data))
+    except ElfError as exc:
+        exc.head = data[:64]
+        raise
 
 
 class _BytesReader(_Reader):
@@ -233,7 +301,7 @@ def _parse(r):
         ph_fmt, ph_size = e + "IIIIIIII", 32
         dyn_fmt, dyn_size = e + "iI", 8
     info = ElfInfo(elf_class=bits, little_endian=(e == "<"), machine=e_machine, osabi=osabi,
-                   type=e_type, e_flags=e_flags)
+                   type=e_type, e_flags=e_flags, ehdr=bytes(head[:64]))
     if e_phnum == 0:
         return info  # e.g. a relocatable object: nothing for the loader
     if e_phnum == 0xFFFF:  # PN_XNUM: the real count is in section header 0's sh_info
@@ -254,10 +322,12 @@ def _parse(r):
             p_type, p_offset, p_vaddr, _p_paddr, p_filesz, p_memsz, _p_flags, _al = \
                 struct.unpack_from(ph_fmt, phdata, i * e_phentsize)
         if p_type == PT_LOAD:
-            loads.append((p_vaddr, p_filesz, p_offset))
+            loads.append((p_vaddr, p_filesz, p_offset, p_memsz))
         elif p_type == PT_DYNAMIC:
-            if dynamic is None:
-                dynamic = (p_offset, p_filesz)
+            # glibc (_dl_map_object_from_fd) takes the last one with a file size
+            # and uses only its address: p_offset and p_filesz are not read.
+            if p_filesz:
+                dynamic = p_vaddr
         elif p_type == PT_INTERP:
             if interp is None:
                 interp = (p_offset, p_filesz)
@@ -272,26 +342,22 @@ def _parse(r):
         if end == 0:
             raise ElfError("PT_INTERP is empty")
         info.interp = _decode(raw[:end])
+    info.has_load = bool(loads)
     if dynamic is None:
         return info
     info._has_dynamic = True
-    off, size = dynamic
-    if size > _MAX_DYNAMIC:
-        raise ElfError("absurd dynamic segment size %d" % size)
-    count = size // dyn_size
-    data = r.read(off, count * dyn_size, "dynamic segment")
+    data = _dynamic_entries(r, loads, dynamic, dyn_size)
+    count = len(data) // dyn_size
     needed, rpath, runpath = [], [], []
     soname = None
-    strtab = strsz = None
+    strtab = None
     flags_1 = 0
     words = struct.unpack(dyn_fmt[0] + dyn_fmt[1:] * count, data)
     tags = words[0::2]
     try:
         end = tags.index(DT_NULL)
-        terminated = True
     except ValueError:
-        end = count
-        terminated = False
+        end = count     # ran to the end of the mapping: what glibc reads next is unknown
     values = words[1::2]
     # Only a handful of the entries matter: pick them out in one pass.
     for i in [i for i in range(end) if tags[i] in _WANTED_TAGS]:
@@ -302,7 +368,7 @@ def _parse(r):
         elif tag == DT_STRTAB:
             strtab = val
         elif tag == DT_STRSZ:
-            strsz = val
+            pass    # glibc never bounds a string by DT_STRSZ: it reads to the NUL
         elif tag == DT_SONAME:
             soname = val
         elif tag == DT_RPATH:
@@ -311,22 +377,14 @@ def _parse(r):
             runpath.append(val)
         else:
             flags_1 = val
-    if not terminated:
-        raise ElfError("dynamic segment has no DT_NULL terminator")
     info.flags_1 = flags_1
     if not (needed or rpath or runpath or soname is not None):
         return info
     if strtab is None:
         raise ElfError("dynamic segment has strings but no DT_STRTAB")
-    str_off = _vaddr_to_offset(loads, strtab)
-    if str_off is None:
+    if _load_of(loads, strtab) is None:
         raise ElfError("DT_STRTAB address %#x lies in no PT_LOAD segment" % strtab)
-    limit = r.size - str_off
-    if strsz is not None:
-        limit = min(limit, strsz)
-    if limit <= 0:
-        raise ElfError("string table lies past the end of the file")
-    strings = _StringTable(r, str_off, limit)
+    strings = _StringTable(r, loads, strtab)
     info.needed = [strings.get(v, "DT_NEEDED") for v in needed]
     for v in rpath:
         info.rpath.extend(strings.get(v, "DT_RPATH").split(":"))
@@ -349,37 +407,77 @@ def _xnum_phnum(r, e, bits, e_shoff):
     return sh_info
 
 
-def _vaddr_to_offset(loads, vaddr):
-    for p_vaddr, p_filesz, p_offset in loads:
-        if p_vaddr <= vaddr < p_vaddr + p_filesz:
-            return vaddr - p_vaddr + p_offset
+# ld.so reads the dynamic segment and its strings in the mapped file, by
+# address: a PT_LOAD maps p_filesz bytes of the file from p_offset at p_vaddr
+# and zero-fills up to p_memsz. These helpers read that memory image.
+
+def _load_of(loads, vaddr):
+    """The PT_LOAD (p_vaddr, p_filesz, p_offset, p_memsz) whose memory holds `vaddr`, or None."""
+    for load in loads:
+        p_vaddr, p_filesz, _p_offset, p_memsz = load
+        if p_vaddr <= vaddr < p_vaddr + max(p_memsz, p_filesz):
+            return load
     return None
 
 
+def _dynamic_entries(r, loads, vaddr, dyn_size):
+    """The bytes of the dynamic entries at `vaddr`, up to DT_NULL or the end of their PT_LOAD.
+
+    As glibc's elf_get_dynamic_info: from PT_DYNAMIC's address until a DT_NULL
+    tag, whatever p_offset/p_filesz say; the zero fill after a segment's file
+    bytes reads as DT_NULL.
+    """
+    load = _load_of(loads, vaddr)
+    if load is None:
+        raise ElfError("PT_DYNAMIC address %#x lies in no PT_LOAD segment" % vaddr)
+    p_vaddr, p_filesz, p_offset, p_memsz = load
+    start = vaddr - p_vaddr
+    in_file = max(0, min(p_filesz - start, _MAX_DYNAMIC))
+    in_file -= in_file % dyn_size
+    data = r.read(p_offset + start, in_file, "dynamic segment") if in_file else b""
+    if start + in_file < max(p_memsz, p_filesz) and len(data) < _MAX_DYNAMIC:
+        data += bytes(dyn_size)     # the zero fill: a DT_NULL entry
+    return data
+
+
 class _StringTable:
-    """Reads NUL-terminated strings of a string table lazily, in chunks."""
+    """Reads NUL-terminated strings at DT_STRTAB + offset in the mapped file, in chunks.
 
-    __slots__ = ("r", "base", "limit", "chunks")
+    glibc reads each string at its address up to the NUL, without DT_STRSZ;
+    a string that runs into the zero fill after a segment's file bytes ends there.
+    """
 
-    def __init__(self, r, base, limit):
+    __slots__ = ("r", "loads", "strtab", "chunks")
+
+    def __init__(self, r, loads, strtab):
         self.r = r
-        self.base = base
-        self.limit = limit
+        self.loads = loads
+        self.strtab = strtab
         self.chunks = {}
 
     def get(self, offset, what):
-        if offset >= self.limit:
-            raise ElfError("%s string offset %d lies past the string table (%d bytes)"
-                           % (what, offset, self.limit))
+        load = _load_of(self.loads, self.strtab + offset)
+        if load is None:
+            raise ElfError("%s string offset %d lies past the string table's PT_LOAD segment"
+                           % (what, offset))
+        p_vaddr, p_filesz, p_offset, p_memsz = load
+        pos = p_offset + self.strtab + offset - p_vaddr     # file offset of the string
+        limit = p_offset + p_filesz                         # end of the segment's file bytes
         parts = []
         total = 0
-        pos = offset
         while True:
+            if pos >= limit:
+                if p_memsz > p_filesz:
+                    break   # the zero fill terminates it
+                raise ElfError("%s string at offset %d is not NUL-terminated" % (what, offset))
             start = pos - pos % _STR_CHUNK
             chunk = self.chunks.get(start)
             if chunk is None:
-                length = min(_STR_CHUNK, self.limit - start)
-                chunk = self.r.read(self.base + start, length, "string table")
+                length = min(_STR_CHUNK, limit - start, self.r.size - start)
+                if length <= 0:
+                    raise ElfError("%s string at offset %d runs past the end of the file"
+                                   % (what, offset))
+                chunk = self.r.read(start, length, "string table")
                 self.chunks[start] = chunk
             end = chunk.find(b"\0", pos - start)
             if end >= 0:
@@ -388,8 +486,6 @@ class _StringTable:
             parts.append(chunk[pos - start:])
             total += len(chunk) - (pos - start)
             pos = start + len(chunk)
-            if pos >= self.limit:
-                raise ElfError("%s string at offset %d is not NUL-terminated" % (what, offset))
             if total > _MAX_STRING:
                 raise ElfError("%s string at offset %d is absurdly long" % (what, offset))
         return _decode(b"".join(parts))

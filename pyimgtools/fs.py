@@ -9,6 +9,7 @@ import errno
 import os
 import stat
 
+from pyimgtools import treewalk
 from pyimgtools.errors import PyimgtoolsError
 
 _MAX_SYMLINKS = 40  # as the kernel's ELOOP limit
@@ -116,3 +117,325 @@ class Root:
             return os.path.isdir(self.host(self.realpath(path)))
         except OSError:
             return False
+
+
+# ---------------------------------------------------------------------------
+# Changing a tree: directory descriptors, never a path the kernel resolves.
+#
+# Every command that creates, re-modes, renames or deletes inside a tree goes
+# through a Dir. A Dir is reached from the root down, one component at a time,
+# each opened with O_DIRECTORY|O_NOFOLLOW relative to its parent's descriptor;
+# a symlink met on the way is read (readlinkat) and resolved inside the root,
+# never by the kernel. So a link swapped in for a directory at any moment is
+# at worst followed inside the root, and an operation on a Dir's entries
+# (dir_fd=) acts on the directory that was opened, wherever it has moved.
+
+O_DIR = treewalk.O_DIR
+O_READ = treewalk.O_READ
+IdentityChanged = treewalk.IdentityChanged
+
+
+def as_root(root):
+    """A Root from a Root, a path or None ("/")."""
+    if isinstance(root, Root):
+        return root
+    return Root("/" if root is None else root)
+
+
+class Dir:
+    """An open directory inside a root; every operation is relative to its descriptor.
+
+    `path` is its in-image path (for messages). Names are single components
+    (str with surrogateescape, or bytes); a name with a slash is refused.
+    """
+
+    def __init__(self, fd, path):
+        self.fd = fd
+        self.path = path
+        st = os.fstat(fd)
+        self.dev, self.ino = st.st_dev, st.st_ino
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return "Dir(%r)" % self.path
+
+    def child_path(self, name):
+        return self.path.rstrip("/") + "/" + os.fsdecode(name)
+
+    def _name(self, name):
+        if not name or "/" in os.fsdecode(name) or os.fsdecode(name) in (".", ".."):
+            raise ValueError("not a single path component: %r" % (name,))
+        return name
+
+    # -- looking
+    def lstat(self, name):
+        return os.stat(self._name(name), dir_fd=self.fd, follow_symlinks=False)
+
+    def names(self):
+        return os.listdir(self.fd)
+
+    def check(self, dev, ino):
+        """Raise IdentityChanged unless this is the directory (dev, ino) recorded earlier."""
+        st = os.fstat(self.fd)
+        if (st.st_dev, st.st_ino) != (dev, ino):
+            raise IdentityChanged(errno.ESTALE, "replaced since it was planned", self.path)
+
+    # -- opening
+    def subdir(self, name, create=False, mode=0o755):
+        """The subdirectory `name` (never a symlink: ELOOP/ENOTDIR); mkdir first with create."""
+        name = self._name(name)
+        if create:
+            try:
+                os.mkdir(name, mode, dir_fd=self.fd)
+            except FileExistsError:
+                pass
+        fd = os.open(name, O_DIR, dir_fd=self.fd)
+        return Dir(fd, self.child_path(name))
+
+    def open(self, name, flags=os.O_RDONLY, mode=0o644):
+        """os.open of the entry `name`; never follows a symlink (ELOOP), never blocks on a FIFO."""
+        flags |= os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
+        if not flags & (os.O_WRONLY | os.O_RDWR):
+            flags |= getattr(os, "O_NONBLOCK", 0)
+        return os.open(self._name(name), flags, mode, dir_fd=self.fd)
+
+    # -- changing
+    def write_atomic(self, name, data, mode=0o644, temp=None):
+        """Replace `name` by a file holding `data` with permissions `mode`.
+
+        The data goes to a new file `temp` (default ".NAME.PID.tmp", created
+        O_EXCL, so never through an existing link), is fchmod-ed and renamed
+        over `name`; on any failure the temporary file is removed.
+        """
+        name = self._name(name)
+        temp = self._name(temp or ".%s.%d.tmp" % (os.fsdecode(name), os.getpid()))
+        fd = self.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fchmod(fd, mode)
+            finally:
+                os.close(fd)
+            os.replace(temp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+        except BaseException:
+            try:
+                os.unlink(temp, dir_fd=self.fd)
+            except OSError:
+                pass
+            raise
+
+    def chmod(self, name, mode):
+        """chmod the entry `name` through a descriptor (a symlink raises ELOOP)."""
+        st = self.lstat(name)
+        flags = O_DIR if stat.S_ISDIR(st.st_mode) else O_READ
+        fd = os.open(self._name(name), flags, dir_fd=self.fd)
+        try:
+            now = os.fstat(fd)
+            if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+                raise IdentityChanged(errno.ESTALE, "replaced while changing its mode",
+                                      self.child_path(name))
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+
+    def chmod_self(self, mode):
+        os.fchmod(self.fd, mode)
+
+    def rename(self, src, dst):
+        os.replace(self._name(src), self._name(dst), src_dir_fd=self.fd, dst_dir_fd=self.fd)
+
+    def unlink(self, name):
+        os.unlink(self._name(name), dir_fd=self.fd)
+
+    def rmdir(self, name):
+        os.rmdir(self._name(name), dir_fd=self.fd)
+
+    def remove(self, names):
+        """Remove the entries `names` (files, links, whole directory trees) like `rm -rf`.
+
+        Never follows a symlink, never crosses into another file system (a
+        mount point below stays, with its parents), re-checks each directory's
+        identity when it is entered again to delete. Returns a Removed.
+        """
+        result = Removed()
+        top = treewalk.Node(None, self.path, self.dev, self.ino)
+        ops, sizes = [], []
+        for name in names:
+            self._name(name)
+            try:
+                st = self.lstat(name)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                result.failed.append((self.child_path(name), exc.strerror or str(exc)))
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                self._plan_subtree(top, name, ops, sizes, result)
+            else:
+                ops.append((top, name, None))
+                sizes.append(_freed(st))
+
+        def on_error(i, exc):
+            parent, name, _node = ops[i]
+            result.failed.append((parent.child_path(name), exc.strerror or str(exc)))
+
+        for i in treewalk.remove(ops, self.fd, top, on_error):
+            if ops[i][2] is None:
+                result.files += 1
+                result.bytes += sizes[i]
+            else:
+                result.dirs += 1
+        return result
+
+    def _plan_subtree(self, top, name, ops, sizes, result):
+        """Append the post-order removal ops of the directory `name` (an entry of this Dir)."""
+        cursor = treewalk.DirCursor(self.fd, top)
+        try:
+            try:
+                fd, st = cursor.open_child(name)
+            except OSError as exc:
+                result.failed.append((top.child_path(name), exc.strerror or str(exc)))
+                return
+            if st.st_dev != self.dev:
+                os.close(fd)
+                result.kept.append((top.child_path(name), "mount point"))
+                return
+            node = treewalk.Node(top, name, st.st_dev, st.st_ino)
+            cursor.push(fd, node)
+            stack = [(node, sorted(os.listdir(fd), reverse=True))]
+            while stack:
+                node, pending = stack[-1]
+                if not pending:
+                    stack.pop()
+                    cursor.pop()
+                    if node.kept:
+                        node.parent.kept += 1   # something stays inside: so does the directory
+                    else:
+                        ops.append((node.parent, node.name, node))
+                        sizes.append(0)
+                    continue
+                entry = pending.pop()
+                try:
+                    st = os.stat(entry, dir_fd=cursor.fd, follow_symlinks=False)
+                    if not stat.S_ISDIR(st.st_mode):
+                        ops.append((node, entry, None))
+                        sizes.append(_freed(st))
+                        continue
+                    cfd, cst = cursor.open_child(entry)
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    result.failed.append((node.child_path(entry), exc.strerror or str(exc)))
+                    node.kept += 1
+                    continue
+                if cst.st_dev != self.dev:
+                    os.close(cfd)
+                    result.kept.append((node.child_path(entry), "mount point"))
+                    node.kept += 1
+                    continue
+                child = treewalk.Node(node, entry, cst.st_dev, cst.st_ino)
+                cursor.push(cfd, child)
+                stack.append((child, sorted(os.listdir(cfd), reverse=True)))
+        finally:
+            cursor.close()
+
+
+class Removed:
+    """What Dir.remove did: counts, and the paths it could not or would not remove."""
+
+    def __init__(self):
+        self.files = 0      # non-directories removed
+        self.dirs = 0
+        self.bytes = 0      # allocated bytes of the removed regular files (one link: freed)
+        self.failed = []    # (path, reason)
+        self.kept = []      # (path, reason): mount points left in place
+
+    def __repr__(self):
+        return "Removed(files=%d, dirs=%d, bytes=%d, failed=%r)" % (
+            self.files, self.dirs, self.bytes, self.failed)
+
+
+def _freed(st):
+    if not stat.S_ISREG(st.st_mode):
+        return 0
+    return st.st_blocks * 512 if st.st_blocks else st.st_size
+
+
+def open_dir(root, path, create=False, mode=0o755):
+    """Open the in-image directory `path` from the root down, as a Dir.
+
+    Each component is opened with O_DIRECTORY|O_NOFOLLOW relative to the one
+    before; a symlink is read and resolved inside the root (an absolute target
+    restarts at the root, ``..`` stops there), so nothing outside the root is
+    ever reached, whatever is renamed or swapped meanwhile. With create,
+    missing directories are made (mode `mode`). Raises OSError (ENOENT,
+    ENOTDIR, ELOOP after 40 links) naming the in-image path.
+    """
+    root = as_root(root)
+    path = os.fsdecode(path)
+    if not path.startswith("/"):
+        raise ValueError("not an absolute path: %r" % path)
+    root_fd = os.open(root.path, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+    fds = [root_fd]
+    names = []                      # the in-image path reached so far
+    pending = [c for c in reversed(path.split("/")) if c]
+    links = 0
+    try:
+        while pending:
+            name = pending.pop()
+            if name == ".":
+                continue
+            if name == "..":
+                if len(fds) > 1:
+                    os.close(fds.pop())
+                    names.pop()
+                continue
+            here = "/" + "/".join(names + [name])
+            try:
+                fd = os.open(name, O_DIR, dir_fd=fds[-1])
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    try:
+                        target = os.readlink(name, dir_fd=fds[-1])
+                    except OSError:
+                        raise OSError(exc.errno, exc.strerror, here) from None
+                    links += 1
+                    if links > _MAX_SYMLINKS:
+                        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), here) from None
+                    if target.startswith("/"):
+                        while len(fds) > 1:
+                            os.close(fds.pop())
+                        names = []
+                    pending.extend(c for c in reversed(target.split("/")) if c)
+                    continue
+                if exc.errno == errno.ENOENT and create:
+                    try:
+                        os.mkdir(name, mode, dir_fd=fds[-1])
+                    except FileExistsError:
+                        pass
+                    links += 1              # bounds the retries when a racer keeps removing it
+                    if links > _MAX_SYMLINKS:
+                        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), here) from None
+                    pending.append(name)    # open it (or follow what raced in) next round
+                    continue
+                raise OSError(exc.errno, exc.strerror, here) from None
+            fds.append(fd)
+            names.append(name)
+        result = Dir(fds[-1], "/" + "/".join(names))
+        fds.pop()
+        return result
+    finally:
+        for fd in fds:
+            os.close(fd)

@@ -37,9 +37,12 @@ supports are searched, as ld.so does on that CPU (tests compare with the real
 ld.so this way on any CPU). Legacy hwcaps
 subdirectories (``tls``, ``x86_64``; removed in glibc 2.37) are not modelled.
 
-A candidate of the wrong class, byte order or machine is skipped and the
-search goes on, as glibc does. A malformed candidate is skipped with a warning
-(glibc would stop loading with an error).
+A candidate of another class or machine is skipped and the search goes on, as
+glibc does (``open_verify`` in ``elf/dl-load.c``). Any other candidate that is
+not a loadable ELF object -- a text linker script ``libfoo.so``, a truncated
+file, another byte order, a directory -- stops the search there, as it stops
+ld.so ("error while loading shared libraries: ...: invalid ELF header"): the
+dependency is unresolved, its ``error`` says why, and a tree warning names it.
 
 ``$ORIGIN`` is the directory of the object as found (a symlink's own
 directory, not its target's), except for the root object, whose ``$ORIGIN`` is
@@ -87,6 +90,7 @@ class Dependency:
     path: Optional[str]         # in-image path as the loader opens it; None if missing
     via: str                    # rpath, ld_library_path, runpath, cache, default, loaded, path, interp
     alternatives: List[str] = field(default_factory=list)  # what less capable CPUs load instead (hwcaps)
+    error: Optional[str] = None  # path unresolved because ld.so stops at this candidate: "PATH: why"
 
 
 @dataclass
@@ -212,15 +216,29 @@ class _Node:
 class _Found:
     """One search result: primary path plus hwcaps alternatives, with their ElfInfo."""
 
-    __slots__ = ("path", "via", "info", "ident", "alternatives", "warnings")
+    __slots__ = ("path", "via", "info", "ident", "alternatives", "warnings", "error")
 
-    def __init__(self, path, via, info, ident, alternatives, warnings):
+    def __init__(self, path, via, info, ident, alternatives, warnings, error=None):
         self.path = path
         self.via = via
         self.info = info
         self.ident = ident
         self.alternatives = alternatives     # list of (path, info, ident)
         self.warnings = warnings
+        self.error = error                   # "PATH: why" when ld.so stops at a candidate
+
+
+class _Stop:
+    """A candidate at which ld.so's search stops with an error (not a skip)."""
+
+    __slots__ = ("path", "message")
+
+    def __init__(self, path, message):
+        self.path = path
+        self.message = message
+
+    def __str__(self):
+        return "%s: %s" % (self.path, self.message)
 
 
 class Loader:
@@ -236,6 +254,7 @@ class Loader:
             ld_library_path = os.fsdecode(ld_library_path).replace(";", ":").split(":")
         self.ld_library_path = list(ld_library_path) if ld_library_path else []
         self.warnings = []                 # loader-wide: cache, conf (str list)
+        self._undelivered = []             # loader-wide warnings no tree has carried yet
         self._elf = {}                     # host path -> (ElfInfo, ident) or exception
         self._listing = {}                 # in-image dir -> frozenset of names, or None
         self._resolved = {}                # in-image path -> host path (non-host roots)
@@ -356,16 +375,22 @@ class Loader:
             try:
                 self._cache = _ldcache.read_cache(self.root)
             except (_ldcache.CacheError, OSError) as exc:
-                self.warnings.append("%s: %s; searching without it" % (_ldcache.CACHE_PATH, exc))
+                self._warn("%s: %s; searching without it" % (_ldcache.CACHE_PATH, exc))
                 self._cache = None
                 self._conf_dirs = []
                 return None
             if self._cache is None:
                 self._conf_dirs = _ldcache.read_conf(self.root)
-                self.warnings.append(
+                self._warn(
                     "no %s: searching the directories of %s instead, as ldconfig would cache them"
                     % (_ldcache.CACHE_PATH, _ldcache.CONF_PATH))
         return self._cache
+
+    def _warn(self, text):
+        """A loader-wide warning: kept in self.warnings, and carried by the next tree
+        returned (once), so that a command printing its trees' warnings prints it."""
+        self.warnings.append(text)
+        self._undelivered.append(text)
 
     def _arch(self, info):
         key = (info.elf_class, info.little_endian, info.machine, info.e_flags if info.machine in (
@@ -448,17 +473,38 @@ class Loader:
         return node._runpath
 
     def _try_file(self, path, arch, warnings, name):
-        """(info, ident) if `path` is a loadable candidate for this arch, else None."""
+        """(info, ident) if ld.so loads the candidate `path`; None if its search
+        passes over it (missing, unreadable, another class or machine); a _Stop
+        if ld.so stops there with an error (also added to `warnings`)."""
         try:
             info, ident = self._read(path)
         except ElfError as exc:
-            warnings.append("%s: candidate %s for %s is malformed (%s); skipped" % (path, path, name, exc))
-            return None
+            head = getattr(exc, "head", None)
+            verdict = None if head is None else _elf.loader_verdict(
+                head, arch.elf_class, arch.little_endian, arch.machine)
+            if verdict == _elf.SKIP:
+                return None
+            return self._stop(path, verdict or str(exc), warnings, name)
+        except IsADirectoryError:
+            # open(2) succeeds on a directory; ld.so's read of the header fails.
+            return self._stop(path, "cannot read file data: Is a directory", warnings, name)
         except OSError:
             return None
-        if not arch.matches(info):
+        verdict = _elf.loader_verdict(info.ehdr, arch.elf_class, arch.little_endian,
+                                      arch.machine, info)
+        if verdict == _elf.SKIP or (verdict is None and not arch.matches(info)):
             return None
+        if verdict is not None:
+            return self._stop(path, verdict, warnings, name)
         return info, ident
+
+    @staticmethod
+    def _stop(path, message, warnings, name):
+        stop = _Stop(path, message)
+        line = "%s: %s; ld.so stops there and cannot load %s" % (path, message, name)
+        if line not in warnings:
+            warnings.append(line)
+        return stop
 
     def _search_dirs(self, name, dirs, arch, warnings):
         """Search `dirs` (with glibc-hwcaps subdirs) for `name`.
@@ -480,13 +526,13 @@ class Loader:
                 cand = sd + "/" + name
                 got = self._try_file(cand, arch, warnings, name)
                 if got is not None:
-                    hits.append((level, cand) + got)
+                    hits.append((level, cand) + _hit(got))
             names = self._names_in(d)
             if names is not None and name in names:
                 cand = (d if d != "/" else "") + "/" + name
                 got = self._try_file(cand, arch, warnings, name)
                 if got is not None:
-                    hits.append((base_level, cand) + got)
+                    hits.append((base_level, cand) + _hit(got))
                     return hits
         return hits or None
 
@@ -524,7 +570,7 @@ class Loader:
             # ... and does not try a further cache entry when it cannot be
             # loaded: the search goes on with the built-in directories.
             if got is not None:
-                hits.append((level, path) + got)
+                hits.append((level, path) + _hit(got))
         return hits or None
 
     def _search(self, name, node, arch, tree_warnings):
@@ -590,9 +636,12 @@ class Loader:
         if not collected:
             return _not_found(warnings)
         # In search order the levels are now increasing: the first is what the
-        # most capable CPU loads, the others what less capable ones load.
+        # most capable CPU loads, the others what less capable ones load. A
+        # hit without info is a candidate where ld.so stops on that CPU.
         via, (level, path, info, ident) = collected[0]
-        alternatives = [(h[1], h[2], h[3]) for _v, h in collected[1:]]
+        alternatives = [(h[1], h[2], h[3]) for _v, h in collected[1:] if h[2] is not None]
+        if info is None:
+            return _Found(None, via, None, None, alternatives, warnings, error=ident)
         return _Found(path, via, info, ident, alternatives, warnings)
 
     # -- the tree -------------------------------------------------------------
@@ -665,6 +714,9 @@ class Loader:
             i += 1
             for name in node.info.needed:
                 self._resolve_one(tree, node, name, arch, nodes, by_name, by_ident, add)
+        if self._undelivered:
+            tree.warnings[:0] = [w for w in self._undelivered if w not in tree.warnings]
+            self._undelivered = []
         return tree
 
     def _preloads(self):
@@ -709,18 +761,23 @@ class Loader:
                 tree.dependencies.append(Dependency(node.path, name, existing.path, VIA_LOADED))
                 return
             got = self._try_file(expanded, arch, tree.warnings, name)
-            if got is None:
-                tree.dependencies.append(Dependency(node.path, name, None, VIA_PATH))
+            if got is None or isinstance(got, _Stop):
+                tree.dependencies.append(Dependency(node.path, name, None, VIA_PATH,
+                                                    error=str(got) if got is not None else None))
                 return
             found = _Found(expanded, VIA_PATH, got[0], got[1], [], [])
         else:
             found = self._search(name, node, arch, tree.warnings)
-            if found is None or found.path is None:
-                tree.dependencies.append(Dependency(node.path, name, None,
-                                                    found.via if found is not None else VIA_DEFAULT))
+            if found is None or (found.path is None and not found.alternatives):
+                tree.dependencies.append(Dependency(
+                    node.path, name, None, found.via if found is not None else VIA_DEFAULT,
+                    error=found.error if found is not None else None))
                 return
-        same = by_ident.get(found.ident)
-        if same is not None:
+        same = by_ident.get(found.ident) if found.path is not None else None
+        if found.path is None:
+            # ld.so stops on the most capable CPUs; less capable ones load an alternative.
+            dep = Dependency(node.path, name, None, found.via, error=found.error)
+        elif same is not None:
             # The same file under another name: glibc reuses the loaded object.
             by_name.setdefault(name, same)
             dep = Dependency(node.path, name, same.path, found.via)
@@ -735,6 +792,11 @@ class Loader:
             elif loaded.path != dep.path and loaded.path not in dep.alternatives:
                 dep.alternatives.append(loaded.path)
         tree.dependencies.append(dep)
+
+
+def _hit(got):
+    """(info, ident) of a loadable candidate; (None, "PATH: why") where ld.so stops."""
+    return (None, str(got)) if isinstance(got, _Stop) else got
 
 
 def _not_found(warnings):

@@ -22,7 +22,7 @@ import stat
 import time
 
 from pyimgtools import cli, pyimports, treewalk
-from pyimgtools.errors import EXIT_FAILED, EXIT_OK, PyimgtoolsError, UsageError
+from pyimgtools.errors import EXIT_OK, PyimgtoolsError, UsageError
 from pyimgtools.mounts import MountTable, ancestors_of
 from pyimgtools.report import display_path, format_bytes, format_count, json_path
 
@@ -481,6 +481,45 @@ def cache_jobs():
     return jobs
 
 
+# ---------------------------------------------------------------- refusals
+
+# The top-level directories of the FHS and of Debian's images, and the /usr
+# directories usrmerge makes of /bin, /sbin and /lib*: each holds far more than
+# one application's tree (other programs' tests/, every package's bytecode), so a
+# PATH that is one of them is almost always a mistake (an unset variable,
+# WORKDIR /). /usr/local, /opt/X and /app stay allowed: a prefix or an
+# application's own tree.
+_USRMERGED = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+SYSTEM_DIRS = frozenset(_USRMERGED + tuple("/usr" + d for d in _USRMERGED) + (
+    "/boot", "/dev", "/etc", "/home", "/media", "/mnt", "/opt", "/proc", "/root", "/run",
+    "/srv", "/sys", "/tmp", "/usr", "/var"))
+ALLOW_FLAG = "--allow-system-dirs"
+
+
+def refusal(root, path):
+    """Why prune refuses the PATH argument `path` without --allow-system-dirs, or None."""
+    if path == "":
+        return "an empty path (it would mean the current directory; is a variable unset?)"
+    image = _canonical(root, path)
+    shown = path if path == image else "%s (%s)" % (path, image)
+    if image == "/":
+        return "%s is the file-system root" % shown
+    if image in SYSTEM_DIRS:
+        return "%s is a top-level system directory" % shown
+    return None
+
+
+def check_targets(root, paths, allowed=False):
+    """Raise a one-line usage error for the first PATH prune must not take."""
+    if allowed:
+        return
+    for path in paths:
+        why = refusal(root, path)
+        if why:
+            raise UsageError("refusing to prune: %s; name the tree to prune (e.g. /usr/local) or "
+                             "pass %s" % (why, ALLOW_FLAG))
+
+
 # ---------------------------------------------------------------- planning
 
 def _canonical(root, path):
@@ -813,6 +852,9 @@ def register(subparsers, common):
             "pyimgtools prune --keep-bytecode --docs --caches --keep '*/networkx/tests' /usr/local"))
     parser.add_argument("paths", nargs="*", metavar="PATH", default=None,
                         help="trees to prune (default: /usr/local)")
+    parser.add_argument(ALLOW_FLAG, action="store_true",
+                        help="allow a file-system root, an empty path or a top-level system "
+                             "directory (%s) as PATH" % ", ".join(sorted(SYSTEM_DIRS)[:4] + ["…"]))
     cli.add_dry_run(parser)
     group = parser.add_argument_group("rules")
     group.add_argument("--keep-bytecode", action="store_true",
@@ -840,6 +882,7 @@ def run(args, out, root):
     start = time.monotonic()
     rules = Rules.from_args(args)
     paths = args.paths or ["/usr/local"]
+    check_targets(root, paths, getattr(args, "allow_system_dirs", False))
     mounts = MountTable.load()
     if not mounts.available:
         out.warn("cannot read %s: bind mounts inside the tree cannot be detected, "
@@ -853,7 +896,10 @@ def run(args, out, root):
     failures = plan.errors + failures
     elapsed = time.monotonic() - start
     _report(out, plan, done, failures, dry, elapsed, args.verbose)
-    return EXIT_FAILED if failures else EXIT_OK
+    if failures:
+        raise PyimgtoolsError("%s could not be %s (see the warnings above)" % (
+            format_count(len(failures), "path"), "read" if dry else "read or removed"))
+    return EXIT_OK
 
 
 def _report(out, plan, done, failures, dry, elapsed, verbose):

@@ -16,7 +16,7 @@ import os
 import re
 import time
 
-from pyimgtools import apt, cli, debversion, osrelease
+from pyimgtools import apt, cli, debversion, fs, osrelease
 from pyimgtools.errors import EXIT_OK, EXIT_WORK_FOUND, PyimgtoolsError
 from pyimgtools.report import format_count
 
@@ -352,18 +352,18 @@ def run(args, out, root):
         apt.require_root("security-upgrade (applying updates)")
     if not root.is_host and not is_root:
         raise PyimgtoolsError("--root other than / needs root (apt runs there through chroot)")
-    if applying:
-        apt.check_dpkg_state(root)
-    else:
+    if args.check:
         reason = apt.dpkg_interrupted(root)
         if reason:
             out.warn(reason + "; run 'dpkg --configure -a'")
+    else:
+        # The real run and its dry run refuse here alike (same call, same message).
+        apt.check_dpkg_state(root)
 
     sources = apt.read_sources(root)
     security = [s for s in sources if is_security_source(s, distro)]
     stream = out._log if out.verbose else None
     added = ""
-    temp_host = root.host(TEMP_SOURCE)
     lists_were_present = apt.lists_present(root)
     updated = False
     try:
@@ -380,10 +380,12 @@ def run(args, out, root):
             added = temporary_source(sources, distro)
             out.line("no security source configured: adding '%s' for this run only"
                      % added.strip())
-            os.makedirs(os.path.dirname(temp_host), exist_ok=True)
-            with open(temp_host, "w") as f:
-                f.write("# added by pyimgtools security-upgrade for one run; removed afterwards\n")
-                f.write(added)
+            # Through descriptors from the root down: a link in the image's /etc
+            # cannot send the file (or its removal) out of the root.
+            with fs.open_dir(root, os.path.dirname(TEMP_SOURCE), create=True) as parts:
+                parts.write_atomic(os.path.basename(TEMP_SOURCE), (
+                    "# added by pyimgtools security-upgrade for one run; removed afterwards\n"
+                    + added).encode())
         if is_root and not args.no_update:
             out.detail("refreshing the apt lists (apt-get update)")
             apt.update_lists(root, lock_timeout=args.lock_timeout, stream=stream)
@@ -418,15 +420,9 @@ def run(args, out, root):
             return EXIT_WORK_FOUND if plan.pending else EXIT_OK
 
         extras = simulate(root, plan, args.lock_timeout) if plan.pending else []
-        for u in plan.pending:
-            out.line("%s%s %s -> %s (%s)" % ("would upgrade " if args.dry_run else "",
-                                             u.package, u.installed, u.candidate, u.suite))
-        for e in extras:
-            out.line("%sextra from another suite: %s %s%s (%s)" % (
-                "would install " if args.dry_run else "", e.package,
-                e.installed + " -> " if e.installed else "", e.version, e.origin))
         doc["extras"] = extras
         if args.dry_run:
+            _print_changes(out, plan.pending, extras, "would upgrade ", "would install ")
             out.data(doc)
             out.summary("pyimgtools %s: would install %s%s%s (dry run)" % (
                 NAME, format_count(len(plan.pending), "security update"),
@@ -436,10 +432,13 @@ def run(args, out, root):
 
         applied = apply(root, plan, args.lock_timeout, stream) if plan.pending else []
         doc["applied"] = applied
+        # Only now: a failed install raises above with what was and was not applied.
+        _print_changes(out, applied, extras, "upgraded ", "installed ")
     finally:
         if added:
             try:
-                os.unlink(temp_host)
+                with fs.open_dir(root, os.path.dirname(TEMP_SOURCE)) as parts:
+                    parts.unlink(os.path.basename(TEMP_SOURCE))
             except FileNotFoundError:
                 pass
         clean = applying or (updated and not lists_were_present)
@@ -455,6 +454,14 @@ def run(args, out, root):
         ", skipped %s" % format_count(len(plan.held), "held package") if plan.held else "",
         time.monotonic() - started))
     return EXIT_OK
+
+
+def _print_changes(out, updates, extras, upgrade, install):
+    for u in updates:
+        out.line("%s%s %s -> %s (%s)" % (upgrade, u.package, u.installed, u.candidate, u.suite))
+    for e in extras:
+        out.line("%sextra from another suite: %s %s%s (%s)" % (
+            install, e.package, e.installed + " -> " if e.installed else "", e.version, e.origin))
 
 
 def make_plan(root, distro, security_sources, added):

@@ -250,6 +250,9 @@ def test_errors_unreachable_mirror_lock_held_interrupted_dpkg_alpine(chroot_fact
     proc = run_cli("security-upgrade", "--root", c.path)
     assert proc.returncode == 1
     assert "dpkg was interrupted" in proc.stderr and "dpkg --configure -a" in proc.stderr
+    # The dry run refuses alike (issue 14 item 10: it said "would install").
+    dry = run_cli("security-upgrade", "--root", c.path, "--dry-run")
+    assert (dry.returncode, dry.stdout, dry.stderr) == (proc.returncode, proc.stdout, proc.stderr)
     os.unlink(c.host("/var/lib/dpkg/updates/0001"))
     assert dpkg_db_digest(c) == digest
 

@@ -236,25 +236,30 @@ def test_relative_paths_warn(img):
     assert any("working directory" in w and "./libcwd.so" in w for w in tree.warnings)
 
 
-def test_malformed_candidate_warns_and_search_continues(img):
+def test_malformed_candidate_stops_the_search(img):
+    # ld.so: "error while loading shared libraries: /opt/a/libm1.so.1: file too
+    # short"; it does not go on to /opt/b (tests/system/test_loader_malformed.py).
     os.makedirs(img.host("/opt/a"))
     with open(img.host("/opt/a/libm1.so.1"), "wb") as f:
         f.write(b"\x7fELF\x02\x01\x01\x00garbage")
     img.put("/opt/b/libm1.so.1", soname="libm1.so.1")
     exe = img.exe("/usr/bin/prog", needed=["libm1.so.1"], runpath="/opt/a:/opt/b")
     tree = img.tree(exe)
-    assert resolved(tree)[("prog", "libm1.so.1")] == ("/opt/b/libm1.so.1", "runpath")
-    assert any("/opt/a/libm1.so.1" in w and "malformed" in w for w in tree.warnings)
+    assert resolved(tree)[("prog", "libm1.so.1")] == (None, "runpath")
+    dep = [d for d in tree.dependencies if d.name == "libm1.so.1"][0]
+    assert dep.error == "/opt/a/libm1.so.1: file too short"
+    assert any("/opt/a/libm1.so.1: file too short" in w for w in tree.warnings)
 
 
-def test_directories_and_dangling_links_are_not_candidates(img):
+def test_a_directory_stops_the_search_a_dangling_link_does_not(img):
+    # ld.so opens the directory and fails to read it: "cannot read file data".
     os.makedirs(img.host("/opt/a/libd.so.1"))
     img.link("/opt/a/libd2.so.1", "/nowhere")
     img.put("/opt/b/libd.so.1", soname="libd.so.1")
     img.put("/opt/b/libd2.so.1", soname="libd2.so.1")
     exe = img.exe("/usr/bin/prog", needed=["libd.so.1", "libd2.so.1"], runpath="/opt/a:/opt/b")
     r = resolved(img.tree(exe))
-    assert r[("prog", "libd.so.1")][0] == "/opt/b/libd.so.1"
+    assert r[("prog", "libd.so.1")][0] is None
     assert r[("prog", "libd2.so.1")][0] == "/opt/b/libd2.so.1"
 
 

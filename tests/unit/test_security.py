@@ -331,3 +331,100 @@ def test_cli_check_says_clearly_when_the_lists_are_absent(tmp_path, monkeypatch,
     assert capsys.readouterr().err.strip() == (
         "pyimgtools: error: no apt lists in /var/lib/apt/lists: run 'apt-get update' first, "
         "or run as root without --no-update")
+
+
+def _bookworm(tmp_path):
+    root = _image(tmp_path, 'ID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\n')
+    (tmp_path / "etc/apt").mkdir()
+    (tmp_path / "etc/apt/sources.list").write_text(
+        "deb http://deb.debian.org/debian bookworm main\n"
+        "deb http://deb.debian.org/debian-security bookworm-security main\n")
+    return root
+
+
+@pytest.mark.parametrize("breakage", ["journal", "half-installed"])
+def test_dry_run_refuses_exactly_where_the_real_run_refuses(tmp_path, monkeypatch, capsys, breakage):
+    # Issue 14 item 10: the dry run said "would install" where the real run refuses.
+    _bookworm(tmp_path)
+    if breakage == "journal":
+        (tmp_path / "var/lib/dpkg/updates").mkdir()
+        (tmp_path / "var/lib/dpkg/updates/0001").write_text("Package: bash\n")
+    else:
+        (tmp_path / "var/lib/dpkg/status").write_text(
+            "Package: bash\nStatus: install ok half-configured\nVersion: 5.2\n")
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    args = ["security-upgrade", "--no-update", "--no-add-source", "--root", str(tmp_path)]
+    results = []
+    for extra in ([], ["--dry-run"]):
+        rc = cli.main(args + extra)
+        captured = capsys.readouterr()
+        results.append((rc, captured.out, captured.err))
+    real, dry = results
+    assert real[0] == 1 and "dpkg --configure -a" in real[2]
+    assert len(real[2].splitlines()) == 1 and real[2].startswith("pyimgtools: error: dpkg ")
+    assert dry == real
+
+
+def _fake_run(tmp_path, monkeypatch, apply):
+    from pyimgtools import apt
+    _bookworm(tmp_path)
+    (tmp_path / "var/lib/apt/lists").mkdir(parents=True)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    plan = security.Plan("debian", "bookworm", [], "", [
+        security.Update("libssl3", "3.0.19-1~deb12u2", "3.0.22-1~deb12u2", "bookworm-security")], [])
+    monkeypatch.setattr(apt, "update_lists", lambda *a, **kw: None)
+    monkeypatch.setattr(security, "make_plan", lambda *a, **kw: plan)
+    monkeypatch.setattr(security, "simulate", lambda *a, **kw: [])
+    monkeypatch.setattr(security, "apply", apply)
+    return plan
+
+
+def test_real_run_prints_upgrades_only_after_they_are_installed(tmp_path, monkeypatch, capsys):
+    # Issue 14 item 12: "pkg a -> b" lines came before an install that then failed.
+    def failing(*a, **kw):
+        raise PyimgtoolsError("apt-get install failed: Failed to fetch x; applied 0 of 1 "
+                              "security updates (none), not applied: libssl3")
+    _fake_run(tmp_path, monkeypatch, failing)
+    rc = cli.main(["security-upgrade", "--root", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert rc == 1
+    assert "3.0.19-1~deb12u2 -> 3.0.22-1~deb12u2" not in out
+    assert err.splitlines()[-1].startswith("pyimgtools: error: apt-get install failed")
+
+    plan = _fake_run(tmp_path / "ok", monkeypatch, lambda root, plan, *a: list(plan.pending))
+    rc = cli.main(["security-upgrade", "--root", str(tmp_path / "ok")])
+    out = capsys.readouterr().out.splitlines()
+    assert rc == 0
+    assert "upgraded libssl3 3.0.19-1~deb12u2 -> 3.0.22-1~deb12u2 (bookworm-security)" in out
+    assert out[-1].startswith("pyimgtools security-upgrade: installed 1 security update")
+    rc = cli.main(["security-upgrade", "--dry-run", "--root", str(tmp_path / "ok")])
+    out = capsys.readouterr().out.splitlines()
+    assert rc == 0 and plan.pending
+    assert "would upgrade libssl3 3.0.19-1~deb12u2 -> 3.0.22-1~deb12u2 (bookworm-security)" in out
+
+
+def test_temporary_source_is_written_inside_the_root_whatever_links_say(tmp_path, monkeypatch, capsys):
+    # Issue 14, "nothing written outside the tree": the temporary source went to
+    # root.host(path), which the host kernel resolves through the image's links.
+    from pyimgtools import apt
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    image = tmp_path / "img"
+    _image(image, 'ID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\n')
+    (image / "etc/apt").mkdir()
+    (image / "etc/apt/sources.list").write_text("deb http://deb.debian.org/debian bookworm main\n")
+    os.symlink(str(outside), str(image / "etc/apt/sources.list.d"))   # absolute: inside the root
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    seen = []
+
+    def update_lists(root, **kw):
+        inside = image / str(outside).lstrip("/") / os.path.basename(security.TEMP_SOURCE)
+        seen.append((sorted(os.listdir(str(outside))), inside.read_text()))
+    monkeypatch.setattr(apt, "update_lists", update_lists)
+    monkeypatch.setattr(security, "make_plan", lambda *a, **kw: security.Plan(
+        "debian", "bookworm", [], "", [], []))
+    rc = cli.main(["security-upgrade", "--dry-run", "--root", str(image)])
+    assert rc == 0, capsys.readouterr().err
+    assert seen and seen[0][0] == [] and "bookworm-security main" in seen[0][1]
+    assert os.listdir(str(outside)) == []
+    assert os.listdir(str(image / str(outside).lstrip("/"))) == []   # removed afterwards
