@@ -23,6 +23,7 @@ import time
 from typing import List, Optional
 
 from pyimgtools import cli
+from pyimgtools import image_python
 from pyimgtools.cpus import available_cpus
 from pyimgtools.errors import PyimgtoolsError, UsageError
 from pyimgtools.report import display_path, format_bytes, format_count
@@ -31,17 +32,30 @@ NAME = "compile"
 MODES = ("checked-hash", "timestamp", "unchecked-hash")
 DEFAULT_MODE = "checked-hash"
 
-# Files of the standard library (3.8 to 3.14) that are meant not to compile:
-# test data for the tokenizer, the parser and lib2to3. CPython's own
-# `make install` excludes the same ones (compileall -x 'bad_coding|badsyntax|
-# lib2to3/tests/data'); they are skipped and counted, not failures.
+# What CPython's own `make install` tells compileall to leave out of the
+# standard library (Makefile.pre.in, target libinstall: `compileall -x REGEX`,
+# an unanchored re.search), by the first version each regex applies to; the
+# last row holds for newer versions. These files are test data meant not to
+# compile (the tokenizer's, the parser's, lib2to3's, PEP 810's lazy imports in
+# 3.15's test_lazy_import/data/badsyntax/). The regex's `site-packages` part is
+# not a skip here: site directories are trees of their own (--site-packages).
 SKIP_RULES = (
-    r"(?:^|/)badsyntax_[^/]*\.py$",
-    r"(?:^|/)bad_coding[^/]*\.py$",
-    r"(?:^|/)lib2to3/tests/data/",
-    r"(?:^|/)test_lib2to3/data/",
+    ((3, 0), r"bad_coding|badsyntax|lib2to3/tests/data"),
+    ((3, 12), r"bad_coding|badsyntax|test/test_lib2to3/data"),
+    ((3, 13), r"bad_coding|badsyntax"),
 )
-SKIP_RE = re.compile("|".join(SKIP_RULES))
+
+
+def skip_rule(version):
+    """The compiled skip regex for a target version (a (major, minor) tuple or "3.12.1")."""
+    if isinstance(version, str):
+        version = tuple(int(x) for x in version.split(".")[:2])
+    rule = SKIP_RULES[0][1]
+    for since, rx in SKIP_RULES:
+        if tuple(version[:2]) >= since:
+            rule = rx
+    return re.compile(rule)
+
 
 _FRAME = struct.Struct("<I")
 _CHECK_BATCH = 64  # small enough that the first answers come while the walk goes on
@@ -85,25 +99,33 @@ def _scratch_file():
     return tempfile.TemporaryFile()
 
 
+# What glibc's loader says when it cannot start a program (ld.so(8), dl-load.c).
+_LOADER_FAILURE = re.compile(r"error while loading shared libraries|: version `[^']*' not found"
+                             r"|cannot open shared object file")
+
+
 class Worker:
     """One long-lived `TARGET -I -S -B -c BOOT` process, spoken to in marshal frames.
 
     -I: no environment variables, no user site, no script directory on sys.path;
-    -S: no site (faster start; compiling does not depend on it); -B: the worker's
-    own imports write no .pyc files behind our back.
+    -S: no site (faster start, and no .pth file of the tree runs; compiling does
+    not depend on it); -B: the worker's own imports write no .pyc files behind
+    our back. `launch` says how to start TARGET (an image's own, through the
+    image's loader: pyimgtools/image_python.py).
     """
 
-    def __init__(self, python, source):
-        self.python = python
+    def __init__(self, launch, source):
+        self.launch = launch
+        self.python = launch.image_path
         self.stderr = _scratch_file()
         code = source.encode("utf-8")
         try:
-            self.proc = subprocess.Popen([python, "-I", "-S", "-B", "-c", _BOOT, str(len(code))],
+            self.proc = subprocess.Popen(launch.argv + ["-I", "-S", "-B", "-c", _BOOT, str(len(code))],
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=self.stderr, close_fds=True)
+                                         stderr=self.stderr, close_fds=True, env=launch.env)
         except OSError as exc:
             self.stderr.close()
-            raise PyimgtoolsError("--python %s: %s" % (python, exc.strerror or exc)) from None
+            raise PyimgtoolsError("--python %s: %s" % (self.python, exc.strerror or exc)) from None
         try:
             self.proc.stdin.write(code)
         except OSError:
@@ -123,8 +145,7 @@ class Worker:
                     return marshal.loads(body)
         except (OSError, ValueError, EOFError):
             pass
-        raise WorkerError("--python %s: the compile worker stopped (a Python 3.7+ is needed): %s"
-                          % (self.python, self._stderr_tail()))
+        raise WorkerError(self._failure())
 
     def end_input(self):
         """EOF on the worker's stdin: it exits once the request in hand is answered."""
@@ -133,7 +154,9 @@ class Worker:
         except OSError:
             pass
 
-    def _stderr_tail(self):
+    def _failure(self):
+        """One line on why the worker stopped: the loader could not start the
+        interpreter, the interpreter is too old (the worker exits 3), or other."""
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -143,12 +166,18 @@ class Worker:
             text = self.stderr.read().decode("utf-8", "replace").strip()
         except (OSError, ValueError):
             text = ""
-        lines = [line for line in text.splitlines() if line.strip()]
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
         code = self.proc.returncode
+        loader = [line for line in lines if _LOADER_FAILURE.search(line)]
+        if loader:
+            who = ("the image's loader %s" % self.launch.loader if self.launch.loader
+                   else "the dynamic loader")
+            return "--python %s: %s could not start it: %s" % (self.python, who, loader[-1])
         what = lines[-1] if lines else "no message"
-        if code is not None:
-            what = "exit status %d, %s" % (code, what)
-        return what
+        if code == 3:
+            return "--python %s: %s" % (self.python, what)
+        return "--python %s: the compile worker stopped (%s): %s" % (
+            self.python, "exit status %d" % code if code is not None else "no answer", what)
 
     def close(self):
         self.end_input()
@@ -167,8 +196,9 @@ class Worker:
 class WorkerPool:
     """Workers of the target interpreter, fed batches by one thread each."""
 
-    def __init__(self, python):
-        self.python = python
+    def __init__(self, launch):
+        self.launch = launch
+        self.python = launch.image_path
         self.source = _worker_source()
         self.workers = []
         self.config = None
@@ -182,7 +212,7 @@ class WorkerPool:
 
     def grow(self, n):
         while len(self.workers) < n:
-            worker = Worker(self.python, self.source)
+            worker = Worker(self.launch, self.source)
             self.workers.append(worker)
             if self.config is not None:
                 worker.call(self.config)
@@ -194,12 +224,12 @@ class WorkerPool:
 
     def info(self, want_paths):
         self.grow(1)
-        reply = self.workers[0].call(("info", bool(want_paths)))
+        reply = self.workers[0].call(("info", bool(want_paths), self.launch.venv))
         if not isinstance(reply, dict):
             raise WorkerError("--python %s: unexpected answer from the compile worker" % self.python)
         return reply
 
-    def map(self, kind, batches, on_reply, stop=None, request=list):
+    def map(self, kind, batches, on_reply, request=list):
         """Send `request(batch)` for every batch to some worker; on_reply(batch, reply)
         runs under a lock.
 
@@ -215,7 +245,7 @@ class WorkerPool:
             try:
                 while True:
                     with lock:
-                        if errors or (stop is not None and stop()):
+                        if errors:
                             return
                         batch = next(batches, None)
                         if batch is None:
@@ -260,6 +290,7 @@ class Target:
     platlib: Optional[str] = None
     base_purelib: Optional[str] = None
     base_platlib: Optional[str] = None
+    venv: Optional[str] = None
 
 
 @dataclasses.dataclass
@@ -268,6 +299,7 @@ class Item:
     image_path: str               # the same in the image (what is shown)
     dfile: Optional[str] = None   # name compiled into the code (None: the path itself)
     source: Optional[bytes] = None  # host path to read, when `path` is a link resolved in --root
+    top: Optional[bytes] = None     # host path of the tree's top directory (None: a file tree)
     size: int = 0
     levels: List[int] = dataclasses.field(default_factory=list)   # levels to (re)compile
     reasons: List[str] = dataclasses.field(default_factory=list)
@@ -297,6 +329,7 @@ class Plan:
     skipped: List[str] = dataclasses.field(default_factory=list)
     excluded: int = 0
     unreadable: List[Failure] = dataclasses.field(default_factory=list)
+    stale_tmp: list = dataclasses.field(default_factory=list)  # (host __pycache__, name, image path)
 
     @property
     def considered(self):
@@ -309,8 +342,11 @@ class Result:
     pycs_written: int = 0
     bytes_written: int = 0
     failures: List[Failure] = dataclasses.field(default_factory=list)
-    not_attempted: int = 0
     warnings: List[str] = dataclasses.field(default_factory=list)
+    removed_tmp: List[str] = dataclasses.field(default_factory=list)
+
+
+_PATH_KEYS = ("stdlib", "platstdlib", "purelib", "platlib", "base_purelib", "base_platlib", "venv")
 
 
 def _tree_roots(args, target, root):
@@ -323,6 +359,9 @@ def _tree_roots(args, target, root):
             trees.append(_locate(p, root))
     if not args.paths or args.site_packages:
         if not args.paths:
+            if not target.stdlib:
+                raise PyimgtoolsError("--python %s: its standard library is not inside the root %s"
+                                      % (display_path(target.executable), root.path))
             std = [target.stdlib] + ([target.platstdlib] if target.platstdlib != target.stdlib else [])
             for p in std:
                 if p:
@@ -333,6 +372,11 @@ def _tree_roots(args, target, root):
                                       missing_ok=True)
                 if os.path.isdir(host):
                     trees.append((host, image))
+    # A tree reached twice (a venv's lib64 -> lib, platstdlib == stdlib by a link) is walked once.
+    unique = {}
+    for host, image in trees:
+        unique.setdefault(os.path.realpath(host), (host, image))
+    trees = list(unique.values())
     # Site directories are compiled with --site-packages only, wherever they are
     # (a venv's base interpreter keeps its site-packages inside the stdlib).
     for std in (target.stdlib, target.platstdlib):
@@ -363,11 +407,43 @@ def _locate(path, root, what=None, missing_ok=False):
     return host, image
 
 
-def _walk(tree_host, tree_image, prune, root):
-    """Yield (host bytes, image str, source-to-read or None) for every .py file under the tree.
+# The temporary files the worker writes before renaming (pycompile_worker._write_atomic).
+_PID_MAX = 1 << 22  # the kernel's PID_MAX_LIMIT
+_OUR_TMP = re.compile(rb"\A.+\.pyc\.([0-9]+)\.tmp\Z", re.S)
+
+
+def _stale_tmp_in(cache_dir, image_dir, sink):
+    """Note the worker's temporary files left in `cache_dir` by a killed run: those
+    whose process is gone (a live one may be another run's, still writing)."""
+    try:
+        with os.scandir(cache_dir) as it:
+            names = sorted(e.name for e in it if not e.is_dir(follow_symlinks=False))
+    except OSError:
+        return
+    for name in names:
+        m = _OUR_TMP.match(name)
+        if not m:
+            continue
+        pid = int(m.group(1))
+        if 0 < pid <= _PID_MAX:  # never 0: kill(0, 0) is this process group
+            try:
+                os.kill(pid, 0)
+                continue  # alive
+            except ProcessLookupError:
+                pass
+            except OSError:
+                continue  # alive, another user's
+        sink.stale_tmp.append((cache_dir, name, image_dir + "/__pycache__/" + os.fsdecode(name)))
+
+
+def _walk(tree_host, tree_image, prune, root, sink):
+    """Yield (host bytes, image str, source-to-read or None, top) for every .py file under the
+    tree; `top` is the tree's directory (bytes), None when the tree is one file.
 
     Like compileall: __pycache__ is skipped and symlinked directories are not
     followed; symlinked files are compiled (inside --root, resolved in the root).
+    A directory that cannot be listed is a failure in `sink.unreadable` (compileall:
+    "Can't list"); stale temporary files of the worker go to `sink.stale_tmp`.
     """
     top = os.fsencode(tree_host)
     try:
@@ -375,7 +451,7 @@ def _walk(tree_host, tree_image, prune, root):
     except OSError as exc:
         raise PyimgtoolsError("%s: %s" % (display_path(tree_image), exc.strerror or exc)) from None
     if not stat.S_ISDIR(st.st_mode):
-        yield top, tree_image, None
+        yield top, tree_image, None, None
         return
     image_prefix = tree_image.rstrip("/")
     stack = [(top, image_prefix)]
@@ -384,14 +460,18 @@ def _walk(tree_host, tree_image, prune, root):
         try:
             with os.scandir(directory) as it:
                 entries = sorted(it, key=lambda e: e.name)
-        except OSError:
+        except OSError as exc:
+            sink.unreadable.append(Failure(image_dir or "/", "OSError", "cannot list the directory: %s"
+                                           % (exc.strerror or exc)))
             continue
         subdirs = []
         for entry in entries:
             name = entry.name
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    if name != b"__pycache__" and entry.path not in prune:
+                    if name == b"__pycache__":
+                        _stale_tmp_in(entry.path, image_dir, sink)
+                    elif entry.path not in prune:
                         subdirs.append((entry.path, image_dir + "/" + os.fsdecode(name)))
                     continue
                 if not name.endswith(b".py"):
@@ -409,27 +489,33 @@ def _walk(tree_host, tree_image, prune, root):
                         source = os.fsencode(resolved)
                 elif not entry.is_file(follow_symlinks=False):
                     continue
-                yield entry.path, image, source
+                yield entry.path, image, source, top
             except OSError:
                 continue
         stack.extend(reversed(subdirs))
 
 
-def _candidates(trees, prune, root, excludes, result):
-    """Items to check, in walk order; skipped and excluded files are counted in `result`."""
+def _candidates(trees, prune, root, excludes, skip_re, result):
+    """Items to check, in walk order; skipped and excluded files are counted in `result`.
+
+    The skip rule sees the path from the tree's own name down (`python3.15/test/...`
+    for the stdlib): CPython's regexes are unanchored, and the directories above
+    the tree (a build directory, pytest's `test_badsyntax0`) must not decide.
+    """
     seen = set()
     for host, image in trees:
-        for path, image_path, source in _walk(host, image, prune, root):
+        above = len(os.path.dirname(image.rstrip("/")).rstrip("/")) + 1
+        for path, image_path, source, top in _walk(host, image, prune, root, result):
             if path in seen:
                 continue
             seen.add(path)
-            if SKIP_RE.search(image_path):
+            if skip_re.search(image_path[above:]):
                 result.skipped.append(image_path)
                 continue
             if any(rx.search(image_path) for rx in excludes):
                 result.excluded += 1
                 continue
-            yield Item(path=path, image_path=image_path, source=source,
+            yield Item(path=path, image_path=image_path, source=source, top=top,
                        dfile=None if root.is_host else image_path)
 
 
@@ -454,7 +540,12 @@ def plan(args, out, root, pool):
     info = pool.info(want_paths=True)
     target = Target(**{k: info.get(k) for k in (
         "executable", "implementation", "version", "cache_tag", "stdlib", "platstdlib",
-        "purelib", "platlib", "base_purelib", "base_platlib")})
+        "purelib", "platlib", "base_purelib", "base_platlib", "venv")})
+    if not root.is_host:
+        # An image's interpreter ran from the host: it saw host paths under the root.
+        for key in _PATH_KEYS:
+            setattr(target, key, image_python.to_image(root, getattr(target, key)))
+        target.executable = pool.python
     levels = sorted(set(args.optimize or [0]))
     excludes = [re.compile(rx) for rx in args.exclude or []]
     trees, prune = _tree_roots(args, target, root)
@@ -479,10 +570,12 @@ def plan(args, out, root, pool):
 
     # The walk is a generator the workers' feeder threads advance: the tree is
     # walked while the first batches are being checked.
-    batches = _chunks(_candidates(trees, prune, root, excludes, result), _CHECK_BATCH)
+    batches = _chunks(_candidates(trees, prune, root, excludes, skip_rule(target.version), result),
+                      _CHECK_BATCH)
     pool.map("check", batches, on_reply, request=lambda batch: [(it.path, it.source) for it in batch])
     result.to_compile.sort(key=lambda it: it.path)
-    result.unreadable = sorted(unreadable, key=lambda f: f.path)
+    result.unreadable = sorted(result.unreadable + unreadable, key=lambda f: f.path)
+    result.stale_tmp.sort()
     return result
 
 
@@ -528,14 +621,31 @@ class _Progress:
             self.out.stderr.flush()
 
 
+def _remove_stale_tmp(plan_, result):
+    """Delete the temporary files a killed run left (O_NOFOLLOW on __pycache__, unlinkat)."""
+    for cache_dir, name, image in plan_.stale_tmp:
+        try:
+            fd = os.open(cache_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+            try:
+                os.unlink(name, dir_fd=fd)
+            finally:
+                os.close(fd)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            result.warnings.append("%s: cannot remove: %s" % (image, exc.strerror or exc))
+            continue
+        result.removed_tmp.append(image)
+
+
 def apply(plan_, args, out, pool):
     result = Result()
+    _remove_stale_tmp(plan_, result)
     if not plan_.to_compile:
         return result
     batches = _compile_batches(plan_.to_compile, len(pool.workers))
     pool.grow(min(plan_.workers, len(batches)))
     progress = _Progress(out, len(plan_.to_compile))
-    attempted = [0]
 
     def on_reply(batch, reply):
         for it, answer in zip(batch, reply):
@@ -547,18 +657,19 @@ def apply(plan_, args, out, pool):
             else:
                 result.failures.append(Failure(it.image_path, answer[1], answer[2], answer[3]))
                 result.warnings.extend(answer[4])
-        attempted[0] += len(batch)
         progress.advance(len(batch))
 
-    stop = (lambda: bool(result.failures)) if not args.keep_going else None
+    # Like compileall, a file that fails stops nothing: every other file is
+    # compiled (the largest go first, so a stop would leave the small ones,
+    # package __init__.py files among them), and each failure is listed.
     try:
-        pool.map("compile", batches, on_reply, stop=stop,
-                 request=lambda batch: [(it.path, it.dfile, it.levels, it.source) for it in batch])
+        pool.map("compile", batches, on_reply,
+                 request=lambda batch: [(it.path, it.dfile, it.levels, it.source, it.top)
+                                        for it in batch])
     finally:
         progress.finish()
     result.compiled.sort()
     result.failures.sort(key=lambda f: f.path)
-    result.not_attempted = len(plan_.to_compile) - attempted[0]
     return result
 
 
@@ -579,7 +690,9 @@ def register(subparsers, common):
                         help="directories or files to compile (default: the standard library)")
     parser.add_argument("--python", metavar="PATH", default=None,
                         help="the interpreter the .pyc files are for; it does the compiling "
-                             "(default: the one running pyimgtools, %s)" % (sys.executable or "?"))
+                             "(default: the one running pyimgtools, %s). With --root, a path "
+                             "in the image (default: the image's python3), run by the image's "
+                             "own loader" % (sys.executable or "?"))
     parser.add_argument("--site-packages", action="store_true",
                         help="also compile the interpreter's purelib and platlib (site-packages)")
     parser.add_argument("-j", "--workers", type=_non_negative, default=0, metavar="N",
@@ -600,7 +713,8 @@ def register(subparsers, common):
     parser.add_argument("-f", "--force", action="store_true",
                         help="recompile even the .pyc files that are up to date")
     parser.add_argument("--keep-going", action="store_true",
-                        help="after a file fails, compile the rest (the exit status is still 1)")
+                        help="accepted for compatibility: a file that fails never stops the "
+                             "others (each failure is listed, the exit status is 1)")
     cli.add_dry_run(parser)
     parser.set_defaults(run=run)
 
@@ -623,25 +737,25 @@ def run(args, out, root):
             re.compile(rx)
         except re.error as exc:
             raise UsageError("--exclude %s: %s" % (rx, exc)) from None
-    python = args.python or sys.executable
-    if not python:
-        raise UsageError("cannot tell which interpreter runs pyimgtools: give --python")
-    with WorkerPool(python) as pool:
+    if root.is_host:
+        python = args.python or sys.executable
+        if not python:
+            raise UsageError("cannot tell which interpreter runs pyimgtools: give --python")
+        launch = image_python.Launch([python], None, python)
+    else:  # the image's own interpreter, run by the image's own loader
+        launch = image_python.launch(root, args.python or image_python.default_python(root))
+    with WorkerPool(launch) as pool:
         the_plan = plan(args, out, root, pool)
         if args.dry_run:
             _report_plan(the_plan, out, time.monotonic() - start)
             if the_plan.unreadable:
-                raise PyimgtoolsError("%s cannot be read" % format_count(len(the_plan.unreadable), "file"))
+                raise PyimgtoolsError("%s cannot be read" % format_count(len(the_plan.unreadable), "path"))
             return 0
         result = apply(the_plan, args, out, pool)
     _report(the_plan, result, args, out, time.monotonic() - start)
     failed = len(result.failures) + len(the_plan.unreadable)
     if failed:
-        more = ""
-        if result.not_attempted:
-            more = "; stopped, %s not compiled (--keep-going compiles the rest)" % format_count(
-                result.not_attempted, "more file")
-        raise PyimgtoolsError("%s failed to compile%s" % (format_count(failed, "file"), more))
+        raise PyimgtoolsError("%s failed to compile" % format_count(failed, "file"))
     return 0
 
 
@@ -655,6 +769,8 @@ def _report_plan(p, out, seconds):
     for it in p.to_compile:
         out.line("would compile %s (%s)" % (display_path(it.image_path),
                                             ", ".join(sorted(set(r for r in it.reasons if r)))))
+    for _d, _n, image in p.stale_tmp:
+        out.line("would remove %s (left by a run that was killed)" % display_path(image))
     for f in p.unreadable:
         print(f.text(), file=out.stderr)
     out.summary("pyimgtools compile: would compile %s, %s up to date, %d skipped, %d unreadable "
@@ -667,6 +783,8 @@ def _report_plan(p, out, seconds):
 def _report(p, r, args, out, seconds):
     for line in r.warnings:
         out.detail("warning: " + line)
+    for path in r.removed_tmp:
+        out.detail("removed %s (left by a run that was killed)" % display_path(path))
     for path in r.compiled:
         out.detail("compiled " + display_path(path))
     for f in p.unreadable + r.failures:
@@ -685,7 +803,8 @@ def _document(p, r, seconds, dry_run):
         "command": NAME,
         "dry_run": dry_run,
         "python": {"executable": p.target.executable, "implementation": p.target.implementation,
-                   "version": p.target.version, "cache_tag": p.target.cache_tag},
+                   "version": p.target.version, "cache_tag": p.target.cache_tag,
+                   "venv": p.target.venv},
         "invalidation_mode": p.mode,
         "optimize": p.levels,
         "workers": p.workers,
@@ -704,11 +823,12 @@ def _document(p, r, seconds, dry_run):
         doc["to_compile"] = [{"path": it.image_path, "optimize": it.levels,
                               "reasons": [x for x in it.reasons if x]} for it in p.to_compile]
         doc["failures"] = p.unreadable
+        doc["stale_tmp"] = [image for _d, _n, image in p.stale_tmp]
     else:
-        doc["files"]["not_attempted"] = r.not_attempted
         doc["pycs_written"] = r.pycs_written
         doc["bytes_written"] = r.bytes_written
         doc["compiled"] = r.compiled
         doc["failures"] = p.unreadable + r.failures
         doc["warnings"] = r.warnings
+        doc["removed_tmp"] = r.removed_tmp
     return doc

@@ -10,10 +10,10 @@ Protocol on stdin/stdout: frames of a 4-byte little-endian length followed by
 ``marshal.dumps(obj, 2)`` (plain tuples, bytes, str and ints only, which every
 Python 3 reads alike). Requests:
 
-    ("info", want_paths)                  -> dict of facts about this interpreter
+    ("info", want_paths, venv or None)    -> dict of facts about this interpreter
     ("config", mode, levels, force)       -> True
     ("check", [(path, source), ...])              -> [(size, [reason or "" per level]) | ("!", message)]
-    ("compile", [(path, dfile, levels, source)])  -> [result, ...] (see compile_item)
+    ("compile", [(path, dfile, levels, source, top)]) -> [result, ...] (see compile_item)
     ("end",)                              -> "end" (marks the end of a pass)
 
 `path` is bytes: the source, beside which __pycache__ is; `source`, when not
@@ -32,6 +32,7 @@ if sys.version_info < (3, 7):  # no hash-based .pyc files (PEP 552) before 3.7
                      % sys.version_info[:2])
     sys.exit(3)
 
+import errno  # noqa: E402
 import marshal  # noqa: E402
 import os  # noqa: E402
 import stat  # noqa: E402
@@ -51,6 +52,9 @@ _MAX_WARNINGS = 20
 # O_NONBLOCK: a FIFO put where a source was listed must not hang the worker
 # (it is then refused as "not a regular file"); it changes nothing for files.
 _O_READ = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+_O_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+CACHE_DIR = "__pycache__"
 
 
 def pyc_path(path, level):
@@ -141,43 +145,73 @@ def _read_all(fd):
         chunks.append(chunk)
 
 
-def _ensure_cache_dir(directory, src_dir_mode):
-    """Create __pycache__ with mode 0755 whatever the umask; open up an existing one
-    that hides its .pyc files from users who can list the source directory."""
+def _open_source_dir(path, top):
+    """A descriptor of the directory holding `path` (bytes), opened from the tree's
+    top down, every step with O_NOFOLLOW: a directory of the tree swapped for a
+    symlink while we work is refused, never followed. Without `top`, the
+    directory itself (a single file given by the user)."""
+    directory = os.path.dirname(path) or b"."
+    if top is None:
+        return os.open(directory, _O_DIR)
+    rel = os.path.relpath(directory, top)
+    fd = os.open(top, _O_DIR)
     try:
-        st = os.lstat(directory)
-    except FileNotFoundError:
-        try:
-            os.mkdir(directory, 0o755)
-        except FileExistsError:
-            pass
-        else:
-            os.chmod(directory, 0o755)
-            return
-        st = os.lstat(directory)
-    if not stat.S_ISDIR(st.st_mode):
-        raise OSError("%s is not a directory (a symlink or a file)" % directory)
-    want = stat.S_IMODE(st.st_mode) | (src_dir_mode & 0o555)
-    if want != stat.S_IMODE(st.st_mode):
-        os.chmod(directory, want)
+        if rel != b".":
+            for part in rel.split(os.sep.encode()):
+                nfd = os.open(part, _O_DIR | _O_NOFOLLOW, dir_fd=fd)
+                os.close(fd)
+                fd = nfd
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
-def _write_atomic(target, data, mode):
-    tmp = "%s.%d.tmp" % (target, os.getpid())
-    how = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+def _open_cache_dir(src_fd, where):
+    """A descriptor of __pycache__ in the directory `src_fd`, created with mode 0755
+    whatever the umask; an existing one that hides its .pyc files from users who
+    can list the source directory is opened up. Everything through descriptors:
+    a __pycache__ that is (or becomes) a symlink or a file is refused."""
+    src_mode = os.fstat(src_fd).st_mode
     try:
-        fd = os.open(tmp, how, 0o600)
+        os.mkdir(CACHE_DIR, 0o755, dir_fd=src_fd)
+        created = True
+    except FileExistsError:
+        created = False
+    try:
+        fd = os.open(CACHE_DIR, _O_DIR | _O_NOFOLLOW, dir_fd=src_fd)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise OSError("%s is not a directory (a symlink or a file)" % where) from None
+        raise
+    try:
+        mode = stat.S_IMODE(os.fstat(fd).st_mode)
+        want = 0o755 if created else mode | (src_mode & 0o555)
+        if want != mode:
+            os.fchmod(fd, want)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _write_atomic(dir_fd, name, data, mode):
+    """Write `name` in the directory `dir_fd` by a rename of a fresh temporary file."""
+    tmp = "%s.%d.tmp" % (name, os.getpid())
+    how = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(tmp, how, 0o600, dir_fd=dir_fd)
     except FileExistsError:  # left by a run that was killed
-        os.unlink(tmp)
-        fd = os.open(tmp, how, 0o600)
+        os.unlink(tmp, dir_fd=dir_fd)
+        fd = os.open(tmp, how, 0o600, dir_fd=dir_fd)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             os.fchmod(f.fileno(), mode)
-        os.replace(tmp, target)
+        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except BaseException:
         try:
-            os.unlink(tmp)
+            os.unlink(tmp, dir_fd=dir_fd)
         except OSError:
             pass
         raise
@@ -194,22 +228,37 @@ def _to_pyc(code, flags, st, data):
     return header(flags, st, source_hash) + marshal.dumps(code)
 
 
-def compile_item(path, dfile, levels, flags, source=None):
-    """Compile `path` for each level in `levels`.
+def compile_item(path, dfile, levels, flags, source=None, top=None):
+    """Compile `path` for each level in `levels`; `top`: the tree's top directory
+    (bytes), which the directories down to `path` are opened from.
 
     Returns ("ok", pycs written, bytes written, [warning lines]) or
     ("error", kind, message, lineno or 0, [warning lines]).
     """
     spath = os.fsdecode(path)
     caught = []
+    cache_fd = None
     try:
         with open(source or path, "rb") as f:
             st = os.fstat(f.fileno())
             data = f.read()
         cache_dir = os.path.dirname(pyc_path(spath, levels[0]))
-        _ensure_cache_dir(cache_dir, os.stat(os.path.dirname(cache_dir) or ".").st_mode)
+        if cache_dir != os.path.join(os.path.dirname(spath), CACHE_DIR):
+            raise OSError("a pycache_prefix is set (%s): not supported" % sys.pycache_prefix)
+        src_fd = _open_source_dir(path, top)
+        try:
+            cache_fd = _open_cache_dir(src_fd, cache_dir)
+        finally:
+            os.close(src_fd)
     except OSError as exc:
         return ("error", "OSError", exc.strerror or str(exc), 0, [])
+    try:
+        return _compile_levels(data, st, spath, dfile, levels, flags, cache_fd, caught)
+    finally:
+        os.close(cache_fd)
+
+
+def _compile_levels(data, st, spath, dfile, levels, flags, cache_fd, caught):
     name = spath if dfile is None else dfile
     written = size = 0
     for level in levels:
@@ -226,7 +275,7 @@ def compile_item(path, dfile, levels, flags, source=None):
             caught.extend(got)
         pyc = _to_pyc(code, flags, st, data)
         try:
-            _write_atomic(pyc_path(spath, level), pyc, wanted_mode(st.st_mode))
+            _write_atomic(cache_fd, os.path.basename(pyc_path(spath, level)), pyc, wanted_mode(st.st_mode))
         except OSError as exc:
             return ("error", "OSError", "%s: %s" % (pyc_path(spath, level), exc.strerror or exc),
                     0, _warning_lines(caught))
@@ -242,7 +291,40 @@ def _warning_lines(caught):
     return lines
 
 
-def info(want_paths):
+def venv_prefix():
+    """The venv this interpreter runs in, or None.
+
+    Found as site.py finds it (a pyvenv.cfg beside the executable or one
+    directory up; the venv is the executable's parent directory): the worker
+    runs under -S, where Python 3.13 and older leave sys.prefix at the base
+    installation. 3.14 and newer set sys.prefix to the venv even under -S.
+    """
+    if sys.prefix != sys.base_prefix:
+        return sys.prefix
+    exe_dir = os.path.dirname(os.path.abspath(sys.executable or ""))
+    for d in (exe_dir, os.path.dirname(exe_dir)):
+        if os.path.isfile(os.path.join(d, "pyvenv.cfg")):
+            return os.path.dirname(exe_dir)
+    return None
+
+
+def site_paths(venv):
+    """(purelib, platlib) of this interpreter; a venv's own when `venv` is given."""
+    import sysconfig
+    if venv is None:
+        paths = sysconfig.get_paths()
+    else:
+        names = sysconfig.get_scheme_names()
+        scheme = "venv" if "venv" in names else ("posix_prefix" if os.name == "posix" else "nt")
+        paths = sysconfig.get_paths(scheme, vars={"base": venv, "platbase": venv})
+    return paths.get("purelib"), paths.get("platlib")
+
+
+def info(want_paths, venv=None):
+    """Facts about this interpreter. With `want_paths`: its standard library (always
+    the base installation's, also in a venv: 3.14's venv scheme puts platstdlib
+    under sys.prefix), its site directories (the venv's, in a venv: `venv` when the
+    caller found it, else venv_prefix()) and the base installation's."""
     doc = {
         "executable": sys.executable,
         "implementation": sys.implementation.name,
@@ -254,11 +336,15 @@ def info(want_paths):
     }
     if want_paths:
         import sysconfig
-        paths = sysconfig.get_paths()
-        for key in ("stdlib", "platstdlib", "purelib", "platlib"):
-            doc[key] = paths.get(key)
-        # In a venv, the base interpreter's site directories (pruned from the stdlib walk).
-        base = sysconfig.get_paths(vars={"base": sys.base_prefix, "platbase": sys.base_exec_prefix})
+        base_vars = {"base": sys.base_prefix, "platbase": sys.base_exec_prefix,
+                     "installed_base": sys.base_prefix, "installed_platbase": sys.base_exec_prefix}
+        base = sysconfig.get_paths(vars=base_vars)
+        doc["stdlib"], doc["platstdlib"] = base.get("stdlib"), base.get("platstdlib")
+        if venv is None:
+            venv = venv_prefix()
+        doc["venv"] = venv
+        doc["purelib"], doc["platlib"] = site_paths(venv)
+        # The base installation's site directories (pruned from the stdlib walk).
         doc["base_purelib"], doc["base_platlib"] = base.get("purelib"), base.get("platlib")
     return doc
 
@@ -285,7 +371,7 @@ def serve(stdin, stdout):
             return
         kind = request[0]
         if kind == "info":
-            reply = info(request[1])
+            reply = info(request[1], request[2] if len(request) > 2 else None)
         elif kind == "config":
             flags, levels, force = MODES[request[1]], tuple(request[2]), bool(request[3])
             reply = True
@@ -297,8 +383,8 @@ def serve(stdin, stdout):
                 except OSError as exc:
                     reply.append(("!", exc.strerror or str(exc)))
         elif kind == "compile":
-            reply = [compile_item(path, dfile, tuple(lv), flags, source)
-                     for path, dfile, lv, source in request[1]]
+            reply = [compile_item(path, dfile, tuple(lv), flags, source, top)
+                     for path, dfile, lv, source, top in request[1]]
         elif kind == "end":
             reply = "end"
         else:

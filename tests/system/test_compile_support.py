@@ -5,9 +5,17 @@ The scripts below run inside the *target* interpreter (3.8 ... 3.13, trixie's
 Each is passed with `-c`, so it works in a chroot that has no copy of this file.
 """
 
+import fcntl
+import glob
 import json
 import os
+import shutil
 import subprocess
+import sys
+import time
+import zipfile
+
+from tests.harness.prereq import CACHE_DIR
 
 # The reference: compileall's own API, what `python -m compileall` runs, with no
 # exclusion at all, forced (compileall takes a timestamp .pyc of an unchanged
@@ -146,3 +154,96 @@ def used_pyc_lines(verbose_stderr, tree):
     """Lines of `python -v` saying a .pyc under `tree` was validated and used."""
     return [line for line in verbose_stderr.splitlines()
             if line.startswith("# " + tree.rstrip("/") + "/") and " matches " in line]
+
+
+# ---------------------------------------------------------------- venv makers
+
+VENV_TOOLS = os.path.join(CACHE_DIR, "venv-tools")
+VENV_TOOLS_MAX_AGE = 7 * 24 * 3600
+VENV_KINDS = ("venv", "virtualenv", "uv")
+
+# What a venv's own interpreter (site enabled) says about itself: its site
+# directories, the stdlib (the directory of a pure-Python stdlib package, which
+# is never frozen), and the base interpreter it runs on.
+VENV_FACTS = r"""
+import json, os, site, sys
+import json as _j
+print(json.dumps({"site": site.getsitepackages(),
+                  "stdlib": os.path.dirname(os.path.dirname(_j.__file__)),
+                  "base_executable": getattr(sys, "_base_executable", None),
+                  "prefix": sys.prefix, "base_prefix": sys.base_prefix}))
+"""
+# The base interpreter's own site directories (site enabled, user site included).
+BASE_SITE = r"""
+import json, site
+print(json.dumps(site.getsitepackages() + [site.getusersitepackages()]))
+"""
+
+
+def venv_tools():
+    """{"virtualenv": a PYTHONPATH entry holding virtualenv and its dependencies,
+    "uv": the uv binary}, unpacked from their PyPI wheels (pip download on the
+    host, cached for a week; without PyPI the test cannot run)."""
+    from tests.harness.prereq import require
+    site_dir = os.path.join(VENV_TOOLS, "site")
+    stamp = os.path.join(VENV_TOOLS, ".complete")
+    os.makedirs(VENV_TOOLS, exist_ok=True)
+    with open(os.path.join(VENV_TOOLS, ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            fresh = time.time() - os.stat(stamp).st_mtime < VENV_TOOLS_MAX_AGE
+        except FileNotFoundError:
+            fresh = False
+        if not fresh:
+            wheels = os.path.join(VENV_TOOLS, "wheels")
+            shutil.rmtree(wheels, ignore_errors=True)
+            shutil.rmtree(site_dir, ignore_errors=True)
+            proc = subprocess.run([sys.executable, "-m", "pip", "download", "-q",
+                                   "--disable-pip-version-check", "--only-binary", ":all:",
+                                   "-d", wheels, "virtualenv", "uv"], capture_output=True, text=True)
+            require(proc.returncode == 0, "cannot download virtualenv and uv from PyPI: %s"
+                    % proc.stderr[-500:])
+            for name in sorted(os.listdir(wheels)):
+                with zipfile.ZipFile(os.path.join(wheels, name)) as whl:
+                    whl.extractall(site_dir)
+            open(stamp, "w").close()
+    uv = glob.glob(os.path.join(site_dir, "uv-*.data", "scripts", "uv"))
+    require(len(uv) == 1, "no uv binary in the uv wheel under %s" % site_dir)
+    os.chmod(uv[0], 0o755)
+    return {"virtualenv": site_dir, "uv": uv[0]}
+
+
+def make_venv_argv(kind, python, dest, tools, runner=None):
+    """(argv, env) that make a venv at `dest` for `python` with `kind`'s own tool;
+    `runner` is the interpreter that runs virtualenv (default: `python`)."""
+    if kind == "venv":
+        return [python, "-m", "venv", "--without-pip", dest], {}
+    if kind == "virtualenv":
+        return ([runner or python, "-m", "virtualenv", "--no-seed", "--no-periodic-update",
+                 "-p", python, dest],
+                {"PYTHONPATH": tools["virtualenv"],
+                 "VIRTUALENV_OVERRIDE_APP_DATA": dest + ".appdata"})
+    if kind == "uv":
+        return ([tools["uv"], "venv", "--no-config", "--offline", "--python", python, dest],
+                {"UV_CACHE_DIR": dest + ".uvcache", "UV_PYTHON_DOWNLOADS": "never",
+                 "UV_NO_CONFIG": "1"})
+    raise ValueError(kind)
+
+
+def expected_venv_trees(facts, base_site, host=lambda path: path):
+    """What `compile --site-packages` of a venv must walk: the base stdlib, then the
+    venv's existing site directories (once each); and the base's site directories,
+    none of which may be walked. `host` maps a path of the venv's file system to this one's."""
+    trees, seen = [facts["stdlib"]], {os.path.realpath(host(facts["stdlib"]))}
+    for d in facts["site"]:
+        if os.path.isdir(host(d)) and os.path.realpath(host(d)) not in seen:
+            seen.add(os.path.realpath(host(d)))
+            trees.append(d)
+    return trees, [d for d in base_site if d]
+
+
+def assert_no_base_site(doc, base_site):
+    for d in base_site:
+        d = d.rstrip("/") + "/"
+        assert not any((t.rstrip("/") + "/").startswith(d) for t in doc["trees"]), (d, doc["trees"])
+        assert not any(it["path"].startswith(d) for it in doc["to_compile"]), d
