@@ -116,7 +116,8 @@ def register(subparsers, common):
             "pyimgtools finalize --dry-run --json"))
     parser.add_argument("--python", metavar="PATH", default=None,
                         help="the target interpreter (default: python3 on PATH, else the one "
-                             "running pyimgtools; with --root: the one running pyimgtools)")
+                             "running pyimgtools; with --root: a path in the image, default "
+                             "its python3 in /usr/local/bin, /usr/bin, /bin)")
     cli.add_dry_run(parser)
     for command, _module, _excluded in STEPS:
         parser.add_argument("--no-" + command, action="store_true",
@@ -199,7 +200,7 @@ def app_trees(target, root, prune_paths=(), compile_paths=(), pruning=True):
 def _resolve(args, root, out):
     """The target (PyTarget) and the namespaces' PATHs, once the upgrade is done."""
     python = pytarget.choose(root, args.python)
-    target = pytarget.probe(python)
+    target = pytarget.probe(python, root)
     target.executable = python  # as found (a venv's bin/python3 is a symlink)
     pruning = not args.skip_prune
     prune, trees = app_trees(target, root, getattr(args, "prune__paths", None),

@@ -108,22 +108,31 @@ def on_path(root, path_env=None, name="python3"):
 
 
 def choose(root, python=None, path_env=None):
-    """The interpreter to target: --python, python3 on PATH (inside the image only),
-    or the one running pyimgtools."""
+    """The interpreter to target: --python, else python3 on PATH or the one running
+    pyimgtools; with --root, the image's python3 (as `compile --root` finds it)."""
     if python:
         return python
-    if root.is_host:
-        found = on_path(root, path_env)
-        if found:
-            return found
-    return sys.executable
+    if not root.is_host:
+        from pyimgtools import image_python
+        return image_python.default_python(root)
+    return on_path(root, path_env) or sys.executable
 
 
-def probe(python):
-    """Ask `python` about itself (PyTarget). Runs it with -I -S: no site, no .pth."""
+def probe(python, root=None):
+    """Ask `python` about itself (PyTarget). Runs it with -I -S: no site, no .pth.
+
+    With a non-host `root`, `python` is a path in the image, run by the image's
+    own loader (pyimgtools.image_python); the paths it reports are mapped back
+    into the image, and a venv is found from the in-image path."""
+    if root is not None and not root.is_host:
+        return _probe_in_image(python, root)
+    return _run_probe([python], None, python)
+
+
+def _run_probe(argv, env, python):
     try:
-        proc = subprocess.run([python, "-I", "-S", "-c", _PROBE], stdin=subprocess.DEVNULL,
-                              capture_output=True, timeout=60)
+        proc = subprocess.run(argv + ["-I", "-S", "-c", _PROBE], stdin=subprocess.DEVNULL,
+                              capture_output=True, timeout=60, env=env)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise PyimgtoolsError("--python %s: %s" % (python, getattr(exc, "strerror", None) or exc))
     try:
@@ -133,3 +142,36 @@ def probe(python):
         raise PyimgtoolsError("--python %s: cannot ask it about itself (exit %d: %s)"
                               % (python, proc.returncode, tail[-1] if tail else "no output"))
     return PyTarget(**{f.name: doc.get(f.name) for f in dataclasses.fields(PyTarget)})
+
+
+def _probe_in_image(python, root):
+    from pyimgtools import image_python
+    launch = image_python.launch(root, python)
+    target = _run_probe(launch.argv, launch.env, python)
+    inside = lambda p: image_python.to_image(root, p)  # noqa: E731
+    for name in ("prefix", "base_prefix", "stdlib", "platstdlib"):
+        setattr(target, name, inside(getattr(target, name)))
+    sites = [inside(p) for p in target.site_packages]
+    if launch.venv:  # run through its resolved binary: the probe saw the base
+        venv = inside(launch.venv)
+        major_minor = ".".join(target.version.split(".")[:2])
+        own = ["%s/%s/python%s/site-packages" % (venv, d, major_minor) for d in ("lib", "lib64")]
+        system = _include_system_site(root, venv)
+        sites = own + (sites if system else [])
+        target.prefix, target.venv = venv, True
+    target.site_packages = [p for p in dict.fromkeys(sites) if p]
+    target.executable = python
+    return target
+
+
+def _include_system_site(root, venv):
+    try:
+        with open(root.host(root.realpath(venv + "/pyvenv.cfg")), encoding="utf-8",
+                  errors="replace") as f:
+            for line in f:
+                key, sep, value = line.partition("=")
+                if sep and key.strip().lower() == "include-system-site-packages":
+                    return value.strip().lower() == "true"
+    except OSError:
+        pass
+    return False

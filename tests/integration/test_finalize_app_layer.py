@@ -166,3 +166,18 @@ def test_audit_reports_a_venv_that_lost_its_bytecode(app_chroot):
     _finalize(c, [], VENV_PATH)
     after = json.loads(c.run(audit, check=False, env=env).stdout)["findings"]
     assert [f["id"] for f in after if f["id"].startswith(("site-", "stdlib-", "pyc-"))] == []
+
+
+def test_finalize_from_outside_with_root_and_a_venv_python(app_chroot):
+    # The image's own interpreter named by its in-image path (run by the image's
+    # loader): the venv's trees, mapped back into the image.
+    from tests.conftest import run_cli
+    c = app_chroot("bookworm", "uv")
+    proc = run_cli("finalize", "--root", c.path, "--python", "/opt/venv/bin/python3",
+                   "--no-security-upgrade", "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    target = json.loads(proc.stdout)["target"]
+    assert target["venv"] is True and target["pruned"] == ["/opt/venv"]
+    assert target["site_packages"][0].startswith("/opt/venv/lib/python3")
+    _, compiled = nonroot_start(c, VENV_PATH)
+    assert compiled == [], compiled[:5]

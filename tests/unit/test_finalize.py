@@ -206,7 +206,7 @@ def test_real_prune_then_compile_on_a_tree(tmp_path, monkeypatch):
     stale = pkg / "__pycache__" / "old.cpython-30.pyc"
     stale.parent.mkdir()
     stale.write_bytes(b"stale")
-    monkeypatch.setattr(pytarget, "probe", lambda python: fake_target(tmp_path))
+    monkeypatch.setattr(pytarget, "probe", lambda python, root=None: fake_target(tmp_path))
     args = ["finalize", "--no-security-upgrade", "--python", sys.executable]
     parser = argparse.ArgumentParser(prog="pyimgtools")
     sub = parser.add_subparsers(dest="command")
@@ -232,7 +232,7 @@ def probed(monkeypatch, tmp_path):
     std.mkdir(parents=True)
     target = fake_target(tmp_path / "venv", site=site, stdlib=std)
     asked = []
-    monkeypatch.setattr(pytarget, "probe", lambda python: asked.append(python) or target)
+    monkeypatch.setattr(pytarget, "probe", lambda python, root=None: asked.append(python) or target)
     return target, asked
 
 
