@@ -699,7 +699,7 @@ def site_trees(ctx):
             add("/usr/local/lib/python%s/dist-packages" % inst.name, inst.version, inst.describe())
     default = _debian_default(ctx)
     if default is not None:
-        add("/usr/lib/python3/dist-packages", default.version, default.describe())
+        add(DEBIAN_DIST_PACKAGES, default.version, default.describe())
     for venv in sorted(ctx.tree.venvs):
         for lib in ("lib", "lib64"):
             for name in ctx.listdir(venv + "/" + lib):
@@ -929,11 +929,15 @@ def dangling_symlinks(ctx):
             continue
         except OSError:
             pass
-        if excl and _excluded(resolved, excl, incl):
-            continue
+        if excl and (_excluded(resolved, excl, incl) or _excluded(link, excl, incl)):
+            continue  # into, or itself in, what the image excludes (trixie's
+            # python3-pip keeps doc links into libjs-sphinxdoc, a Recommends)
         result.append((link, target, resolved))
     result.sort()
     return result
+
+
+DEBIAN_DIST_PACKAGES = "/usr/lib/python3/dist-packages"
 
 
 @check("broken-metadata", "broken-dist-info", "dangling-symlinks")
@@ -944,6 +948,8 @@ def check_broken_metadata(ctx):
         if names is None:
             continue
         lacking = [n for n in ("METADATA", "RECORD") if n not in names]
+        if lacking == ["RECORD"] and path.startswith(DEBIAN_DIST_PACKAGES + "/"):
+            continue  # Debian's packages drop RECORD by policy; dpkg owns the files
         if lacking:
             broken.append((path, lacking))
     if broken:

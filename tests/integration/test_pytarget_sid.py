@@ -3,12 +3,16 @@ changed what -S leaves in sys.prefix): the trees it reports are the venv's own
 site.getsitepackages(), prefix and os.__file__ directory."""
 
 import json
+import os
 
 import pytest
 
 from tests.integration.test_compile_sid import pyimgtools_in, sid  # noqa: F401 - the fixture
 
-OWN = ("import json, os, site, sys; print(json.dumps({'site': site.getsitepackages(), "
+# Debian's site.getsitepackages() in a venv also names dist-packages directories
+# under the venv that never exist: the ones that exist are compared.
+OWN = ("import json, os, site, sys; print(json.dumps({'site': [p for p in "
+       "site.getsitepackages() if os.path.isdir(p)], "
        "'prefix': sys.prefix, 'stdlib': os.path.dirname(os.__file__)}))")
 
 
@@ -24,5 +28,5 @@ def test_the_target_of_a_sid_venv(sid, minor):  # noqa: F811
     target = doc["target"]
     assert target["venv"] is True and target["prefix"] == want["prefix"] == venv
     assert target["stdlib"] == want["stdlib"]
-    assert target["site_packages"] == want["site"]
+    assert [p for p in target["site_packages"] if os.path.isdir(sid.host(p))] == want["site"]
     assert target["pruned"] == [venv]

@@ -348,12 +348,19 @@ def test_broken_dist_info_and_dangling_symlinks(tmp_path):
     link("../proc/self/mounts", "/etc/mtab")                 # run-time target: not counted
     write(tmp_path, "/etc/dpkg/dpkg.cfg.d/docker", "path-exclude /usr/share/man/*\n")
     link("/usr/share/man/man1/which.debianutils.1.gz", "/etc/alternatives-which.1.gz")  # excluded docs
+    os.makedirs(str(tmp_path) + "/usr/share/man/html")
+    link("../../javascript/x.js", "/usr/share/man/html/x.js")  # itself in excluded docs (trixie's pip)
+    deb = "/usr/lib/python3/dist-packages"
+    write(tmp_path, deb + "/pip-25.1.dist-info/METADATA", "Name: pip\n")  # Debian drops RECORD
+    os.makedirs(str(tmp_path) + deb + "/nometa-1.0.dist-info")           # still broken
     os.makedirs(str(tmp_path / "proc"))
     link("/nowhere", "/proc/ignored")                        # /proc is not walked
     found = by_id(run_audit(tmp_path))
     f = found["broken-dist-info"]
-    assert f.paths == [sp + "/empty-2.0.dist-info", sp + "/norecord-1.0.dist-info"]
-    assert f.data["missing"] == {sp + "/empty-2.0.dist-info": ["METADATA", "RECORD"],
+    assert f.paths == [deb + "/nometa-1.0.dist-info", sp + "/empty-2.0.dist-info",
+                       sp + "/norecord-1.0.dist-info"]
+    assert f.data["missing"] == {deb + "/nometa-1.0.dist-info": ["METADATA", "RECORD"],
+                                 sp + "/empty-2.0.dist-info": ["METADATA", "RECORD"],
                                  sp + "/norecord-1.0.dist-info": ["RECORD"]}
     d = found["dangling-symlinks"]
     assert d.paths == ["/usr/lib/gone-link", "/usr/lib/libbar.so", "/usr/lib/loop-a", "/usr/lib/loop-b"]
