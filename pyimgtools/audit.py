@@ -3,7 +3,7 @@
     findings = plan(root, env=..., ignore=...)     # pure: reads, never writes
     code = exit_code(findings, fail_on)            # 100 when a finding is at/above fail_on
 
-Every finding has a stable id (documented in the README and `CHECKS`), a
+Every finding has a stable id (documented in docs/commands.md and `CHECKS`), a
 severity (`error` breaks or endangers the image, `warn` is waste or a risky
 leftover, `info` a trade-off), the evidence a person can verify, the paths,
 the bytes at stake and a one-line fix. The checks live in

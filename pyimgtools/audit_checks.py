@@ -90,6 +90,7 @@ class Tree:
         self.dist_infos = []      # (in-image path, set of names inside)
         self.unreadable = []      # directories that could not be listed
         self.nested_roots = []    # directories that hold another root file system (not walked)
+        self.venvs = []           # directories holding a pyvenv.cfg (virtual environments)
 
 
 class Context:
@@ -235,6 +236,8 @@ def walk_tree(ctx):
                     tree.symlinks.append(path)
                     continue
                 if not e.is_dir(follow_symlinks=False):
+                    if e.name == "pyvenv.cfg" and d != "/":
+                        tree.venvs.append(d)
                     continue
                 if d == "/" and path in _SKIP_TOP:
                     continue
@@ -458,16 +461,39 @@ def pyc_status(pyc_host, src_stat, version, src_host=None):
 
 
 def scan_stdlib(ctx, inst):
-    """(missing, stale) lists of (in-image .py path, source bytes, pyc bytes) for one installation.
+    """(missing, stale, unreadable) lists of (in-image .py path, source bytes, pyc bytes)
+    for one installation's standard library.
 
     Test directories, site-packages and config-*/ are left out: they are not
     imported in normal use (and `prune` removes the tests).
     """
-    tag = "cpython-%d%d" % inst.version
-    legacy = inst.version < (3, 2)
-    missing, stale = [], []
-    top_host = ctx.root.host(ctx.root.realpath(inst.stdlib))
-    stack = [(top_host, inst.stdlib)]
+    return scan_bytecode(ctx, inst.stdlib, inst.version, _STDLIB_SKIP_DIRS, skip_config=True)
+
+
+def _unreadable_for_others(src_mode, pyc_mode, pycache_mode):
+    """A user who can read the source (by the "other" bits) cannot use the .pyc."""
+    if not src_mode & 0o004:
+        return False
+    if pycache_mode is not None and (pycache_mode & 0o005) != 0o005:
+        return True
+    return not pyc_mode & 0o004
+
+
+def scan_bytecode(ctx, top, version, skip_dirs, skip_config=False):
+    """(missing, stale, unreadable) lists of (in-image .py path, source bytes, pyc bytes)
+    for every .py under the in-image directory `top`, for Python `version`.
+
+    unreadable: the .pyc is there and valid, but a user who may read the source
+    may not read it (its mode, or its __pycache__'s): that user compiles.
+    """
+    tag = "cpython-%d%d" % version
+    legacy = version < (3, 2)
+    missing, stale, unreadable = [], [], []
+    try:
+        top_host = ctx.root.host(ctx.root.realpath(top))
+    except OSError:
+        return missing, stale, unreadable
+    stack = [(top_host, top)]
     while stack:
         host_dir, image_dir = stack.pop()
         try:
@@ -475,16 +501,19 @@ def scan_stdlib(ctx, inst):
         except OSError:
             continue
         pycache = None
+        pycache_mode = None
         if not legacy:
+            cache_dir = os.path.join(host_dir, "__pycache__")
             try:
-                pycache = set(os.listdir(os.path.join(host_dir, "__pycache__")))
+                pycache = set(os.listdir(cache_dir))
+                pycache_mode = os.lstat(cache_dir).st_mode
             except OSError:
                 pycache = set()
         names = {e.name for e in entries}
         for e in entries:
             try:
                 if e.is_dir(follow_symlinks=False):
-                    if e.name in _STDLIB_SKIP_DIRS or e.name.startswith("config-"):
+                    if e.name in skip_dirs or (skip_config and e.name.startswith("config-")):
                         continue
                     stack.append((e.path, image_dir + "/" + e.name))
                     continue
@@ -506,18 +535,22 @@ def scan_stdlib(ctx, inst):
             if not present:
                 missing.append((path, st.st_size, 0))
                 continue
-            status = pyc_status(pyc_host, st, inst.version, e.path)
+            status = pyc_status(pyc_host, st, version, e.path)
+            try:
+                pst = os.lstat(pyc_host)
+            except OSError:
+                pst = None
             if status == "stale":
-                try:
-                    pyc_bytes = os.lstat(pyc_host).st_size
-                except OSError:
-                    pyc_bytes = 0
-                stale.append((path, st.st_size, pyc_bytes))
+                stale.append((path, st.st_size, pst.st_size if pst else 0))
             elif status == "missing":
                 missing.append((path, st.st_size, 0))
+            elif pst is not None and _unreadable_for_others(
+                    st.st_mode, pst.st_mode, None if legacy else pycache_mode):
+                unreadable.append((path, st.st_size, pst.st_size))
     missing.sort()
     stale.sort()
-    return missing, stale
+    unreadable.sort()
+    return missing, stale, unreadable
 
 
 def _own_stdlib(ctx):
@@ -571,11 +604,10 @@ def _cost(nbytes):
     return "%.0f ms" % (seconds * 1000) if seconds < 1 else "%.1f s" % seconds
 
 
-@check("stdlib-bytecode", "stdlib-missing-pyc", "stdlib-stale-pyc")
+@check("stdlib-bytecode", "stdlib-missing-pyc", "stdlib-stale-pyc", "pyc-unreadable")
 def check_stdlib_bytecode(ctx):
     if not ctx.pythons:
         raise Skip("no Python installation found")
-    per = {"missing": [], "stale": []}
     own = _own_stdlib(ctx)
     if own is not None and not sys.dont_write_bytecode:
         written = _pycs_written_by_this_process(ctx, own)
@@ -586,45 +618,121 @@ def check_stdlib_bytecode(ctx):
                      "stdlib-missing-pyc/stdlib-stale-pyc findings"
                      % (own.prefix, own.name, "may have written" if written is None else "wrote",
                         "the modules" if written is None else format_count(written, "module")))
-    for inst in ctx.pythons:
-        missing, stale = scan_stdlib(ctx, inst)
-        if missing:
-            per["missing"].append((inst, missing))
-        if stale:
-            per["stale"].append((inst, stale))
+    scans = [(inst.stdlib, inst.describe(), scan_stdlib(ctx, inst)) for inst in ctx.pythons]
+    return bytecode_findings(scans, "stdlib", "of the standard library")
+
+
+def bytecode_findings(scans, prefix, what):
+    """Findings PREFIX-missing-pyc, PREFIX-stale-pyc and pyc-unreadable from
+    [(tree, description, (missing, stale, unreadable))], with the compile cost."""
     findings = []
-    for kind, fid in (("missing", "stdlib-missing-pyc"), ("stale", "stdlib-stale-pyc")):
-        groups = per[kind]
+    kinds = (("missing", prefix + "-missing-pyc", 0), ("stale", prefix + "-stale-pyc", 1),
+             ("unreadable", "pyc-unreadable", 2))
+    for kind, fid, index in kinds:
+        groups = [(tree, desc, lists[index]) for tree, desc, lists in scans if lists[index]]
         if not groups:
             continue
         evidence, paths, src_total, pyc_total, count = [], [], 0, 0, 0
-        for inst, items in groups:
+        for tree, desc, items in groups:
             src = sum(i[1] for i in items)
             src_total += src
             pyc_total += sum(i[2] for i in items)
             count += len(items)
             paths.extend(i[0] for i in items)
-            what = "without a .pyc" if kind == "missing" else "with a stale timestamp .pyc"
-            evidence.append("%s: %s %s (%s of source), e.g. %s" % (
-                inst.stdlib, format_count(len(items), "module"), what, format_bytes(src),
-                _more([display_path(i[0]) for i in items], 2)))
+            label = {"missing": "without a .pyc", "stale": "with a stale timestamp .pyc",
+                     "unreadable": "with a .pyc other users cannot read"}[kind]
+            evidence.append("%s (%s): %s %s (%s of source), up to %s of compiling per "
+                            "non-root start, e.g. %s" % (
+                                tree, desc, format_count(len(items), "module"), label,
+                                format_bytes(src), _cost(src),
+                                _more([display_path(i[0]) for i in items], 2)))
         evidence.append("estimated start-up cost: up to %s of compiling in every process "
                         "that imports them when __pycache__ is not writable (non-root user, "
                         "read-only root)" % _cost(src_total))
         verb = "has" if count == 1 else "have"
         if kind == "missing":
-            title = "%s of the standard library %s no .pyc" % (format_count(count, "module"), verb)
-            fix = "pyimgtools compile (in the same RUN step, after prune)"
-        else:
-            title = ("%s of the standard library %s a timestamp .pyc whose recorded mtime or size "
-                     "no longer matches the source" % (format_count(count, "module"), verb))
+            title = "%s %s %s no .pyc" % (format_count(count, "module"), what, verb)
+            fix = "pyimgtools compile, or finalize (in the same RUN step, after prune)"
+        elif kind == "stale":
+            title = ("%s %s %s a timestamp .pyc whose recorded mtime or size "
+                     "no longer matches the source" % (format_count(count, "module"), what, verb))
             fix = "pyimgtools compile (checked-hash pycs survive rewritten mtimes)"
+        else:
+            title = ("%s %s %s a .pyc (or __pycache__) that users who can read the source "
+                     "cannot read" % (format_count(count, "module"), what, verb))
+            fix = "pyimgtools compile (it makes each .pyc as readable as its source)"
         findings.append(Finding(fid, "warn", title, fix, evidence=evidence, paths=paths,
                                 bytes=pyc_total, reclaimable=False,
                                 data={"modules": count, "source_bytes": src_total,
                                       "estimated_compile_seconds": round(
-                                          src_total / COMPILE_BYTES_PER_SECOND, 3)}))
+                                          src_total / COMPILE_BYTES_PER_SECOND, 3),
+                                      "trees": [g[0] for g in groups]}))
     return findings
+
+
+# -- site-packages and venv bytecode ----------------------------------------------
+
+_SITE_SKIP_DIRS = {"test", "tests", "idle_test", "__pycache__"}
+
+
+def site_trees(ctx):
+    """[(in-image site directory, (major, minor), description)] of every Python
+    environment in the image: each installation's site-packages/dist-packages
+    (Debian's /usr/lib/python3/dist-packages and /usr/local/.../dist-packages for
+    its own Python) and every venv's (a directory with a pyvenv.cfg)."""
+    found, seen = [], set()
+
+    def add(path, version, desc):
+        try:
+            real = ctx.root.realpath(path)
+        except OSError:
+            return
+        if real in seen or not os.path.isdir(ctx.root.host(real)):
+            return
+        seen.add(real)
+        found.append((path, version, desc))
+
+    for inst in ctx.pythons:
+        for name in ("site-packages", "dist-packages"):
+            add("%s/%s" % (inst.stdlib, name), inst.version, inst.describe())
+        if inst.debian:
+            add("/usr/local/lib/python%s/dist-packages" % inst.name, inst.version, inst.describe())
+    default = _debian_default(ctx)
+    if default is not None:
+        add(DEBIAN_DIST_PACKAGES, default.version, default.describe())
+    for venv in sorted(ctx.tree.venvs):
+        for lib in ("lib", "lib64"):
+            for name in ctx.listdir(venv + "/" + lib):
+                m = _PY_DIR.match(name)
+                if m:
+                    add("%s/%s/%s/site-packages" % (venv, lib, name),
+                        (int(m.group(1)), int(m.group(2))), "venv %s" % venv)
+    return found
+
+
+def _debian_default(ctx):
+    """Debian's Python that /usr/bin/python3 runs (its dist-packages are shared)."""
+    debian = [i for i in ctx.pythons if i.debian]
+    if not debian:
+        return None
+    try:
+        real = ctx.root.realpath("/usr/bin/python3")
+    except OSError:
+        real = None
+    for inst in debian:
+        if real and inst.executable and real.endswith("/python" + inst.name):
+            return inst
+    return max(debian, key=lambda i: i.version)
+
+
+@check("site-bytecode", "site-missing-pyc", "site-stale-pyc", "pyc-unreadable")
+def check_site_bytecode(ctx):
+    trees = site_trees(ctx)
+    if not trees:
+        raise Skip("no site-packages or venv found")
+    scans = [(tree, desc, scan_bytecode(ctx, tree, version, _SITE_SKIP_DIRS))
+             for tree, version, desc in trees]
+    return bytecode_findings(scans, "site", "in site-packages and venvs")
 
 
 # -- package-manager leftovers ----------------------------------------------------
@@ -821,11 +929,15 @@ def dangling_symlinks(ctx):
             continue
         except OSError:
             pass
-        if excl and _excluded(resolved, excl, incl):
-            continue
+        if excl and (_excluded(resolved, excl, incl) or _excluded(link, excl, incl)):
+            continue  # into, or itself in, what the image excludes (trixie's
+            # python3-pip keeps doc links into libjs-sphinxdoc, a Recommends)
         result.append((link, target, resolved))
     result.sort()
     return result
+
+
+DEBIAN_DIST_PACKAGES = "/usr/lib/python3/dist-packages"
 
 
 @check("broken-metadata", "broken-dist-info", "dangling-symlinks")
@@ -836,6 +948,8 @@ def check_broken_metadata(ctx):
         if names is None:
             continue
         lacking = [n for n in ("METADATA", "RECORD") if n not in names]
+        if lacking == ["RECORD"] and path.startswith(DEBIAN_DIST_PACKAGES + "/"):
+            continue  # Debian's packages drop RECORD by policy; dpkg owns the files
         if lacking:
             broken.append((path, lacking))
     if broken:

@@ -1,4 +1,4 @@
-"""Expected failures and the exit codes they map to (see README, "Exit codes")."""
+"""Expected failures and the exit codes they map to (see README.md, "Exit codes")."""
 
 EXIT_OK = 0
 EXIT_FAILED = 1

@@ -4,9 +4,16 @@ Runs `security-upgrade`, then `prune`, then `compile`, in this process (each
 step is the command's own `run` function with the namespace its own parser
 makes), each with its defaults, each skippable. Every option of a step is
 passed through under the step's name: `--prune-docs`, `--compile-workers 4`,
-`--security-upgrade-keep-lists`, `--prune-path DIR` / `--compile-path DIR` for
-the steps' PATH arguments. One combined summary line, and with `--json` one
-document holding each step's own document.
+`--security-upgrade-keep-lists`. One combined summary line, and with `--json`
+one document holding each step's own document.
+
+The app layer is covered by default. The target is the Python the RUN step
+would run (`python3` on PATH, or --python; pyimgtools.pytarget): prune runs
+over its prefix (a venv's directory, `/usr/local` for a Python built there)
+plus every --prune-path; compile then covers the standard library, the
+target's site-packages, every tree prune walked and every --compile-path. So
+each .pyc prune deletes is written again for whatever source is left: a
+finished tree never has fewer usable .pyc files than it had.
 
 The order matters: the upgrade may install Python files, prune deletes stale
 bytecode (and tests), compile then writes the bytecode of what is left.
@@ -14,12 +21,14 @@ bytecode (and tests), compile then writes the bytecode of what is left.
 
 import argparse
 import copy
+import dataclasses
 import importlib
 import io
 import json
+import os
 import time
 
-from pyimgtools import cli
+from pyimgtools import cli, pytarget
 from pyimgtools.errors import EXIT_FAILED, EXIT_OK, PyimgtoolsError
 from pyimgtools.report import Output
 
@@ -29,7 +38,7 @@ NAME = "finalize"
 STEPS = (
     ("security-upgrade", "security", ("check",)),
     ("prune", "prune", ()),
-    ("compile", "compile", ()),
+    ("compile", "compile", ("python",)),
 )
 
 # Destinations of the common options: finalize's own values are used for every step.
@@ -88,17 +97,27 @@ def register(subparsers, common):
         help="security-upgrade, prune and compile in one step (the last RUN of an image)",
         description=(
             "The last RUN step of an image: security-upgrade, then prune, then compile,\n"
-            "each with its defaults, each skippable. Every option of a step is\n"
-            "accepted here under the step's name (--prune-docs, --compile-workers N,\n"
-            "--security-upgrade-keep-lists, --prune-path DIR, --compile-path DIR).\n"
+            "each with its defaults, each skippable. The target is the Python this RUN\n"
+            "step would run: python3 on PATH (ENV PATH=/opt/venv/bin:$PATH makes the\n"
+            "venv the target), or --python. prune runs over the target's prefix (a\n"
+            "venv's directory; /usr/local for a Python built there or for Debian's\n"
+            "/usr/bin/python3) plus every --prune-path; compile then writes the bytecode\n"
+            "of the standard library, the target's site-packages, every pruned tree and\n"
+            "every --compile-path (your own code: --compile-path /app).\n"
+            "Every other option of a step is accepted here under the step's name\n"
+            "(--prune-docs, --compile-workers N, --security-upgrade-keep-lists).\n"
             "A step that fails stops the run; the steps before it stay done.\n"
             "With --dry-run each step plans against the image as it is now (so the\n"
             "compile step still sees the bytecode that prune would delete).\n"
-            "Exit codes: 0 done; 1 a step failed."),
+            "Exit codes: 0 done; 1 a step failed (or its own code, e.g. 100)."),
         epilog=cli.examples(
-            "RUN pyimgtools finalize",
-            "RUN pyimgtools finalize --no-security-upgrade --prune-docs --compile-site-packages",
+            "RUN pyimgtools finalize                       # venv on PATH, or pip into site-packages",
+            "RUN pyimgtools finalize --compile-path /app   # and your own code",
             "pyimgtools finalize --dry-run --json"))
+    parser.add_argument("--python", metavar="PATH", default=None,
+                        help="the target interpreter (default: python3 on PATH, else the one "
+                             "running pyimgtools; with --root: a path in the image, default "
+                             "its python3 in /usr/local/bin, /usr/bin, /bin)")
     cli.add_dry_run(parser)
     for command, _module, _excluded in STEPS:
         parser.add_argument("--no-" + command, action="store_true",
@@ -161,16 +180,66 @@ def _short(summary, command):
     return command + ": " + summary
 
 
+def _isdir(root, path):
+    return os.path.isdir(path if root.is_host else root.host(path))
+
+
+def app_trees(target, root, prune_paths=(), compile_paths=(), pruning=True):
+    """(prune PATHs, compile PATHs) for `target`: the defaults that exist in the
+    image, then the user's own. Compile covers what prune walks."""
+    prune = []
+    if pruning:
+        prune = [p for p in [target.prune_root()] if _isdir(root, p)]
+        prune += [p for p in prune_paths or () if p not in prune]
+    std = [target.stdlib] + ([target.platstdlib] if target.platstdlib != target.stdlib else [])
+    trees = [p for p in std + list(target.site_packages or ()) if p and _isdir(root, p)]
+    trees += prune + list(compile_paths or ())
+    return prune, list(dict.fromkeys(trees))
+
+
+def _resolve(args, root, out):
+    """The target (PyTarget) and the namespaces' PATHs, once the upgrade is done."""
+    python = pytarget.choose(root, args.python)
+    target = pytarget.probe(python, root)
+    target.executable = python  # as found (a venv's bin/python3 is a symlink)
+    pruning = not args.skip_prune
+    prune, trees = app_trees(target, root, getattr(args, "prune__paths", None),
+                             getattr(args, "compile__paths", None), pruning)
+    out.line("target: %s" % target.describe())
+    return target, prune, trees
+
+
+def _target_doc(target, steps):
+    if target is None:
+        return None
+    doc = dataclasses.asdict(target)
+    for s in steps:
+        result = s.get("result") or {}
+        if s["command"] == "prune" and not s["skipped"]:
+            doc["pruned"] = result.get("trees")
+        if s["command"] == "compile" and not s["skipped"]:
+            doc["compiled"] = result.get("trees")
+    return doc
+
+
 def run(args, out, root):
     started = time.monotonic()
     steps = []
     code = EXIT_OK
     failure = None
+    target = None
     for command, module_name, _excluded in STEPS:
         if getattr(args, "skip_" + _flag_dest(command), False):
             steps.append({"command": command, "skipped": True})
             continue
         ns = step_namespace(command, module_name, args)
+        if command in ("prune", "compile"):
+            if target is None:
+                target, prune_paths, compile_paths = _resolve(args, root, out)
+            if command == "prune":
+                ns.paths = prune_paths
+            else:
+                ns.paths, ns.python = compile_paths, target.executable
         step_out = _StepOutput(out)
         out.line("== %s" % command)
         step_started = time.monotonic()
@@ -197,7 +266,8 @@ def run(args, out, root):
     elapsed = time.monotonic() - started
     ran = [s for s in steps if not s["skipped"]]
     not_run = [c for c, _m, _e in STEPS if c not in {s["command"] for s in steps}]
-    doc = {"command": NAME, "dry_run": bool(getattr(args, "dry_run", False)), "steps": steps,
+    doc = {"command": NAME, "dry_run": bool(getattr(args, "dry_run", False)),
+           "target": _target_doc(target, steps), "steps": steps,
            "not_run": not_run, "exit_code": code, "error": failure,
            "seconds": round(elapsed, 3)}
     out.data(doc)

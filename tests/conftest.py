@@ -84,15 +84,15 @@ def builder():
 
 @pytest.fixture
 def chroot_factory():
-    """make(suite) -> an entered Chroot; all are torn down after the test."""
+    """make(suite, packages=()) -> an entered Chroot; all are torn down after the test."""
     from tests.harness.prereq import require_root, require_tools
     require_root()
     require_tools("debootstrap", "chroot")
     from tests.harness.rootfs import Chroot
     made = []
 
-    def make(suite):
-        c = Chroot(suite).__enter__()
+    def make(suite, packages=()):
+        c = Chroot(suite, packages).__enter__()
         made.append(c)
         return c
 

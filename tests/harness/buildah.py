@@ -71,8 +71,9 @@ class Builder:
         self.containers = []
 
     def build(self, context, dockerfile="Dockerfile", suite="bookworm", build_args=None,
-              extra_files=None, from_base=True):
-        """Build `context`/`dockerfile`; the first stage's FROM becomes the test base.
+              extra_files=None, from_base=True, base=None):
+        """Build `context`/`dockerfile`; the first stage's FROM becomes the test base
+        (or `base`, an image name).
 
         `extra_files` maps names in the context to host paths copied in first
         (e.g. {"pyimgtools.pyz": pyz}); they are removed again afterwards.
@@ -80,7 +81,7 @@ class Builder:
         name = "localhost/pyimgtools-test-%s" % uuid.uuid4().hex[:12]
         args = ["bud", "--isolation", "chroot", "--layers=false", "-f", dockerfile, "-t", name]
         if from_base:
-            args += ["--from", base_image(suite)]
+            args += ["--from", base or base_image(suite)]
         for key, value in (build_args or {}).items():
             args += ["--build-arg", "%s=%s" % (key, value)]
         added = []

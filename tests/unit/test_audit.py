@@ -118,8 +118,8 @@ def test_missing_env_file_is_one_line_usage_error(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-def test_every_check_id_is_documented_in_the_readme():
-    readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md")).read()
+def test_every_check_id_is_documented_in_the_command_reference():
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "commands.md")).read()
     for check in audit_checks.CHECKS:
         for fid in check.ids:
             assert "`%s`" % fid in readme, fid
@@ -348,12 +348,19 @@ def test_broken_dist_info_and_dangling_symlinks(tmp_path):
     link("../proc/self/mounts", "/etc/mtab")                 # run-time target: not counted
     write(tmp_path, "/etc/dpkg/dpkg.cfg.d/docker", "path-exclude /usr/share/man/*\n")
     link("/usr/share/man/man1/which.debianutils.1.gz", "/etc/alternatives-which.1.gz")  # excluded docs
+    os.makedirs(str(tmp_path) + "/usr/share/man/html")
+    link("../../javascript/x.js", "/usr/share/man/html/x.js")  # itself in excluded docs (trixie's pip)
+    deb = "/usr/lib/python3/dist-packages"
+    write(tmp_path, deb + "/pip-25.1.dist-info/METADATA", "Name: pip\n")  # Debian drops RECORD
+    os.makedirs(str(tmp_path) + deb + "/nometa-1.0.dist-info")           # still broken
     os.makedirs(str(tmp_path / "proc"))
     link("/nowhere", "/proc/ignored")                        # /proc is not walked
     found = by_id(run_audit(tmp_path))
     f = found["broken-dist-info"]
-    assert f.paths == [sp + "/empty-2.0.dist-info", sp + "/norecord-1.0.dist-info"]
-    assert f.data["missing"] == {sp + "/empty-2.0.dist-info": ["METADATA", "RECORD"],
+    assert f.paths == [deb + "/nometa-1.0.dist-info", sp + "/empty-2.0.dist-info",
+                       sp + "/norecord-1.0.dist-info"]
+    assert f.data["missing"] == {deb + "/nometa-1.0.dist-info": ["METADATA", "RECORD"],
+                                 sp + "/empty-2.0.dist-info": ["METADATA", "RECORD"],
                                  sp + "/norecord-1.0.dist-info": ["RECORD"]}
     d = found["dangling-symlinks"]
     assert d.paths == ["/usr/lib/gone-link", "/usr/lib/libbar.so", "/usr/lib/loop-a", "/usr/lib/loop-b"]
@@ -507,3 +514,74 @@ def test_audit_writes_nothing(tmp_path):
     proc = run_cli("audit", "--root", tmp_path, "--fail-on", "warn")
     assert proc.returncode == 100
     assert listing() == before
+
+
+# -- site-packages and venv bytecode --------------------------------------------------
+
+def _site_fixture(tmp_path):
+    """/usr/local Python of this version: one compiled package in site-packages, a
+    venv at /opt/venv with an uncompiled one, Debian-like dist-packages."""
+    import compileall
+    import sys
+    version = "%d.%d" % sys.version_info[:2]
+    fake_python(tmp_path, "/usr/local", version)
+    site = "/usr/local/lib/python%s/site-packages" % version
+    for m in ("ok/__init__", "ok/core", "ok/tests/test_core"):
+        write(tmp_path, "%s/%s.py" % (site, m), "X = 1\n")
+    compileall.compile_dir(str(tmp_path) + site + "/ok", quiet=2)
+    write(tmp_path, "/opt/venv/pyvenv.cfg", "home = /usr/local/bin\n")
+    venv_site = "/opt/venv/lib/python%s/site-packages" % version
+    write(tmp_path, venv_site + "/app/__init__.py", "import json\n" * 50)
+    write(tmp_path, venv_site + "/app/tests/test_app.py", "X = 1\n")  # tests are not counted
+    return site, venv_site
+
+
+def test_a_venv_without_bytecode_is_a_warning_with_its_cost(tmp_path):
+    site, venv_site = _site_fixture(tmp_path)
+    result = run_audit(tmp_path)
+    found = by_id(result)
+    missing = found["site-missing-pyc"]
+    assert missing.paths == [venv_site + "/app/__init__.py"]
+    assert missing.severity == "warn"
+    assert missing.data["source_bytes"] == len("import json\n" * 50)
+    assert missing.data["trees"] == [venv_site]
+    assert "venv /opt/venv" in missing.evidence[0] and "per non-root start" in missing.evidence[0]
+    assert "site-stale-pyc" not in found and "pyc-unreadable" not in found
+    assert audit.exit_code(result.findings, "warn") == 100
+
+
+def test_site_packages_that_lost_their_bytecode(tmp_path):
+    site, _ = _site_fixture(tmp_path)
+    import shutil
+    shutil.rmtree(str(tmp_path) + site + "/ok/__pycache__")
+    missing = by_id(run_audit(tmp_path))["site-missing-pyc"]
+    assert site + "/ok/core.py" in missing.paths
+    assert site + "/ok/tests/test_core.py" not in missing.paths
+
+
+def test_stale_and_unreadable_site_pycs(tmp_path):
+    import importlib.util
+    site, venv_site = _site_fixture(tmp_path)
+    core = str(tmp_path) + site + "/ok/core.py"
+    os.utime(core, (1_500_000_000, 1_500_000_000))
+    init_pyc = importlib.util.cache_from_source(str(tmp_path) + site + "/ok/__init__.py")
+    os.chmod(init_pyc, 0o600)
+    found = by_id(run_audit(tmp_path))
+    assert found["site-stale-pyc"].paths == [site + "/ok/core.py"]
+    assert found["pyc-unreadable"].paths == [site + "/ok/__init__.py"]
+    os.chmod(init_pyc, 0o644)
+    os.chmod(os.path.dirname(init_pyc), 0o700)  # a __pycache__ others cannot enter
+    found = by_id(run_audit(tmp_path))
+    assert site + "/ok/__init__.py" in found["pyc-unreadable"].paths
+
+
+def test_debians_dist_packages_are_checked_for_its_python3(tmp_path):
+    import sys
+    version = "%d.%d" % sys.version_info[:2]
+    fake_python(tmp_path, "/usr", version)
+    os.symlink("python" + version, str(tmp_path) + "/usr/bin/python3")
+    write(tmp_path, "/usr/lib/python3/dist-packages/deb/__init__.py", "X = 1\n")
+    write(tmp_path, "/usr/local/lib/python%s/dist-packages/piped/__init__.py" % version, "X = 1\n")
+    missing = by_id(run_audit(tmp_path))["site-missing-pyc"]
+    assert sorted(missing.paths) == ["/usr/lib/python3/dist-packages/deb/__init__.py",
+                             "/usr/local/lib/python%s/dist-packages/piped/__init__.py" % version]

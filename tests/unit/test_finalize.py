@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from pyimgtools import cli, finalize
+from pyimgtools import cli, finalize, pytarget
 from pyimgtools.errors import PyimgtoolsError
 from pyimgtools.fs import Root
 from pyimgtools.report import Output
@@ -187,8 +187,17 @@ def test_json_is_one_document_with_each_steps_document(fake_steps):
     assert "pyimgtools finalize:" in stderr
 
 
-def test_real_prune_then_compile_on_a_tree(tmp_path):
-    # No security-upgrade (needs root and apt): prune and compile for real.
+def fake_target(prefix, venv=True, site=None, stdlib=None):
+    return pytarget.PyTarget(executable=sys.executable, version="3.0.0", prefix=str(prefix),
+                             base_prefix=str(prefix), venv=venv,
+                             stdlib=str(stdlib or os.path.join(str(prefix), "nostdlib")),
+                             platstdlib=str(stdlib or os.path.join(str(prefix), "nostdlib")),
+                             site_packages=[str(site)] if site else [])
+
+
+def test_real_prune_then_compile_on_a_tree(tmp_path, monkeypatch):
+    # No security-upgrade (needs root and apt): prune and compile for real, on a
+    # target whose prefix is tmp_path (the host's own Python is never touched).
     pkg = tmp_path / "lib" / "pkg"
     (pkg / "tests").mkdir(parents=True)
     (pkg / "tests" / "test_x.py").write_text("assert True\n")
@@ -197,8 +206,8 @@ def test_real_prune_then_compile_on_a_tree(tmp_path):
     stale = pkg / "__pycache__" / "old.cpython-30.pyc"
     stale.parent.mkdir()
     stale.write_bytes(b"stale")
-    args = ["finalize", "--no-security-upgrade", "--prune-path", str(tmp_path),
-            "--compile-path", str(tmp_path), "--compile-python", sys.executable]
+    monkeypatch.setattr(pytarget, "probe", lambda python, root=None: fake_target(tmp_path))
+    args = ["finalize", "--no-security-upgrade", "--python", sys.executable]
     parser = argparse.ArgumentParser(prog="pyimgtools")
     sub = parser.add_subparsers(dest="command")
     finalize.register(sub, cli._common_parent())
@@ -212,3 +221,71 @@ def test_real_prune_then_compile_on_a_tree(tmp_path):
                 os.path.relpath(importlib.util.cache_from_source(str(pkg / "__init__.py")), str(tmp_path)),
                 os.path.relpath(importlib.util.cache_from_source(str(pkg / "mod.py")), str(tmp_path))}
     assert present == expected
+
+
+@pytest.fixture
+def probed(monkeypatch, tmp_path):
+    """finalize's probe answers with a venv in tmp_path; returns (target, calls)."""
+    site = tmp_path / "venv" / "lib" / "python3.0" / "site-packages"
+    std = tmp_path / "base" / "lib" / "python3.0"
+    site.mkdir(parents=True)
+    std.mkdir(parents=True)
+    target = fake_target(tmp_path / "venv", site=site, stdlib=std)
+    asked = []
+    monkeypatch.setattr(pytarget, "probe", lambda python, root=None: asked.append(python) or target)
+    return target, asked
+
+
+def test_the_default_target_is_python3_on_path(fake_steps, probed, tmp_path, monkeypatch):
+    calls, _ = fake_steps
+    target, asked = probed
+    bindir = tmp_path / "venv" / "bin"
+    bindir.mkdir()
+    exe = bindir / "python3"
+    os.symlink(sys.executable, str(exe))
+    monkeypatch.setenv("PATH", "%s:/usr/bin:/bin" % bindir)
+    assert run_finalize("--no-security-upgrade")[0] == 0
+    assert asked == [str(exe)]  # as found on PATH, not resolved: the venv is the symlink's
+    ns = dict(calls)
+    assert ns["prune"].paths == [target.prefix]
+    assert ns["compile"].python == str(exe)
+    assert ns["compile"].paths == [target.stdlib, target.site_packages[0], target.prefix]
+
+
+def test_prune_and_compile_paths_add_to_the_defaults(fake_steps, probed, tmp_path):
+    calls, _ = fake_steps
+    target, _ = probed
+    app = tmp_path / "app"
+    app.mkdir()
+    code = run_finalize("--python", sys.executable, "--prune-path", str(app),
+                        "--compile-path", "/srv/code")[0]
+    assert code == 0
+    ns = dict(calls)
+    assert ns["prune"].paths == [target.prefix, str(app)]
+    assert ns["compile"].paths == [target.stdlib, target.site_packages[0], target.prefix,
+                                   str(app), "/srv/code"]
+
+
+def test_without_prune_compile_still_covers_stdlib_and_site(fake_steps, probed):
+    calls, _ = fake_steps
+    target, _ = probed
+    assert run_finalize("--python", sys.executable, "--no-prune")[0] == 0
+    assert [c for c, _ in calls] == ["security-upgrade", "compile"]
+    assert dict(calls)["compile"].paths == [target.stdlib, target.site_packages[0]]
+
+
+def test_debians_own_python_prunes_usr_local_not_usr():
+    debian = fake_target("/usr", venv=False)
+    assert debian.prune_root() == "/usr/local"
+    assert fake_target("/usr/local", venv=False).prune_root() == "/usr/local"
+    assert fake_target("/opt/venv").prune_root() == "/opt/venv"
+    assert fake_target("/opt/python3.12", venv=False).prune_root() == "/opt/python3.12"
+
+
+def test_json_names_the_target_and_its_trees(fake_steps, probed):
+    target, _ = probed
+    code, _, stdout, _ = run_finalize("--python", sys.executable, "--no-security-upgrade",
+                                      json_mode=True)
+    doc = json.loads(stdout)
+    assert doc["target"]["prefix"] == target.prefix and doc["target"]["venv"] is True
+    assert doc["target"]["site_packages"] == target.site_packages
