@@ -63,7 +63,7 @@ def _venv_of(root, path):
 def library_dirs(root, info):
     """Host paths of the image's library directories for an ELF file like `info`."""
     found = []
-    dirs = list(_ldcache.read_conf(root)) + list(Loader(root)._arch(info).default_dirs)
+    dirs = list(_ldcache.read_conf(root)) + list(Loader(root).default_dirs(info))
     for d in dirs:
         try:
             host = root.host(root.realpath(d))

@@ -400,6 +400,10 @@ class Loader:
         self.warnings.append(text)
         self._undelivered.append(text)
 
+    def default_dirs(self, info):
+        """The built-in library directories ld.so searches for an object like `info` here."""
+        return self._arch(info).default_dirs
+
     def _arch(self, info):
         key = (info.elf_class, info.little_endian, info.machine, info.e_flags if info.machine in (
             _elf.EM_ARM, _elf.EM_RISCV) else 0)
