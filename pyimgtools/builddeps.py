@@ -65,7 +65,30 @@ def read_state(root, state_file):
         raise PyimgtoolsError("cannot read the state file %s: %s" % (state_file, exc)) from None
     if not isinstance(data, dict) or not isinstance(data.get("manual"), list):
         raise PyimgtoolsError("%s is not a pyimgtools build-deps state file" % state_file)
+    for key in ("manual", "requested"):
+        value = data.get(key, [])
+        bad = value if not isinstance(value, list) else [
+            v for v in value if not isinstance(v, str) or not v.strip() or " " in v]
+        if bad:
+            raise PyimgtoolsError("%s is not a pyimgtools build-deps state file: %r holds %s, "
+                                  "not package names" % (state_file, key, _short(bad)))
+    check_saved(data["manual"], state_file)
     return data
+
+
+def _short(value):
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_saved(manual, source):
+    """An empty manual set would make the purge remove everything not kept (python3 too):
+    `apt-mark showmanual` of an image always lists something, so refuse it."""
+    if not manual:
+        raise PyimgtoolsError("%s holds an empty manual package set: the purge would remove "
+                              "every package not needed at runtime (python3 too); save "
+                              "'apt-mark showmanual' before installing build dependencies"
+                              % source)
 
 
 def write_state(root, state_file, data):
@@ -235,6 +258,7 @@ def run_purge(args, out, root):
     if args.saved:
         saved = read_saved_listing(root, args.saved)
         source = args.saved
+        check_saved(saved, "--saved " + args.saved)
         state = None
     else:
         state = read_state(root, args.state_file)

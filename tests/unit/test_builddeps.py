@@ -139,3 +139,33 @@ def test_purge_plan_with_a_stale_cache_runs_ldconfig_first_and_keeps_what_it_fin
     # libinternal.so.1 found as after ldconfig: what it loads is kept
     assert pp.manual == ["libbar2:amd64", "libbaz3", "libc6:amd64", "libfoo1"]
     assert sorted(pp.kept) == ["libbar2:amd64", "libc6:amd64", "libfoo1"]
+
+
+@pytest.mark.parametrize("content, message", [
+    # issue 14 item 11: an empty manual set would purge python3 and everything else
+    ('{"manual": []}', "holds an empty manual package set: the purge would remove"),
+    ('{"manual": [{"a": 1}]}', "'manual' holds [{\"a\": 1}], not package names"),
+    ('{"manual": ["bash", ""]}', "'manual' holds [\"\"], not package names"),
+    ('{"manual": ["bash"], "requested": "gcc"}', "'requested' holds \"gcc\", not package names"),
+])
+def test_state_file_is_validated(tmp_path, content, message):
+    state = tmp_path / "var/lib/pyimgtools/build-deps.json"
+    state.parent.mkdir(parents=True)
+    state.write_text(content)
+    for action in (["purge", "--dry-run"], ["install", "--dry-run", "gcc"]):
+        proc = run_cli("--root", str(tmp_path), "build-deps", *action)
+        assert proc.returncode == 1, proc.stderr
+        assert proc.stderr.count("\n") == 1, proc.stderr
+        assert proc.stderr.startswith("pyimgtools: error: /var/lib/pyimgtools/build-deps.json ")
+        assert message in proc.stderr
+
+
+def test_empty_saved_listing_is_refused(tmp_path):
+    listing = tmp_path / "manual.txt"
+    listing.write_text("\n")
+    proc = run_cli("--root", str(tmp_path), "build-deps", "purge", "--saved", listing, "--dry-run")
+    assert proc.returncode == 1
+    assert proc.stderr == ("pyimgtools: error: --saved %s holds an empty manual package set: the "
+                           "purge would remove every package not needed at runtime (python3 too); "
+                           "save 'apt-mark showmanual' before installing build dependencies\n"
+                           % listing)
