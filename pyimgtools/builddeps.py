@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List
 
 from pyimgtools import apt, cli, keep
-from pyimgtools.dpkg import Database
+from pyimgtools.dpkg import Database, by_apt_spelling
 from pyimgtools.errors import PyimgtoolsError
 from pyimgtools.report import display_path, format_bytes, format_count
 
@@ -155,17 +155,27 @@ def run_install(args, out, root):
         if need_update:
             out.line("would run apt-get update (no package lists)")
             out.line("would install: %s" % " ".join(packages))
-            would = []
+            would, upgrade = [], []
         else:
             result = apt.apt_get(["-s", "install", "--no-install-recommends"] + packages,
                                  root=None if root.is_host else root, what="apt-get -s install")
-            would = _simulated(result.output, "Inst")
+            would, upgrade = simulated_install(result.output)
             for name in would:
                 out.line("would install: %s" % name)
+            for name in upgrade:
+                out.line("would upgrade: %s" % name)
         out.data({"command": "build-deps", "action": "install", "dry_run": True,
-                  "requested": packages, "install": would, "update": need_update})
-        out.summary("pyimgtools build-deps install: would install %s (dry run)"
-                    % format_count(len(would) or len(packages), "package"))
+                  "requested": packages, "install": would, "upgrade": upgrade,
+                  "update": need_update})
+        if need_update:
+            what = "would install %s after apt-get update" % " ".join(packages)
+        elif would or upgrade:
+            what = "would install %s" % format_count(len(would), "package")
+            if upgrade:
+                what += ", upgrade %s" % format_count(len(upgrade), "package")
+        else:
+            what = "nothing to install (%s already installed)" % " ".join(packages)
+        out.summary("pyimgtools build-deps install: %s (dry run)" % what)
         return 0
 
     apt.require_root("build-deps install")
@@ -186,13 +196,42 @@ def run_install(args, out, root):
     after = Database(root).installed()
     added = sorted(after[n].apt_name for n in set(after) - set(before))
     size = sum((after[n].installed_size or 0) * 1024 for n in set(after) - set(before))
+    upgraded = sorted(after[n].apt_name for n in set(after) & set(before)
+                      if after[n].version != before[n].version)
     out.data({"command": "build-deps", "action": "install", "dry_run": False,
               "requested": packages, "installed": added, "installed_bytes": size,
+              "upgraded": upgraded,
               "state_file": args.state_file, "saved_manual": state["manual"]})
-    out.summary("pyimgtools build-deps install: installed %s (%s), saved %s manual packages to %s "
-                "in %.1f s" % (format_count(len(added), "package"), format_bytes(size),
-                              len(state["manual"]), args.state_file, time.monotonic() - start))
+    out.summary("pyimgtools build-deps install: installed %s (%s)%s, saved %s manual packages "
+                "to %s in %.1f s" % (
+                    format_count(len(added), "package"), format_bytes(size),
+                    ", upgraded %s" % format_count(len(upgraded), "package") if upgraded else "",
+                    len(state["manual"]), args.state_file, time.monotonic() - start))
     return 0
+
+
+def removal(names, installed, native):
+    """apt-get -s names -> (apt names, bytes), counted as the real run counts them
+    (installed minus what is left, Installed-Size of each)."""
+    spelled = by_apt_spelling(installed, native)
+    pkgs = {spelled[n].apt_name: spelled[n] for n in names if n in spelled}
+    unknown = [n for n in names if n not in spelled]
+    return (sorted(pkgs) + sorted(unknown),
+            sum((p.installed_size or 0) * 1024 for p in pkgs.values()))
+
+
+def simulated_install(output):
+    """`apt-get -s install` output -> (new packages, upgraded packages).
+
+    'Inst bar (1.0 ...)' is new; 'Inst libfoo [1.0] (1.1 ...)' names the
+    installed version in brackets: an upgrade.
+    """
+    new, upgrade = set(), set()
+    for line in output.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] == "Inst":
+            (upgrade if len(parts) > 2 and parts[2].startswith("[") else new).add(parts[1])
+    return sorted(new), sorted(upgrade)
 
 
 def _simulated(output, *verbs):
@@ -290,10 +329,8 @@ def run_purge(args, out, root):
     where = ", ".join(display_path(p) for p in pp.keep.paths)
 
     if args.dry_run:
-        pp.remove = simulate_purge(root, installed, pp.manual, native)
-        by_apt = {p.apt_name: p for p in installed.values()}
-        pp.remove_bytes = sum((by_apt[n].installed_size or 0) * 1024
-                              for n in pp.remove if n in by_apt)
+        pp.remove, pp.remove_bytes = removal(
+            simulate_purge(root, installed, pp.manual, native), installed, native)
         for line in kept_lines:
             out.line(line)
         for name in pp.remove:

@@ -68,6 +68,25 @@ class Package:
         return self.dpkg_name
 
 
+def by_apt_spelling(installed, native):
+    """{name as apt-get prints it: Package} for installed packages.
+
+    `apt-get -s` prints a native Multi-Arch: same package without `:arch`
+    (`Purg libpq5`) while its dpkg/apt name is `libpq5:amd64`; a foreign one
+    as `libc6:i386`. Every spelling maps to the package.
+    """
+    result = {}
+    for pkg in installed.values():
+        arch = native if pkg.arch == "all" else pkg.arch
+        result["%s:%s" % (pkg.name, arch)] = pkg
+        result["%s:%s" % (pkg.name, pkg.arch)] = pkg
+        result[pkg.apt_name] = pkg
+    for pkg in installed.values():
+        if pkg.arch in (native, "all"):
+            result[pkg.name] = pkg          # the native one wins the bare name
+    return result
+
+
 @dataclass
 class Diversion:
     original: str      # the path the packaged file would have had

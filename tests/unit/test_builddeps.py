@@ -169,3 +169,151 @@ def test_empty_saved_listing_is_refused(tmp_path):
                            "purge would remove every package not needed at runtime (python3 too); "
                            "save 'apt-mark showmanual' before installing build dependencies\n"
                            % listing)
+
+
+# -- dry runs counted like the real run (issue 14 item 9) ---------------------
+
+import argparse  # noqa: E402
+import io  # noqa: E402
+
+from pyimgtools import apt  # noqa: E402
+from pyimgtools.apt import AptResult  # noqa: E402
+from pyimgtools.report import Output  # noqa: E402
+
+PURGE_STATUS = b"""\
+Package: dpkg
+Status: install ok installed
+Architecture: amd64
+Installed-Size: 100
+
+Package: gcc
+Status: install ok installed
+Architecture: amd64
+Version: 4:12.2.0-3
+Installed-Size: 50
+
+Package: libpq5
+Status: install ok installed
+Architecture: amd64
+Multi-Arch: same
+Version: 15.8-0+deb12u1
+Installed-Size: 1000
+
+Package: libpq-dev
+Status: install ok installed
+Architecture: amd64
+Version: 15.8-0+deb12u1
+Installed-Size: 4000
+
+Package: libc6
+Status: install ok installed
+Architecture: i386
+Multi-Arch: same
+Version: 2.36-9
+Installed-Size: 20000
+
+Package: tzdata
+Status: install ok installed
+Architecture: all
+Version: 2024a-0+deb12u1
+Installed-Size: 300
+"""
+
+# What apt-get -s prints for them: native Multi-Arch: same without :arch.
+PURGE_SIMULATION = """\
+Purg gcc [4:12.2.0-3]
+Purg libpq5 [15.8-0+deb12u1]
+Purg libpq-dev [15.8-0+deb12u1]
+Purg libc6:i386 [2.36-9]
+Purg tzdata [2024a-0+deb12u1]
+"""
+GONE = ("gcc", "libpq5:amd64", "libpq-dev", "libc6:i386", "tzdata")
+SIMULATION = {"output": ""}
+GONE_BYTES = (50 + 1000 + 4000 + 20000 + 300) * 1024    # Installed-Size, by hand
+
+
+def _status_without(data, names):
+    from pyimgtools.dpkg import parse_status
+    keep_blocks = []
+    for block in data.split(b"\n\n"):
+        pkgs = parse_status(block)
+        if not any(n in names for n in pkgs):
+            keep_blocks.append(block)
+    return b"\n\n".join(keep_blocks)
+
+
+@pytest.fixture
+def fake_apt(tmp_path, monkeypatch):
+    """A root with PURGE_STATUS and an apt that simulates / performs from fixed text."""
+    status = tmp_path / "var/lib/dpkg/status"
+    status.parent.mkdir(parents=True)
+    status.write_bytes(PURGE_STATUS)
+    (tmp_path / "usr/local").mkdir(parents=True)
+    (tmp_path / "tmp").mkdir()
+    calls = []
+
+    def apt_get(args, root=None, stream=None, what=None, **kw):
+        calls.append(args)
+        if args[0] == "purge":                     # the real purge: those packages go
+            status.write_bytes(_status_without(PURGE_STATUS, GONE))
+        if args[0] == "install":                   # a real install: gcc upgraded, cpp new
+            status.write_bytes(PURGE_STATUS.replace(b"4:12.2.0-3", b"4:12.2.0-4") + b"""
+Package: cpp
+Status: install ok installed
+Architecture: amd64
+Installed-Size: 7
+""")
+        return AptResult(argv=args, returncode=0, output=SIMULATION["output"], errors=[],
+                         warnings=[])
+
+    monkeypatch.setitem(SIMULATION, "output", PURGE_SIMULATION)
+    monkeypatch.setattr(apt, "apt_get", apt_get)
+    for name in ("require_root", "check_dpkg_state", "apt_mark", "update_lists"):
+        monkeypatch.setattr(apt, name, lambda *a, **k: None)
+    cleaned = apt.CleanResult()
+    monkeypatch.setattr(apt, "remove_lists", lambda *a, **k: cleaned)
+    monkeypatch.setattr(apt, "remove_cached_debs", lambda *a, **k: cleaned)
+    monkeypatch.setattr(apt, "apt_mark_showmanual", lambda *a, **k: ["dpkg"])
+    return Root(str(tmp_path))
+
+
+def _run(fn, root, **kw):
+    stdout, stderr = io.StringIO(), io.StringIO()
+    args = argparse.Namespace(state_file=builddeps.STATE_FILE, saved=None, keep_runtime=[],
+                              exclude=[], allow_missing=False, **kw)
+    assert fn(args, Output(json_mode=True, stdout=stdout, stderr=stderr), root) == 0
+    return json.loads(stdout.getvalue()), stderr.getvalue()
+
+
+def test_purge_dry_run_counts_what_the_real_run_counts(fake_apt):
+    builddeps.write_state(fake_apt, builddeps.STATE_FILE, {"version": 1, "manual": ["dpkg"]})
+    dry, log = _run(builddeps.run_purge, fake_apt, dry_run=True)
+    assert dry["remove"] == sorted(GONE)
+    assert dry["remove_bytes"] == GONE_BYTES
+    assert "would remove 5 packages (24.8 MiB)" in log
+    real, _ = _run(builddeps.run_purge, fake_apt, dry_run=False)
+    assert real["removed"] == dry["remove"]
+    assert real["removed_bytes"] == dry["remove_bytes"]
+
+
+def test_install_dry_run_of_installed_packages_has_nothing_to_install(fake_apt, monkeypatch):
+    monkeypatch.setattr(builddeps, "lists_present", lambda root: True)
+    SIMULATION["output"] = "NOTE: This is only a simulation!\n0 upgraded, 0 newly installed\n"
+    dry, log = _run(builddeps.run_install, fake_apt, dry_run=True, packages=["gcc"])
+    assert dry["install"] == [] and dry["upgrade"] == []
+    assert "would install" not in log
+    assert "nothing to install (gcc already installed)" in log
+
+
+def test_install_dry_run_labels_upgrades(fake_apt, monkeypatch):
+    monkeypatch.setattr(builddeps, "lists_present", lambda root: True)
+    SIMULATION["output"] = ("Inst gcc [4:12.2.0-3] (4:12.2.0-4 Debian:12/stable [amd64])\n"
+                       "Inst cpp (4:12.2.0-4 Debian:12/stable [amd64])\n"
+                       "Conf cpp (4:12.2.0-4 Debian:12/stable [amd64])\n")
+    dry, log = _run(builddeps.run_install, fake_apt, dry_run=True, packages=["gcc", "cpp"])
+    assert dry["install"] == ["cpp"] and dry["upgrade"] == ["gcc"]
+    assert "would install: cpp\n" in log and "would upgrade: gcc\n" in log
+    assert "would install: gcc" not in log
+    assert "would install 1 package, upgrade 1 package (dry run)" in log
+    real, log = _run(builddeps.run_install, fake_apt, dry_run=False, packages=["gcc", "cpp"])
+    assert real["installed"] == dry["install"] and real["upgraded"] == dry["upgrade"]
