@@ -106,33 +106,47 @@ _WANTED = frozenset(("package", "status", "architecture", "multi-arch", "version
                      "depends", "pre-depends", "provides"))
 
 
-def _parse_stanzas(data):
+class ParseError(ValueError):
+    """A deb822 file dpkg itself would refuse (its words: "line with no ':'")."""
+
+
+def _parse_stanzas(data, strict=False):
     """deb822 stanzas of bytes `data` -> list of {field: value}.
 
     Only the fields this module uses are kept; continuation lines (starting
-    with a blank) are skipped.
+    with a blank) are skipped. strict=True raises ParseError where dpkg stops
+    reading the file: a field line without ':' or a stanza without Package.
     """
     stanzas = []
     wanted = _WANTED
+    lineno = 1
     for block in data.split(b"\n\n"):
         fields = {}
+        start = lineno
         for line in block.split(b"\n"):
+            lineno += 1
             if not line or line[:1] in (b" ", b"\t", b"#"):
                 continue
             key, sep, value = line.partition(b":")
-            if sep:
+            if sep and key:
                 key = key.decode("ascii", "replace").lower()
                 if key in wanted:
                     fields[key] = value.strip().decode("utf-8", "replace")
+            elif strict:
+                raise ParseError("line %d: a field line with no ':'" % (lineno - 1))
+        lineno += 1
+        if strict and block.strip(b"\n") and not fields.get("package"):
+            raise ParseError("line %d: a stanza without a Package field" % (start + (
+                len(block) - len(block.lstrip(b"\n")))))
         if fields:
             stanzas.append(fields)
     return stanzas
 
 
 def parse_status(data):
-    """`status` file bytes -> {dpkg name: Package}."""
+    """`status` file bytes -> {dpkg name: Package}; ParseError where dpkg would stop."""
     packages = {}
-    for fields in _parse_stanzas(data):
+    for fields in _parse_stanzas(data, strict=True):
         name = fields.get("package")
         if not name:
             continue
@@ -205,7 +219,13 @@ class Database:
     @property
     def packages(self):
         if self._packages is None:
-            self._packages = parse_status(self._read(self.admindir + "/status"))
+            path = self.admindir + "/status"
+            try:
+                self._packages = parse_status(self._read(path))
+            except ParseError as exc:
+                # apt and dpkg refuse such a file: no plan (dry run or not) is made from it
+                raise PyimgtoolsError("cannot parse dpkg's %s%s: %s" % (
+                    path, "" if self.root.is_host else " in %s" % self.root.path, exc)) from None
         return self._packages
 
     @property

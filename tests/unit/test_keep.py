@@ -468,3 +468,26 @@ def test_unowned_library_is_a_warning_in_print_and_why(image):
         assert proc.returncode == 0, proc.stderr
         assert ("pyimgtools: warning: /lib/x86_64-linux-gnu/libstray.so.0 (needed by "
                 "/usr/local/lib/libinternal.so.1) belongs to no package") in proc.stderr, args
+
+
+@pytest.mark.parametrize("garbage", [
+    b"\x00\x13\xff garbage, not deb822\n",
+    b"Package: libfoo1\nStatus install ok installed\n",
+    STATUS.encode() + b"\nStatus: install ok installed\nArchitecture: amd64\n",
+])
+def test_unparseable_status_is_an_error_in_the_dry_run_as_in_the_real_run(image, garbage):
+    """issue 14 item 10: --dry-run used to read such a file as "0 already manual"."""
+    status = image / "var/lib/dpkg/status"
+    status.write_bytes(garbage)
+    if shutil.which("dpkg-query"):      # dpkg itself refuses the file (independent of us)
+        proc = subprocess.run(["dpkg-query", "--admindir", str(status.parent), "-W"],
+                              capture_output=True, text=True)
+        assert proc.returncode != 0 and "parsing file" in proc.stderr, proc.stderr
+    results = [keep_cli(image, *args) for args in (["--dry-run"], [])]
+    for proc in results:
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        lines = proc.stderr.splitlines()
+        assert lines[-1].startswith(
+            "pyimgtools: error: cannot parse dpkg's /var/lib/dpkg/status in ")
+        assert "Traceback" not in proc.stderr and "already" not in proc.stdout
+    assert len({p.stderr.splitlines()[-1] for p in results}) == 1
