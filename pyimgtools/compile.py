@@ -26,7 +26,7 @@ from pyimgtools import cli
 from pyimgtools import image_python
 from pyimgtools.cpus import available_cpus
 from pyimgtools.errors import PyimgtoolsError, UsageError
-from pyimgtools.report import display_path, format_bytes, format_count
+from pyimgtools.report import display_line, display_path, format_bytes, format_count
 
 NAME = "compile"
 MODES = ("checked-hash", "timestamp", "unchecked-hash")
@@ -212,10 +212,17 @@ class WorkerPool:
 
     def grow(self, n):
         while len(self.workers) < n:
-            worker = Worker(self.launch, self.source)
-            self.workers.append(worker)
-            if self.config is not None:
+            self.workers.append(self._start())
+
+    def _start(self):
+        worker = Worker(self.launch, self.source)
+        if self.config is not None:
+            try:
                 worker.call(self.config)
+            except BaseException:
+                worker.close()
+                raise
+        return worker
 
     def configure(self, mode, levels, force):
         self.config = ("config", mode, list(levels), bool(force))
@@ -229,17 +236,23 @@ class WorkerPool:
             raise WorkerError("--python %s: unexpected answer from the compile worker" % self.python)
         return reply
 
-    def map(self, kind, batches, on_reply, request=list):
+    def map(self, kind, batches, on_reply, request=list, grow_to=0):
         """Send `request(batch)` for every batch to some worker; on_reply(batch, reply)
         runs under a lock.
 
         `batches` may be a generator: it is advanced under the same lock, by
         whichever worker's thread is free, so producing the next batch (walking
         the tree) overlaps with the workers' answers to the previous ones.
+        With grow_to, a new worker (up to grow_to in all) is started whenever a
+        batch is taken and another one waits: workers are capped at the work
+        (one batch: one worker, whatever -j says).
         """
         batches = iter(batches)
         lock = threading.Lock()
         errors = []
+        threads = []
+        starting = [0]
+        ahead = [next(batches, None)]   # one batch looked ahead: is there more work?
 
         def feed(worker):
             try:
@@ -247,9 +260,13 @@ class WorkerPool:
                     with lock:
                         if errors:
                             return
-                        batch = next(batches, None)
+                        batch = ahead[0]
                         if batch is None:
                             return
+                        ahead[0] = next(batches, None)
+                        if ahead[0] is not None and len(self.workers) + starting[0] < grow_to:
+                            starting[0] += 1
+                            spawn()
                     reply = worker.call((kind, request(batch)))
                     with lock:
                         on_reply(batch, reply)
@@ -257,14 +274,29 @@ class WorkerPool:
                 with lock:
                     errors.append(exc)
 
-        if len(self.workers) == 1:
-            feed(self.workers[0])
-        else:
-            threads = [threading.Thread(target=feed, args=(w,), daemon=True) for w in self.workers]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
+        def start_and_feed():
+            try:
+                worker = self._start()
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+                with lock:
+                    starting[0] -= 1
+                    errors.append(exc)
+                return
+            with lock:
+                starting[0] -= 1
+                self.workers.append(worker)
+            feed(worker)
+
+        def spawn(target=start_and_feed, args=()):
+            t = threading.Thread(target=target, args=args, daemon=True)
+            threads.append(t)      # before this thread (or its spawner) ends: joined below
+            t.start()
+
+        for w in self.workers[1:]:
+            spawn(feed, (w,))
+        feed(self.workers[0])
+        while threads:
+            threads.pop().join()
         if errors:
             raise errors[0]
 
@@ -313,8 +345,8 @@ class Failure:
     line: int = 0
 
     def text(self):
-        where = "%s:%d" % (self.path, self.line) if self.line else self.path
-        return "%s: %s: %s" % (where, self.error, self.message)
+        where = display_line(self.path) + (":%d" % self.line if self.line else "")
+        return "%s: %s: %s" % (where, self.error, display_line(self.message))
 
 
 @dataclasses.dataclass
@@ -532,11 +564,8 @@ def _chunks(iterable, size):
 
 def plan(args, out, root, pool):
     workers = args.workers or available_cpus()
-    # Start every worker now: they come up while the trees are walked. A single
-    # file needs only one.
-    only_files = args.paths and all(os.path.isfile(root.host(p) if not root.is_host else p)
-                                    for p in args.paths)
-    pool.grow(1 if only_files else workers)
+    # One worker now (it answers `info` while the trees are walked); more start
+    # as batches come (WorkerPool.map grow_to), never more than the work.
     info = pool.info(want_paths=True)
     target = Target(**{k: info.get(k) for k in (
         "executable", "implementation", "version", "cache_tag", "stdlib", "platstdlib",
@@ -572,7 +601,8 @@ def plan(args, out, root, pool):
     # walked while the first batches are being checked.
     batches = _chunks(_candidates(trees, prune, root, excludes, skip_rule(target.version), result),
                       _CHECK_BATCH)
-    pool.map("check", batches, on_reply, request=lambda batch: [(it.path, it.source) for it in batch])
+    pool.map("check", batches, on_reply, request=lambda batch: [(it.path, it.source) for it in batch],
+             grow_to=workers)
     result.to_compile.sort(key=lambda it: it.path)
     result.unreadable = sorted(result.unreadable + unreadable, key=lambda f: f.path)
     result.stale_tmp.sort()
@@ -767,10 +797,10 @@ def _target_text(p):
 
 def _report_plan(p, out, seconds):
     for it in p.to_compile:
-        out.line("would compile %s (%s)" % (display_path(it.image_path),
+        out.line("would compile %s (%s)" % (display_line(it.image_path),
                                             ", ".join(sorted(set(r for r in it.reasons if r)))))
     for _d, _n, image in p.stale_tmp:
-        out.line("would remove %s (left by a run that was killed)" % display_path(image))
+        out.line("would remove %s (left by a run that was killed)" % display_line(image))
     for f in p.unreadable:
         print(f.text(), file=out.stderr)
     out.summary("pyimgtools compile: would compile %s, %s up to date, %d skipped, %d unreadable "
@@ -782,11 +812,11 @@ def _report_plan(p, out, seconds):
 
 def _report(p, r, args, out, seconds):
     for line in r.warnings:
-        out.detail("warning: " + line)
+        out.detail("warning: " + display_line(line))
     for path in r.removed_tmp:
-        out.detail("removed %s (left by a run that was killed)" % display_path(path))
+        out.detail("removed %s (left by a run that was killed)" % display_line(path))
     for path in r.compiled:
-        out.detail("compiled " + display_path(path))
+        out.detail("compiled " + display_line(path))
     for f in p.unreadable + r.failures:
         print(f.text(), file=out.stderr)
     failed = len(r.failures) + len(p.unreadable)

@@ -32,6 +32,16 @@ def display_path(path):
     return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+_CONTROLS = {c: "\\x%02x" % c for c in list(range(32)) + [127]}
+_CONTROLS.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
+
+
+def display_line(text):
+    """display_path, and control characters (a newline in a file name) escaped
+    too, so that one message stays one line of a build log."""
+    return display_path(text).translate(_CONTROLS)
+
+
 def json_path(path):
     """A lossless JSON form of a path: text when it is valid UTF-8, else {"bytes_hex": ...}."""
     raw = path if isinstance(path, bytes) else os.fsencode(path)

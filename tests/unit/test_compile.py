@@ -372,3 +372,51 @@ def test_an_unreadable_directory_is_a_failure(tree):
             assert proc.stderr.strip().splitlines()[-1].startswith("pyimgtools: error: 1 ")
     finally:
         os.chmod(str(locked), 0o755)
+
+
+# -- messages and worker count (issue 14 item 12) ----------------------------
+
+def test_odd_names_stay_on_one_line_escaped_as_elsewhere(tmp_path):
+    from pyimgtools.report import display_path
+    names = [b"bad\xe9\nname.py", b"tab\there.py", b"ok\nline.py"]
+    for n in names:
+        (tmp_path / os.fsdecode(n)).write_bytes(b"def (:\n")
+    # what Python itself says about the source (independent of compile's output)
+    with pytest.raises(SyntaxError) as exc:
+        compile(b"def (:\n", "x.py", "exec")
+    expected = {"%s:1: SyntaxError: %s" % (
+        display_path(os.path.join(str(tmp_path), os.fsdecode(n))).replace("\n", "\\n")
+        .replace("\t", "\\t"), exc.value.msg) for n in names}
+    assert "\\xe9" in "".join(expected)
+    for args in ([], ["--dry-run"]):
+        proc = run_cli("compile", *args, tmp_path)
+        assert "\\udc" not in proc.stdout + proc.stderr
+        out = proc.stdout.splitlines()
+        if args:
+            assert proc.returncode == 0, proc.stderr
+            assert len(out) == len(names) + 1, proc.stdout      # one line per file + summary
+            assert all(l.startswith("would compile %s/" % tmp_path) for l in out[:-1])
+            continue
+        assert proc.returncode == 1
+        err = proc.stderr.splitlines()
+        assert set(err[:-1]) == expected, proc.stderr
+        assert err[-1] == "pyimgtools: error: 3 files failed to compile"
+
+
+@pytest.mark.parametrize("kind", ["file", "directory"])
+def test_workers_are_capped_at_the_work(tmp_path, kind):
+    """-j 64 on one file starts one worker, not 64 (each start is counted by a wrapper)."""
+    count = tmp_path / "starts"
+    wrapper = tmp_path / "python"
+    wrapper.write_text("#!/bin/sh\necho >> '%s'\nexec '%s' \"$@\"\n" % (count, sys.executable))
+    wrapper.chmod(0o755)
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "a.py").write_text("x = 1\n")
+    path = tree / "a.py" if kind == "file" else tree
+    for args in (["--dry-run"], []):
+        count.write_text("")
+        proc = run_cli("compile", "--python", wrapper, "-j", "64", *args, path)
+        assert proc.returncode == 0, proc.stderr
+        assert count.read_text().count("\n") == 1
+    assert (tree / "__pycache__").is_dir()
