@@ -107,6 +107,7 @@ def check_item(path, source, levels, flags, force):
             try:
                 head = os.read(pfd, 17)
                 pst = os.fstat(pfd)
+                whole = len(head) < 17 or head[:4] != MAGIC or body_ends_whole(pfd, pst.st_size)
             except OSError:
                 reasons.append("unreadable")
                 continue
@@ -114,6 +115,9 @@ def check_item(path, source, levels, flags, force):
                 os.close(pfd)
             if len(head) < 17 or head[:4] != MAGIC:
                 reasons.append("other version")
+                continue
+            if not whole:
+                reasons.append("corrupt")
                 continue
             got_flags = int.from_bytes(head[4:8], "little")
             if got_flags != flags:
@@ -134,6 +138,82 @@ def check_item(path, source, levels, flags, force):
     finally:
         os.close(fd)
     return st.st_size, reasons
+
+
+_TAIL = 4096   # holds the module trailer of 98 % of the stdlib (its line table)
+_REF = 0x72                            # marshal TYPE_REF ('r')
+_BYTES = (0x73, 0xf3)                  # TYPE_STRING ('s'), also with FLAG_REF
+# After the module's name: (3.11+) qualname, a ref to the same string; the raw
+# 4-byte co_firstlineno; the bytes objects that end a code object (co_lnotab /
+# co_linetable; 3.11+ co_linetable and co_exceptiontable).
+_QUALNAME = sys.version_info >= (3, 11)
+_LAST_BYTES = 2 if sys.version_info >= (3, 11) else 1
+
+
+def body_ends_whole(fd, size):
+    """Whether the marshalled module code object of a .pyc (16-byte header)
+    ends where a complete one ends, from its last bytes (marshal.loads of every
+    .pyc would cost 4x compileall's whole warm run).
+
+    The module's code object is written last (CPython 3.7-3.15) and ends with
+    its name '<module>', a string nothing else in the file is named, and the
+    fields above: parsed forward from there they must end exactly at the end of
+    the file. A file cut anywhere (a full disk, a killed copy) or zero-filled
+    after a crash fails that. A file where the trailer is not found so ('<module>'
+    was written as a reference, because a constant spelt it before) is loaded
+    with marshal.loads instead: exact, and rare. Corruption inside the body that
+    leaves it loadable is not seen (importlib would load it too).
+    """
+    body = size - 16
+    n = min(body, _TAIL)
+    while n > 0:
+        tail = os.pread(fd, n, size - n)
+        if len(tail) != n:
+            return False
+        pos = tail.rfind(b"<module>")
+        if pos >= 0:
+            if _trailer_ends(tail, pos):
+                return True
+            break
+        if n == body:
+            break
+        n = min(body, n * 16)
+    return _loads(fd, size)
+
+
+def _trailer_ends(tail, pos):
+    """`tail[pos:]` is b'<module>' + the rest: does it parse to exactly the end?"""
+    t1 = tail[pos - 2:pos - 1] if pos >= 2 else b""
+    t4 = tail[pos - 5:pos - 4] if pos >= 5 else b""
+    if not ((t1 and t1[0] & 0x7f in (0x5a, 0x7a) and tail[pos - 1] == 8)          # 'Z', 'z'
+            or (t4 and t4[0] & 0x7f in (0x61, 0x41, 0x75, 0x74)                       # 'a' 'A' 'u' 't'
+                and tail[pos - 4:pos] == b"\x08\0\0\0")):
+        return False
+    i = pos + 8
+    if _QUALNAME:
+        if tail[i:i + 1] != b"r":
+            return False
+        i += 5
+    i += 4                                                  # co_firstlineno
+    for _ in range(_LAST_BYTES):
+        if i + 5 > len(tail):
+            return False
+        if tail[i] == _REF:
+            i += 5
+        elif tail[i] in _BYTES:
+            i += 5 + int.from_bytes(tail[i + 1:i + 5], "little")
+        else:
+            return False
+    return i == len(tail)
+
+
+def _loads(fd, size):
+    data = os.pread(fd, size, 0)
+    try:
+        marshal.loads(data[16:])
+    except (EOFError, ValueError, TypeError):
+        return False
+    return len(data) == size
 
 
 def _read_all(fd):

@@ -420,3 +420,78 @@ def test_workers_are_capped_at_the_work(tmp_path, kind):
         assert proc.returncode == 0, proc.stderr
         assert count.read_text().count("\n") == 1
     assert (tree / "__pycache__").is_dir()
+
+
+# -- a .pyc that would not load is not up to date (issue 14 item 8) ------------
+
+# A module whose name '<module>' is also a constant (so marshal writes the
+# code's name as a reference: the slow, exact path) and one with a long
+# module-level line table (its trailer is far from the end).
+ODD_SOURCES = {
+    "plain": SOURCE,
+    "named": b'NAME = "<module>"\ndef g():\n    return "<module>"\n',
+    "long": b"".join(b"V%d = %d\n" % (i, i) for i in range(3000)),
+    "try": b"try:\n    import os\nexcept ImportError:\n    os = None\n",
+}
+
+
+def _loads_fails(body):
+    try:
+        marshal.loads(body)
+    except (EOFError, ValueError, TypeError):
+        return True
+    return False
+
+
+@pytest.mark.parametrize("name", sorted(ODD_SOURCES))
+@pytest.mark.parametrize("mode", ["timestamp", "checked-hash"])
+def test_a_pyc_cut_anywhere_is_not_up_to_date(tmp_path, name, mode):
+    src = tmp_path / "m.py"
+    src.write_bytes(ODD_SOURCES[name])
+    py_compile.compile(str(src), cfile=pyc(src), invalidation_mode=MODES[mode], doraise=True)
+    path = os.fsencode(str(src))
+    flags = worker.MODES[mode]
+    assert worker.check_item(path, None, (0,), flags, False)[1] == [""]
+    with open(pyc(src), "rb") as f:
+        data = f.read()
+    step = max(1, (len(data) - 17) // 150)     # 150 cuts spread over the body, and the last ones
+    cuts = list(range(17, len(data), step)) + [len(data) - 1, len(data) - 5]
+    for k in cuts:
+        with open(pyc(src), "wb") as f:
+            f.write(data[:k])
+        expected = "corrupt" if _loads_fails(data[16:k]) else ""   # what the importer meets
+        assert worker.check_item(path, None, (0,), flags, False)[1] == [expected], k
+    # zero-filled after a crash: same size, the end replaced by zeros
+    for zeros in (1, 5, len(data) // 2):
+        with open(pyc(src), "wb") as f:
+            f.write(data[:-zeros] + b"\0" * zeros)
+        expected = "corrupt" if _loads_fails(data[16:-zeros] + b"\0" * zeros) else ""
+        assert expected or zeros < 16         # zeros inside the last bytes object may load
+        assert worker.check_item(path, None, (0,), flags, False)[1] == [expected], zeros
+    # extra bytes after a whole code object load fine (marshal ignores them): up to date
+    with open(pyc(src), "wb") as f:
+        f.write(data + b"junk")
+    assert worker.check_item(path, None, (0,), flags, False)[1] == [""]
+
+
+def test_compile_repairs_a_truncated_pyc_without_force(tree):
+    proc, _doc = cli_json(str(tree))
+    assert proc.returncode == 0, proc.stderr
+    target = pyc(tree / "mod.py")
+    with open(target, "rb") as f:
+        whole = f.read()
+    with open(target, "wb") as f:
+        f.write(whole[:len(whole) - 7])                      # header intact
+    # the importer fails on it (EOFError: marshal data too short)
+    probe = subprocess.run([sys.executable, "-c", "import mod"], cwd=str(tree),
+                           capture_output=True, text=True)
+    assert "EOFError" in probe.stderr or "bad marshal data" in probe.stderr, probe.stderr
+    proc = run_cli("compile", "--dry-run", "--python", sys.executable, tree)
+    assert "would compile %s (corrupt)" % (tree / "mod.py") in proc.stdout
+    proc, doc = cli_json(str(tree))
+    assert doc["files"]["compiled"] == 1 and doc["files"]["up_to_date"] == 2
+    with open(target, "rb") as f:
+        assert f.read() == whole
+    probe = subprocess.run([sys.executable, "-c", "import mod"], cwd=str(tree),
+                           capture_output=True, text=True)
+    assert probe.returncode == 0, probe.stderr
