@@ -1159,7 +1159,7 @@ def library_scan_paths(ctx):
     return [p for p in paths if ctx.root.isdir(p)]
 
 
-@check("unresolved-libs")
+@check("unresolved-libs", "unresolved-libs", "not-checked")
 def check_unresolved_libs(ctx):
     from pyimgtools import keep
     paths = library_scan_paths(ctx)
@@ -1168,6 +1168,26 @@ def check_unresolved_libs(ctx):
     db = ctx.dpkg if ctx.dpkg is not None else _NoPackages()
     # As the image is: a stale ld.so.cache fails at run time (keep would run ldconfig).
     plan = keep.plan(ctx.root, paths, db=db, run_ldconfig=False)
+    return _not_checked(plan, paths) + _unresolved(plan, paths)
+
+
+def _not_checked(plan, paths):
+    """What the library scan could not read: it may hold ELF files that cannot load."""
+    if not plan.unreadable:
+        return []
+    return [Finding(
+        "not-checked", "error",
+        "%s under %s could not be read: the ELF files there were not checked"
+        % (format_count(len(plan.unreadable), "path"), ", ".join(paths)),
+        "run audit with the rights to read them (root with CAP_DAC_READ_SEARCH), or fix "
+        "their permissions",
+        evidence=list(plan.unreadable),
+        paths=[u.rsplit(": cannot ", 1)[0] for u in plan.unreadable],
+        data={"unreadable": plan.unreadable, "scanned_paths": paths})]
+
+
+def _unresolved(plan, paths):
+    from pyimgtools import keep
     if not plan.missing:
         return []
     by_needer = {}

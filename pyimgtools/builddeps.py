@@ -314,6 +314,10 @@ def run_purge(args, out, root):
         apt.check_dpkg_state(None if root.is_host else root)
     pp, db, installed = plan_purge(root, saved, keep_paths, args.exclude, args.allow_missing)
     keep.report_plan(out, pp.keep, "dry-run" if args.dry_run else "run")
+    if pp.keep.unreadable and not args.allow_unreadable:
+        out.data({"command": "build-deps", "action": "purge", "dry_run": bool(args.dry_run),
+                  "saved_from": source, "removed": [], "keep": keep.plan_document(pp.keep)})
+    keep.check_unreadable(out, pp.keep, args.allow_unreadable)
     if pp.keep.missing and not args.allow_missing:
         out.data({"command": "build-deps", "action": "purge", "dry_run": bool(args.dry_run),
                   "saved_from": source, "removed": [], "keep": keep.plan_document(pp.keep)})
@@ -424,6 +428,7 @@ def register(subparsers, common):
                        help="passed to keep: leave matching files out of the scan")
     purge.add_argument("--allow-missing", action="store_true",
                        help="go on when a needed library cannot be found")
+    keep.add_allow_unreadable(purge)
     purge.add_argument("--saved", metavar="FILE",
                        help="take the manual set from FILE, a plain 'apt-mark showmanual' "
                             "listing, instead of the state file")

@@ -91,6 +91,9 @@ class KeepPlan:
     missing: List[Missing] = field(default_factory=list)
     resolved_in_context: List[Missing] = field(default_factory=list)
     warnings: List[str] = field(default_factory=list)
+    # Directories that could not be listed and files that could not be read:
+    # what they need is unknown, so the plan is incomplete ("path: reason").
+    unreadable: List[str] = field(default_factory=list)
     # A stale ld.so.cache: the libraries of the ld.so.conf directories it
     # lacks, and the ldconfig command that apply runs first. The plan is
     # resolved as if that command had run (dry run and real run alike).
@@ -114,6 +117,7 @@ class ScanResult:
     files: List[str]
     outside: Dict[str, str]
     files_seen: int
+    unreadable: List[str] = field(default_factory=list)   # "path: reason", not scanned
 
 
 def _excluded(path, excludes):
@@ -140,7 +144,7 @@ def _within(path, tops):
     return any(path == t or path.startswith(t.rstrip("/") + "/") for t in tops)
 
 
-def scan(root, paths, excludes=(), scan_all=False, warnings=None):
+def scan(root, paths, excludes=(), scan_all=False, warnings=None, unreadable=None):
     """ELF files under `paths` (in-image), and symlink targets outside them.
 
     `tops` are the canonical scan paths, `files` the in-image paths of the
@@ -149,6 +153,7 @@ def scan(root, paths, excludes=(), scan_all=False, warnings=None):
     symlink that points out of the paths to the symlink's path.
     """
     warnings = [] if warnings is None else warnings
+    unreadable = [] if unreadable is None else unreadable
     tops = []
     for p in paths:
         p = os.fsdecode(p)
@@ -175,8 +180,11 @@ def scan(root, paths, excludes=(), scan_all=False, warnings=None):
         if not os.path.isdir(host_top):
             if os.path.isfile(host_top):
                 seen += 1
-                if not _excluded(top, excludes) and _is_elf(host_top):
+                ok = None if _excluded(top, excludes) else _is_elf(host_top)
+                if ok:
                     files.append(top)
+                elif ok is None and not _excluded(top, excludes):
+                    unreadable.append("%s: cannot read" % display_path(top))
             continue
         mounts = {os.fsdecode(m) for m in table.under(host_top)}
         stack = [(host_top, top)]
@@ -186,7 +194,8 @@ def scan(root, paths, excludes=(), scan_all=False, warnings=None):
                 with os.scandir(host_dir) as it:
                     entries = list(it)
             except OSError as exc:
-                warnings.append("%s: cannot list: %s" % (display_path(img_dir), exc.strerror or exc))
+                unreadable.append("%s: cannot list: %s" % (display_path(img_dir),
+                                                           exc.strerror or exc))
                 continue
             prefix = img_dir.rstrip("/") + "/"
             for e in entries:
@@ -217,7 +226,7 @@ def scan(root, paths, excludes=(), scan_all=False, warnings=None):
                     continue
                 ok = _is_elf(e.path)
                 if ok is None:
-                    warnings.append("%s: cannot read" % display_path(img))
+                    unreadable.append("%s: cannot read" % display_path(img))
                 elif ok:
                     files.append(img)
     outside = {}
@@ -235,7 +244,7 @@ def scan(root, paths, excludes=(), scan_all=False, warnings=None):
         if os.path.isfile(host) and _is_elf(host):
             outside[target] = link
     files.sort()
-    return ScanResult(tops, files, outside, seen)
+    return ScanResult(tops, files, outside, seen, unreadable)
 
 
 # -- resolve ------------------------------------------------------------------
@@ -358,7 +367,8 @@ def plan(root, paths=DEFAULT_PATHS, excludes=(), ld_library_path=None, method="e
     warnings = []
     found = scan(root, paths, excludes, scan_all=scan_all, warnings=warnings)
     tops, files, outside = found.tops, found.files, found.outside
-    result = KeepPlan(paths=list(tops), method=method, warnings=warnings)
+    result = KeepPlan(paths=list(tops), method=method, warnings=warnings,
+                      unreadable=found.unreadable)
     result.files_seen = found.files_seen
     roots = files + sorted(outside)
     if method == "ldd":
@@ -494,6 +504,30 @@ def apply(root, keep_plan, out=None):
     return names
 
 
+def check_unreadable(out, keep_plan, allow_unreadable):
+    """What could not be read may need libraries nobody keeps: an error (exit 1)
+    unless allow_unreadable, then each path is a warning."""
+    if not keep_plan.unreadable:
+        return
+    for text in keep_plan.unreadable:
+        if allow_unreadable:
+            out.warn(text + " (not scanned)")
+        else:
+            print("pyimgtools: error: %s" % text, file=out.stderr)
+    if not allow_unreadable:
+        raise PyimgtoolsError("%s under %s cannot be read: the libraries they need are unknown "
+                              "(run with the rights to read them, or --allow-unreadable to go on)"
+                              % (format_count(len(keep_plan.unreadable), "path"),
+                                 ", ".join(display_path(p) for p in keep_plan.paths)),
+                              EXIT_FAILED)
+
+
+def add_allow_unreadable(parser):
+    parser.add_argument("--allow-unreadable", action="store_true",
+                        help="go on when a directory cannot be listed or a file cannot be read "
+                             "(root without CAP_DAC_READ_SEARCH); each is a warning")
+
+
 def check_missing(out, keep_plan, allow_missing):
     """Report missing libraries; raises (exit 1) unless allow_missing."""
     if not keep_plan.missing:
@@ -523,6 +557,7 @@ def plan_document(keep_plan):
         "missing": keep_plan.missing,
         "resolved_in_context": keep_plan.resolved_in_context,
         "warnings": keep_plan.warnings,
+        "unreadable": keep_plan.unreadable,
         "uncached": keep_plan.uncached,
         "ldconfig": keep_plan.ldconfig or None,
     }
@@ -559,6 +594,7 @@ def register(subparsers, common):
                         "(repeatable; '*tkinter*' reproduces the official slim images)")
     p.add_argument("--allow-missing", action="store_true",
                    help="report libraries that cannot be found as warnings, not errors")
+    add_allow_unreadable(p)
     p.add_argument("--ld-library-path", metavar="DIRS",
                    help="search these ':'-separated directories as LD_LIBRARY_PATH would "
                         "(the environment's LD_LIBRARY_PATH is never used)")
@@ -585,6 +621,10 @@ def run(args, out, root):
               manual_flags=not (args.print_only and not out.json_mode))
     changes = None if args.print_only or args.why else "dry-run" if args.dry_run else "run"
     report_plan(out, kp, changes)
+    if kp.unreadable and not args.allow_unreadable:
+        out.data(dict(plan_document(kp), command="keep", dry_run=bool(args.dry_run), marked=[],
+                      action="print" if args.print_only else "why" if args.why else "mark"))
+    check_unreadable(out, kp, args.allow_unreadable)
     where = ", ".join(display_path(p) for p in kp.paths)
 
     if args.print_only:

@@ -280,7 +280,8 @@ Installed-Size: 7
 def _run(fn, root, **kw):
     stdout, stderr = io.StringIO(), io.StringIO()
     args = argparse.Namespace(state_file=builddeps.STATE_FILE, saved=None, keep_runtime=[],
-                              exclude=[], allow_missing=False, **kw)
+                              exclude=[], allow_missing=False, allow_unreadable=False,
+                              **kw)
     assert fn(args, Output(json_mode=True, stdout=stdout, stderr=stderr), root) == 0
     return json.loads(stdout.getvalue()), stderr.getvalue()
 
