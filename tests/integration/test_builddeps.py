@@ -12,6 +12,7 @@ setuptools/wheel wheels its build needs are downloaded on the host into a
 cached wheelhouse and installed with --no-index --find-links.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -90,9 +91,15 @@ def test_purge_keeps_what_the_venv_needs(chroot_factory, suite):
     assert [l for l in lines if l.startswith("keep libpq5:amd64: libpq.so.5 needed by /opt/venv/")], \
         dry.stdout
     assert installed(root, "gcc")           # the dry run changed nothing
+    dry_doc = json.loads(root.run(PYIMGTOOLS + " --json build-deps purge --dry-run "
+                                  "--keep-runtime /opt/venv").stdout)
 
-    proc = root.run(PYIMGTOOLS + " build-deps purge --keep-runtime /opt/venv")
-    assert "build-deps purge: removed" in proc.stdout
+    proc = root.run(PYIMGTOOLS + " --json build-deps purge --keep-runtime /opt/venv")
+    real_doc = json.loads(proc.stdout)
+    assert "build-deps purge: removed" in proc.stderr
+    # issue 14 item 9: the dry run's list and byte total are the real run's
+    assert dry_doc["remove"] == real_doc["removed"]
+    assert abs(dry_doc["remove_bytes"] - real_doc["removed_bytes"]) <= 0.05 * real_doc["removed_bytes"]
     for gone in ("gcc", "libpq-dev", "python3-dev"):
         assert not installed(root, gone), gone
     for kept in ("libpq5", "python3", "python3-venv"):
