@@ -211,7 +211,7 @@ def _loads(fd, size):
     data = os.pread(fd, size, 0)
     try:
         marshal.loads(data[16:])
-    except (EOFError, ValueError, TypeError):
+    except Exception:  # noqa: BLE001 - EOFError, ValueError: bad marshal data, ...
         return False
     return len(data) == size
 
