@@ -458,7 +458,9 @@ def _tree_bytes(top, pyc_only=False):
                 continue
             seen.add((st.st_dev, st.st_ino))
             total += st.st_size
-            if name.endswith(".pyc") and not os.path.isdir(os.path.join(dirpath, name)):
+            # Bytecode: the .pyc files and the __pycache__ directories holding them.
+            is_dir = os.path.isdir(os.path.join(dirpath, name))
+            if (name.endswith(".pyc") and not is_dir) or (name == "__pycache__" and is_dir):
                 pyc += st.st_size
     return total, pyc
 

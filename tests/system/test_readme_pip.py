@@ -6,12 +6,19 @@ The build runs offline: setuptools and wheel come from the app wheelhouse
 
 import glob
 import os
+
+import pytest
 import subprocess
 import sys
 
 from tests.harness.wheelhouse import wheelhouse
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+# Once, under the main interpreter on the host: the wheelhouse is built for it and
+# needs PyPI (unreachable from a rootfs).
+pytestmark = [pytest.mark.main_only, pytest.mark.host_only]
 
 
 def test_the_wheel_installs_a_working_console_script(tmp_path):
