@@ -544,6 +544,9 @@ def facts(image, startup_runs=10, with_dynload=False):
         out = subprocess.run(["du", "-sxb", s.path], capture_output=True, text=True, check=True)
         doc["size"] = int(out.stdout.split()[0])
         doc["pyc_bytes"] = _tree_bytes(s.path)[1]
+        # The pyz the Dockerfile COPYs in and keeps (for `pyimgtools audit` in CI).
+        tool = os.path.join(s.path, "usr/local/bin/pyimgtools")
+        doc["tool_bytes"] = os.lstat(tool).st_size if os.path.lexists(tool) else 0
         no_pyc = no_pyc_check(s)
         out = s.run("dpkg-query -W -f '${db:Status-Abbrev} ${binary:Package} ${Version} "
                     "${Installed-Size}\\n'").stdout
