@@ -491,7 +491,11 @@ def test_compile_repairs_a_truncated_pyc_without_force(tree):
     proc, doc = cli_json(str(tree))
     assert doc["files"]["compiled"] == 1 and doc["files"]["up_to_date"] == 2
     with open(target, "rb") as f:
-        assert f.read() == whole
+        repaired = f.read()
+    # Same header and the same code, not the same bytes: marshal sets FLAG_REF by
+    # reference count, and on 3.8-3.10 the two compiling processes differ in it.
+    assert repaired[:16] == whole[:16]
+    assert marshal.loads(repaired[16:]) == marshal.loads(whole[16:])
     probe = subprocess.run([sys.executable, "-c", "import mod"], cwd=str(tree),
                            capture_output=True, text=True)
     assert probe.returncode == 0, probe.stderr
