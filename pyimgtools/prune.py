@@ -7,7 +7,10 @@ Default rules are the upstream recipe's (docker-library/python):
         -exec rm -rf '{}' +
 
 plus the `__pycache__` directories that leaves empty. A `test`/`tests` package is
-kept when code outside the test directories imports it at module level.
+kept when code outside the test directories imports it at module level. A legacy
+`foo.pyc` (not in `__pycache__`) without a regular `foo.py` beside it is kept: the
+importer loads it as the module itself (sourceless distributions, `compileall -b`)
+and `compile` cannot write it again.
 
 plan:  one fd-based walk per tree records the directories, the entries the rules
        match and everything inside candidate subtrees; the import check then
@@ -42,6 +45,10 @@ M_DOC = 2      # under share/doc: `copyright` files stay
 M_CACHE = 3    # a cache directory walked on its own: only its selector applies
 
 KINDS = {"f": "file", "l": "symlink", "o": "other", "d": "dir"}
+
+# The recorded "rule" of sourceless bytecode: kept, and listed as kept (unless a
+# directory around it goes as a whole, e.g. a test directory).
+SOURCELESS = "sourceless"
 
 
 class Rules:
@@ -137,6 +144,7 @@ class Plan:
         self.trees = []
         self.removals = []
         self.kept = []          # Kept
+        self.sourceless = []    # in-image paths of the sourceless .pyc files kept
         self.skipped = []       # (path, reason): mount points and the like met inside pruned subtrees
         self.warnings = []      # (path, message) found while planning
         self.errors = []        # (path, message) that make the run fail (unreadable directories)
@@ -212,6 +220,7 @@ class Walker:
         if mode == M_NORMAL and not record and selector is None and mount_points is None \
                 and not self.keep and not rules.tk:
             return self._scan_plain(tree, node, entries, parent_name)
+        legacy = []
         for entry in entries:
             name = entry.name
             if mount_points is not None and name in mount_points:
@@ -268,6 +277,9 @@ class Walker:
             elif mode == M_NORMAL:
                 if name[-4:] in (".pyc", ".pyo"):
                     if rules.bytecode and entry.is_file(follow_symlinks=False):
+                        if name[-1] == "c" and not node.pycache:
+                            legacy.append(entry)  # decided once every .py here is known
+                            continue
                         rule = "bytecode"
                 elif name.endswith(".py"):
                     if entry.is_file(follow_symlinks=False):
@@ -298,6 +310,8 @@ class Walker:
                 node.kept += 1
                 continue
             self._record(tree, node, entry, rule)
+        if legacy:
+            self._legacy_bytecode(tree, node, legacy)
         return to_enter
 
     def _scan_plain(self, tree, node, entries, parent_name):
@@ -311,6 +325,7 @@ class Walker:
         to_enter = []
         kept = 0
         py = node.py
+        legacy = []
         for entry in entries:
             name = entry.name
             try:
@@ -349,9 +364,23 @@ class Walker:
             if not entry.is_file(follow_symlinks=False):
                 kept += 1
                 continue
+            if rule == "bytecode" and name[-1] == "c" and not node.pycache:
+                legacy.append(entry)
+                continue
             self._record(tree, node, entry, rule)
         node.kept += kept
+        if legacy:
+            self._legacy_bytecode(tree, node, legacy)
         return to_enter
+
+    def _legacy_bytecode(self, tree, node, entries):
+        """Legacy foo.pyc files of one directory (regular files, outside __pycache__):
+        dead weight when a regular foo.py is beside them (the importer prefers the
+        source, and compile writes its cache), the module itself when none is."""
+        sources = set(node.py or ())
+        for entry in entries:
+            has_source = entry.name[:-4] + ".py" in sources
+            self._record(tree, node, entry, "bytecode" if has_source else SOURCELESS)
 
     def _record(self, tree, node, entry, rule):
         name = entry.name
@@ -614,7 +643,9 @@ def _decide(plan, tree):
         complete = node.kept == 0
         for (name, kind, size, nlink, ino, dev, rule) in node.files:
             r = content or rule
-            if r is None:
+            if r is None or r == SOURCELESS:
+                if r is not None:
+                    plan.sourceless.append(tree.image_path(node.child_path(name)))
                 complete = False
                 continue
             removals.append(Removal(tree, node, name, None, kind, size, r, nlink, ino, dev))
@@ -844,6 +875,7 @@ def register(subparsers, common):
         description="Remove what the official python images' `find … -exec rm -rf` removes "
                     "(test/tests/idle_test directories, *.pyc, *.pyo, libpython*.a, and the "
                     "__pycache__ directories that leaves empty), safely: no symlink is followed, "
+                    "a sourceless foo.pyc (no foo.py beside it: the module itself) is kept, "
                     "no mount point crossed (bind mounts included), any file name works, and a "
                     "test package that other code imports at module level is kept.",
         epilog=cli.examples(
@@ -931,6 +963,12 @@ def _report(out, plan, done, failures, dry, elapsed, verbose):
         out.line("  hard links: %s with several links, each counted once; %s not freed "
                  "(other links remain)" % (format_count(hard["files"], "file"),
                                            format_bytes(hard["bytes_not_freed"])))
+    if plan.sourceless:
+        if dry or verbose:
+            for path in plan.sourceless:
+                out.line("kept %s (sourceless)" % display_path(path))
+        out.line("  kept %s (no .py beside them: the importer loads each as the module)"
+                 % format_count(len(plan.sourceless), "sourceless .pyc file"))
     if failures:
         out.line("  failed: %s (see the warnings above)" % format_count(len(failures), "path"))
     out.summary("pyimgtools prune: %s %s in %s (%s) from %s in %.2f s" % (
@@ -947,10 +985,11 @@ def _report(out, plan, done, failures, dry, elapsed, verbose):
                          "bytes": r.size} for r in done],
             "kept": [{"path": json_path(k.path), "module": k.module, "importer": json_path(k.importer),
                       "line": k.lineno, "imports": k.imported, "note": k.note} for k in plan.kept],
+            "kept_sourceless": [json_path(p) for p in plan.sourceless],
             "skipped": [{"path": json_path(p), "reason": reason} for p, reason in plan.skipped],
             "warnings": [{"path": json_path(p), "message": m} for p, m in plan.warnings],
             "failed": [{"path": json_path(p), "error": m} for p, m in failures],
             "totals": {"files": files, "dirs": dirs, "bytes": total, "by_rule": by_rule,
-                       "hard_links": hard},
+                       "hard_links": hard, "kept_sourceless": len(plan.sourceless)},
             "seconds": round(elapsed, 3),
         })

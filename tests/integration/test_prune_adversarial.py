@@ -87,10 +87,10 @@ def test_hostile_tree(work):
         "lib/pkg/tests/t.py": b"", "lib/pkg/tests/mnt": None,   # a mount inside a test dir
         "lib/pkg/tests/escape": ("link", outside),
         "lib/other/tests": None,                          # a bind mount named tests
-        b"lib/odd/new\nline/tests/x": b"", b"lib/odd/ space /m.pyc": b"",
+        b"lib/odd/new\nline/tests/x": b"", b"lib/odd/ space /m.pyc": b"", b"lib/odd/ space /m.py": b"",
         b"lib/odd/-rf/tests/x": b"", b"lib/odd/\xff\xfe/tests/x": b"",
         "lib/locked/tests/t.py": b"", "lib/locked/tests/data/d.txt": b"", "lib/locked/keep.py": b"",
-        "lib/m.pyc": b"pyc",
+        "lib/m.pyc": b"pyc", "lib/m.py": b"",   # legacy bytecode beside its source
     })
     _deep_chain(os.path.join(tree, "lib"), 3000)
     for target, source in ((os.path.join(tree, "lib/mnt"), src),
@@ -155,7 +155,7 @@ def test_unprivileged_user_gets_each_failure_by_path(work):
     python = shutil.which("python3", path="/usr/bin:/bin")
     require(python is not None, "needs /usr/bin/python3 (the pyenv pythons are under /root, 0700)")
     tree = os.path.join(base, "tree")
-    make_tree(tree, {"a/tests/x": b"", "a/tests/y": b"", "b/tests/z": b"", "c/m.pyc": b"",
+    make_tree(tree, {"a/tests/x": b"", "a/tests/y": b"", "b/tests/z": b"", "c/m.pyc": b"", "c/m.py": b"",
                      "d/tests/w": b""})
     subprocess.run(["chown", "-R", "nobody:nogroup", tree], check=True)
     subprocess.run(["chown", "root:root", os.path.join(tree, "a/tests")], check=True)  # nobody can't unlink in it

@@ -42,7 +42,8 @@ def parity_tree(top):
         "lib/tests": ("link", "../share"),                           # a symlink named tests
         "lib/link.pyc": ("link", "os.py"),                           # a symlink named *.pyc
         "lib/pipe.pyc": ("fifo",),                                   # not a regular file
-        "lib/.hidden.pyc": b"dot",
+        "lib/.hidden.pyc": b"dot", "lib/.hidden.py": b"",
+        "lib/sourceless.pyc": b"pyc",                                # no .py beside: kept
         "share/tests/.hidden": b"",
         "share/Tests/file": b"",                                     # case matters
         "share/emptydir": None,
@@ -58,7 +59,9 @@ def test_default_rules_leave_what_upstream_find_leaves(tmp_path):
     upstream_find(a)
     proc = prune(b)
     assert proc.returncode == 0, proc.stderr
-    assert listing(b, drop_pycache_dirs=True) == listing(a, drop_pycache_dirs=True)
+    # The one deliberate difference: a legacy .pyc with no source beside it is the
+    # module itself (the importer loads it, compile cannot rebuild it): prune keeps it.
+    assert listing(b, drop_pycache_dirs=True) == listing(a, drop_pycache_dirs=True) | {b"lib/sourceless.pyc"}
     # __pycache__ directories: find leaves them empty, prune removes them unless something else is inside
     assert not (b / "bin/__pycache__").exists()
     assert (b / "lib/python3.11/__pycache__/keep.txt").exists()
@@ -261,6 +264,7 @@ def test_three_thousand_levels_deep(tmp_path):
             if i == 1500:
                 with open(os.open("m.pyc", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd), "wb") as f:
                     f.write(b"pyc")
+                os.close(os.open("m.py", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd))
                 os.mkdir("tests", dir_fd=fd)  # a test dir in the middle, with a deep chain inside
                 sub = os.open("tests", os.O_RDONLY, dir_fd=fd)
                 for _ in range(300):
@@ -302,7 +306,7 @@ def test_keep_bytecode_no_tests_static_libs_and_keep_globs(tmp_path):
         top = tmp_path / name
         make_tree(top, {"a/tests/x": b"", "a/__pycache__/m.cpython-311.pyc": b"",
                         "lib/libfoo.a": b"", "lib/libpython3.so": b"", "lib/libpython3.11.a": b"",
-                        "b/tests/y": b"", "b/tests/z.pyc": b""})
+                        "b/tests/y": b"", "b/tests/z.pyc": b"", "b/tests/z.py": b""})
         return top
     top = tree("kb")
     prune("--keep-bytecode", top)
@@ -396,14 +400,14 @@ def test_caches_rule_inside_a_root(tmp_path, monkeypatch):
 def test_root_option_resolves_paths_inside_the_image(tmp_path):
     image = tmp_path / "rootfs"
     make_tree(image, {"opt/py/lib/tests/t": b"", "usr/local": ("link", "/opt/py"),
-                      "opt/py/lib/m.pyc": b""})
+                      "opt/py/lib/m.pyc": b"", "opt/py/lib/m.py": b""})
     doc, proc = prune_json("--root", image, "--dry-run", "/usr/local")
     assert proc.returncode == 0, proc.stderr
     assert doc["trees"] == ["/opt/py"]
     assert sorted(e["path"] for e in doc["removed"]) == ["/opt/py/lib/m.pyc", "/opt/py/lib/tests",
                                                           "/opt/py/lib/tests/t"]
     prune("--root", image, "/usr/local")
-    assert listing(image / "opt/py") == {b"lib"}
+    assert listing(image / "opt/py") == {b"lib", b"lib/m.py"}
 
 
 def test_errors_are_one_line_with_exit_code(tmp_path):

@@ -22,7 +22,7 @@ def test_system_targets_are_refused_in_one_line(path):
 
 
 def test_empty_path_and_a_working_directory_of_slash_are_refused(tmp_path):
-    make_tree(tmp_path / "t", {"tests/x": b"x", "m.pyc": b"x"})
+    make_tree(tmp_path / "t", {"tests/x": b"x", "m.pyc": b"x", "m.py": b""})
     proc = prune("", cwd=str(tmp_path / "t"))
     assert proc.returncode == 2 and "empty path" in proc.stderr
     assert len(proc.stderr.splitlines()) == 1
@@ -33,7 +33,7 @@ def test_empty_path_and_a_working_directory_of_slash_are_refused(tmp_path):
 
 def test_inside_a_root_the_image_root_and_links_to_it_are_refused(tmp_path):
     image = tmp_path / "img"
-    make_tree(image, {"usr/local/lib/tests/x": b"x", "app/m.pyc": b"x"})
+    make_tree(image, {"usr/local/lib/tests/x": b"x", "app/m.pyc": b"x", "app/m.py": b""})
     os.symlink("/", str(image / "everything"))
     for path in ("/", "/everything", "/usr"):
         proc = prune("--dry-run", "--root", image, path)
@@ -48,7 +48,7 @@ def test_inside_a_root_the_image_root_and_links_to_it_are_refused(tmp_path):
 
 def test_failed_removals_end_with_an_error_line(tmp_path, monkeypatch, capsys):
     top = tmp_path / "t"
-    make_tree(top, {"a/tests/x": b"", "b/m.pyc": b""})
+    make_tree(top, {"a/tests/x": b"", "b/m.pyc": b"", "b/m.py": b""})
     real_unlink = os.unlink
 
     def unlink(path, *args, **kw):
