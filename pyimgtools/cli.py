@@ -12,10 +12,12 @@ add_dry_run(parser).
 
 import argparse
 import importlib
+import signal
 import sys
 
 from pyimgtools import __version__
-from pyimgtools.errors import EXIT_FAILED, EXIT_USAGE, PyimgtoolsError
+from pyimgtools.errors import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE,
+                               PyimgtoolsError, Terminated)
 from pyimgtools.fs import Root
 from pyimgtools.report import Output
 
@@ -38,7 +40,8 @@ audit."""
 
 EXIT_CODES = """\
 exit codes: 0 done; 1 failed (one line 'pyimgtools: error: ...' on stderr);
-2 usage error; 100 a check found work to do."""
+2 usage error; 100 a check found work to do; 130 interrupted (SIGINT);
+143 terminated (SIGTERM)."""
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -127,6 +130,7 @@ def main(argv=None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     out = Output(json_mode=args.json, quiet=args.quiet, verbose=args.verbose)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         root = Root(args.root)
         return args.run(args, out, root)
@@ -135,7 +139,10 @@ def main(argv=None):
         return exc.exit_code
     except KeyboardInterrupt:
         _print_error("interrupted", args.verbose)
-        return 130
+        return EXIT_INTERRUPTED
+    except Terminated:
+        _print_error("terminated (SIGTERM)", args.verbose)
+        return EXIT_TERMINATED
     except OSError as exc:
         # Expected I/O trouble (permissions, full disk) the command did not foresee.
         where = " (%s)" % exc.filename if getattr(exc, "filename", None) else ""
@@ -145,6 +152,15 @@ def main(argv=None):
         _print_error("internal error: %s: %s (run with -v for the traceback)"
                      % (type(exc).__name__, exc), args.verbose)
         return EXIT_FAILED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _on_sigterm(signum, frame):
+    """SIGTERM: unwind as for Ctrl-C, so the cleanup on the way out runs; a second
+    one is ignored while it does (docker stop sends SIGKILL after its grace time)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Terminated()
 
 
 def _print_error(message, verbose):

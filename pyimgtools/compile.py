@@ -179,6 +179,13 @@ class Worker:
         return "--python %s: the compile worker stopped (%s): %s" % (
             self.python, "exit status %d" % code if code is not None else "no answer", what)
 
+    def stop(self):
+        """SIGTERM: the worker removes the temporary file it is writing and exits."""
+        try:
+            self.proc.terminate()
+        except OSError:
+            pass
+
     def close(self):
         self.end_input()
         try:
@@ -206,9 +213,15 @@ class WorkerPool:
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and not issubclass(exc_type, Exception):
+            self.stop()  # SIGINT/SIGTERM (KeyboardInterrupt, Terminated): no batch is finished
         self.close()
         return False
+
+    def stop(self):
+        for worker in self.workers:
+            worker.stop()
 
     def grow(self, n):
         while len(self.workers) < n:
@@ -295,6 +308,8 @@ class WorkerPool:
         for w in self.workers[1:]:
             spawn(feed, (w,))
         feed(self.workers[0])
+        if errors and not isinstance(errors[0], Exception):
+            self.stop()  # interrupted: the other threads' workers stop now, not after their batch
         while threads:
             threads.pop().join()
         if errors:

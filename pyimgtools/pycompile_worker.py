@@ -277,14 +277,14 @@ def _open_cache_dir(src_fd, where):
 
 def _write_atomic(dir_fd, name, data, mode):
     """Write `name` in the directory `dir_fd` by a rename of a fresh temporary file."""
-    tmp = "%s.%d.tmp" % (name, os.getpid())
+    tmp = "%s.%d.tmp" % (name, os.getpid())  # our pid: removing it by name is always safe
     how = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(tmp, how, 0o600, dir_fd=dir_fd)
-    except FileExistsError:  # left by a run that was killed
-        os.unlink(tmp, dir_fd=dir_fd)
-        fd = os.open(tmp, how, 0o600, dir_fd=dir_fd)
-    try:
+    try:  # one try from the open on: a signal right after it still removes the file
+        try:
+            fd = os.open(tmp, how, 0o600, dir_fd=dir_fd)
+        except FileExistsError:  # left by a run that was killed
+            os.unlink(tmp, dir_fd=dir_fd)
+            fd = os.open(tmp, how, 0o600, dir_fd=dir_fd)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             os.fchmod(f.fileno(), mode)
@@ -473,10 +473,22 @@ def serve(stdin, stdout):
         _write_frame(stdout, reply)
 
 
+def _on_signal(signum, frame):
+    # Unwind: _write_atomic removes the temporary file it is writing. Further
+    # signals (Ctrl-C reaches the whole process group, then pyimgtools stops its
+    # workers with SIGTERM) are ignored, so they cannot cut that cleanup short.
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, signal.SIG_IGN)
+    raise SystemExit(128 + signum)
+
+
 if __name__ == "__main__":
     if sys.implementation.cache_tag is None:
         sys.stderr.write("this interpreter does not use .pyc files (cache_tag is None)\n")
         sys.exit(3)
+    import signal
+    for _s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(_s, _on_signal)
     serve(sys.stdin.buffer, sys.stdout.buffer)
     # Every reply is flushed and every .pyc closed: skip the interpreter's
     # teardown, which the parent would otherwise wait for.
