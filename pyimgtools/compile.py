@@ -12,7 +12,6 @@ running pyimgtools: the .pyc format belongs to the interpreter that reads it.
 
 import dataclasses
 import os
-import pkgutil
 import re
 import stat
 import struct
@@ -26,6 +25,7 @@ from pyimgtools import cli
 from pyimgtools import image_python
 from pyimgtools.cpus import available_cpus
 from pyimgtools.errors import PyimgtoolsError, UsageError
+from pyimgtools.pytarget import worker_source
 from pyimgtools.report import display_line, display_path, format_bytes, format_count
 
 NAME = "compile"
@@ -59,20 +59,6 @@ def skip_rule(version):
 
 _FRAME = struct.Struct("<I")
 _CHECK_BATCH = 64  # small enough that the first answers come while the walk goes on
-
-
-def _worker_source():
-    """The worker's source text, read as package data (works from a zip too)."""
-    data = None
-    try:
-        data = pkgutil.get_data("pyimgtools", "pycompile_worker.py")
-    except OSError:
-        data = None
-    if not data:
-        import inspect
-        from pyimgtools import pycompile_worker
-        return inspect.getsource(pycompile_worker)
-    return data.decode("utf-8")
 
 
 # --------------------------------------------------------------------------- workers
@@ -206,7 +192,7 @@ class WorkerPool:
     def __init__(self, launch):
         self.launch = launch
         self.python = launch.image_path
-        self.source = _worker_source()
+        self.source = worker_source()
         self.workers = []
         self.config = None
 

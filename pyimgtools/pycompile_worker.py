@@ -372,21 +372,83 @@ def _warning_lines(caught):
     return lines
 
 
-def venv_prefix():
-    """The venv this interpreter runs in, or None.
+# The one venv probe of pyimgtools: `compile` asks it through "info", and
+# pyimgtools.pytarget (finalize's target) runs this file's target_info() in the
+# target too, so both always agree on what the venv is.
 
-    Found as site.py finds it (a pyvenv.cfg beside the executable or one
-    directory up; the venv is the executable's parent directory): the worker
-    runs under -S, where Python 3.13 and older leave sys.prefix at the base
-    installation. 3.14 and newer set sys.prefix to the venv even under -S.
-    """
+def venv_config(venv=None):
+    """(venv directory, includes the system site-packages) or None, found as site.py
+    finds them: a pyvenv.cfg beside the executable or one directory up; the venv is
+    the executable's parent directory; include-system-site-packages is true unless
+    the file says otherwise. pyimgtools runs the target under -S, where Python 3.13
+    and older leave sys.prefix at the base installation (3.14 and newer set it to
+    the venv even under -S). `venv`: the caller found the venv (an image's venv,
+    run through its resolved binary); only its pyvenv.cfg is read."""
+    exe_dir = os.path.dirname(os.path.abspath(sys.executable or ""))
+    if venv is not None:
+        places, exe_dir = [venv], os.path.join(venv, "bin")
+    else:
+        places = [exe_dir, os.path.dirname(exe_dir)]
+    for d in places:
+        cfg = os.path.join(d, "pyvenv.cfg")
+        if not os.path.isfile(cfg):
+            continue
+        system_site = True  # site.py's default when the key is absent
+        with open(cfg, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, sep, value = line.partition("=")
+                if sep and key.strip().lower() == "include-system-site-packages":
+                    system_site = value.strip().lower() == "true"
+        return os.path.dirname(exe_dir), system_site
+    return None
+
+
+def venv_prefix():
+    """The venv this interpreter runs in, or None."""
     if sys.prefix != sys.base_prefix:
         return sys.prefix
-    exe_dir = os.path.dirname(os.path.abspath(sys.executable or ""))
-    for d in (exe_dir, os.path.dirname(exe_dir)):
-        if os.path.isfile(os.path.join(d, "pyvenv.cfg")):
-            return os.path.dirname(exe_dir)
-    return None
+    found = venv_config()
+    return found[0] if found else None
+
+
+def _base_paths():
+    """sysconfig's paths of the base installation (also in a venv)."""
+    import sysconfig
+    return sysconfig.get_paths(vars={
+        "base": sys.base_prefix, "platbase": sys.base_exec_prefix,
+        "installed_base": sys.base_prefix, "installed_platbase": sys.base_exec_prefix})
+
+
+def target_info(venv=None):
+    """What pyimgtools.pytarget wants of the target: its prefix (the venv's directory
+    in a venv), the base standard library, and the site-packages directories site.py
+    would put on sys.path (a venv's own, plus the base's when the venv includes them)."""
+    import site
+    found = venv_config(venv)
+    base = _base_paths()
+    if found:
+        prefix, system_site = found
+        libdirs = [getattr(sys, "platlibdir", "lib")]
+        if "lib" not in libdirs:
+            libdirs.append("lib")
+        ver = "python%d.%d" % sys.version_info[:2]
+        sites = [os.path.join(prefix, d, ver, "site-packages") for d in libdirs]
+        if system_site:
+            sites += site.getsitepackages([sys.base_prefix, sys.base_exec_prefix])
+    else:
+        prefix = sys.prefix
+        sites = site.getsitepackages()
+    return {
+        "executable": sys.executable, "version": "%d.%d.%d" % sys.version_info[:3],
+        "prefix": prefix, "base_prefix": sys.base_prefix, "venv": bool(found),
+        "stdlib": base.get("stdlib"), "platstdlib": base.get("platstdlib"),
+        "site_packages": list(dict.fromkeys(sites)),
+    }
+
+
+def print_target_info(venv=None):
+    import json
+    sys.stdout.write(json.dumps(target_info(venv)) + "\n")
 
 
 def site_paths(venv):
@@ -416,10 +478,7 @@ def info(want_paths, venv=None):
         "pycache_prefix": getattr(sys, "pycache_prefix", None),
     }
     if want_paths:
-        import sysconfig
-        base_vars = {"base": sys.base_prefix, "platbase": sys.base_exec_prefix,
-                     "installed_base": sys.base_prefix, "installed_platbase": sys.base_exec_prefix}
-        base = sysconfig.get_paths(vars=base_vars)
+        base = _base_paths()
         doc["stdlib"], doc["platstdlib"] = base.get("stdlib"), base.get("platstdlib")
         if venv is None:
             venv = venv_prefix()

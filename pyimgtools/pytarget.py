@@ -14,58 +14,42 @@ named with --python. Its trees, asked of the interpreter itself:
 
 The probe runs the target with `-I -S` (no environment, no .pth files run)
 and finds a venv the way site.py does, from `pyvenv.cfg` beside or above the
-executable: before 3.14, `-S` leaves sys.prefix at the base interpreter's.
+executable: before 3.14, `-S` leaves sys.prefix at the base interpreter's. The
+probe's code is compile's worker (pyimgtools/pycompile_worker.py, target_info):
+one venv probe for both commands.
 """
 
 import dataclasses
 import json
 import os
+import pkgutil
 import subprocess
 import sys
 from typing import List
 
 from pyimgtools.errors import PyimgtoolsError
 
-# Runs inside the target (Python 3.7+, standard library only).
-_PROBE = r"""
-import json, os, sys, sysconfig
-exe = sys.executable
-exe_dir = os.path.dirname(os.path.abspath(exe))
-prefix = os.path.dirname(exe_dir)
-cfg = None
-for d in (exe_dir, prefix):
-    if os.path.isfile(os.path.join(d, "pyvenv.cfg")):
-        cfg = os.path.join(d, "pyvenv.cfg")
-        break
-system_site = False
-if cfg:
-    with open(cfg, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            key, sep, value = line.partition("=")
-            if sep and key.strip().lower() == "include-system-site-packages":
-                system_site = value.strip().lower() == "true"
-base = {"base": sys.base_prefix, "platbase": sys.base_exec_prefix,
-        "installed_base": sys.base_prefix, "installed_platbase": sys.base_exec_prefix}
-paths = sysconfig.get_paths(vars=base)
-ver = "python%d.%d" % sys.version_info[:2]
-libdirs = [getattr(sys, "platlibdir", "lib")]
-if "lib" not in libdirs:
-    libdirs.append("lib")
-import site
-if cfg:
-    sites = [os.path.join(prefix, d, ver, "site-packages") for d in libdirs]
-    if system_site:
-        sites += site.getsitepackages([sys.base_prefix, sys.base_exec_prefix])
-else:
-    prefix = sys.prefix
-    sites = site.getsitepackages()
-print(json.dumps({
-    "executable": exe, "version": "%d.%d.%d" % sys.version_info[:3],
-    "prefix": prefix, "base_prefix": sys.base_prefix, "venv": bool(cfg),
-    "stdlib": paths.get("stdlib"), "platstdlib": paths.get("platstdlib"),
-    "site_packages": list(dict.fromkeys(sites)),
-}))
-"""
+
+def worker_source():
+    """The source of pyimgtools/pycompile_worker.py, the code pyimgtools runs inside a
+    target interpreter; read as package data (works from a zip too)."""
+    data = None
+    try:
+        data = pkgutil.get_data("pyimgtools", "pycompile_worker.py")
+    except OSError:
+        data = None
+    if not data:
+        import inspect
+        from pyimgtools import pycompile_worker
+        return inspect.getsource(pycompile_worker)
+    return data.decode("utf-8")
+
+
+# Runs the worker's source from stdin (not __main__: its protocol loop stays off)
+# and prints its target_info(VENV) as one JSON line.
+_PROBE_BOOT = ("import sys; _g = {'__name__': 'pyimgtools_probe'}; "
+               "exec(compile(sys.stdin.buffer.read(), 'pyimgtools-compile-worker', 'exec'), _g); "
+               "_g['print_target_info'](sys.argv[1] if len(sys.argv) > 1 else None)")
 
 # Prefixes whose files belong to the distribution's package manager.
 DISTRIBUTION_PREFIXES = ("/usr",)
@@ -129,9 +113,10 @@ def probe(python, root=None):
     return _run_probe([python], None, python)
 
 
-def _run_probe(argv, env, python):
+def _run_probe(argv, env, python, venv=None):
     try:
-        proc = subprocess.run(argv + ["-I", "-S", "-c", _PROBE], stdin=subprocess.DEVNULL,
+        proc = subprocess.run(argv + ["-I", "-S", "-B", "-c", _PROBE_BOOT] + ([venv] if venv else []),
+                              input=worker_source().encode("utf-8"),
                               capture_output=True, timeout=60, env=env)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise PyimgtoolsError("--python %s: %s" % (python, getattr(exc, "strerror", None) or exc))
@@ -147,31 +132,12 @@ def _run_probe(argv, env, python):
 def _probe_in_image(python, root):
     from pyimgtools import image_python
     launch = image_python.launch(root, python)
-    target = _run_probe(launch.argv, launch.env, python)
+    # A venv's python runs through its resolved binary, so the probe is told the
+    # venv (a host path: the image's pyvenv.cfg is read by the probe itself).
+    target = _run_probe(launch.argv, launch.env, python, launch.venv)
     inside = lambda p: image_python.to_image(root, p)  # noqa: E731
     for name in ("prefix", "base_prefix", "stdlib", "platstdlib"):
         setattr(target, name, inside(getattr(target, name)))
-    sites = [inside(p) for p in target.site_packages]
-    if launch.venv:  # run through its resolved binary: the probe saw the base
-        venv = inside(launch.venv)
-        major_minor = ".".join(target.version.split(".")[:2])
-        own = ["%s/%s/python%s/site-packages" % (venv, d, major_minor) for d in ("lib", "lib64")]
-        system = _include_system_site(root, venv)
-        sites = own + (sites if system else [])
-        target.prefix, target.venv = venv, True
-    target.site_packages = [p for p in dict.fromkeys(sites) if p]
+    target.site_packages = [p for p in dict.fromkeys(inside(p) for p in target.site_packages) if p]
     target.executable = python
     return target
-
-
-def _include_system_site(root, venv):
-    try:
-        with open(root.host(root.realpath(venv + "/pyvenv.cfg")), encoding="utf-8",
-                  errors="replace") as f:
-            for line in f:
-                key, sep, value = line.partition("=")
-                if sep and key.strip().lower() == "include-system-site-packages":
-                    return value.strip().lower() == "true"
-    except OSError:
-        pass
-    return False

@@ -15,6 +15,7 @@ import pytest
 
 from pyimgtools import pytarget
 from pyimgtools.fs import Root
+from tests.conftest import run_cli
 from tests.harness.prereq import pyenv_python, require
 
 MINORS = ("3.8", "3.9", "3.10", "3.11", "3.12", "3.13")
@@ -46,6 +47,40 @@ def test_probe_finds_the_venvs_own_trees(tmp_path, minor, system_site):
     assert got.stdlib == want["stdlib"]
     assert got.site_packages == want["site"]
     assert got.prune_root() == str(venv)
+
+
+@pytest.mark.host_only
+@pytest.mark.parametrize("minor", ("3.8", "3.13"))
+def test_a_pyvenv_cfg_without_the_system_site_key_includes_the_system_site(tmp_path, minor):
+    # site.py reads an absent include-system-site-packages as true (a hand-written
+    # pyvenv.cfg, or a tool that writes only `home`).
+    base = pyenv_python(minor)
+    require(base is not None, "needs CPython %s under /root/.pyenv" % minor)
+    venv = tmp_path / "venv"
+    subprocess.run([base, "-m", "venv", "--without-pip", str(venv)], check=True)
+    cfg = venv / "pyvenv.cfg"
+    lines = cfg.read_text().splitlines(True)
+    cfg.write_text("".join(l for l in lines if not l.lower().startswith("include-system-site-packages")))
+    python = str(venv / "bin" / "python3")
+    got = pytarget.probe(python)
+    want = own_answer(python)
+    assert len(want["site"]) > 1  # the system site-packages is in
+    assert got.site_packages == want["site"] and got.prefix == want["prefix"] == str(venv)
+
+
+def test_compile_and_finalize_share_one_venv_probe(tmp_path):
+    # pytarget runs compile's worker code (target_info) in the target: the venv site
+    # directories `compile --site-packages` covers are those of finalize's target.
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = str(venv / "bin" / "python3")
+    got = pytarget.probe(python)
+    proc = run_cli("compile", "--python", python, "--site-packages", "--dry-run", "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    trees = json.loads(proc.stdout)["trees"]
+    assert got.prefix == str(venv)
+    mine = [t for t in trees if t.startswith(str(venv) + "/")]
+    assert mine and set(mine) <= set(got.site_packages)
 
 
 @pytest.mark.host_only

@@ -20,6 +20,7 @@ import pytest
 
 from pyimgtools import compile as compile_cmd
 from pyimgtools import pycompile_worker as worker
+from pyimgtools import pytarget
 from pyimgtools.cli import main as cli_main
 from tests.conftest import run_cli
 
@@ -216,7 +217,7 @@ def test_a_failing_file_leaves_no_other_file_uncompiled(tmp_path):
 
 
 def test_worker_source_is_package_data_and_valid_for_old_pythons():
-    text = compile_cmd._worker_source()
+    text = pytarget.worker_source()
     assert "def serve(" in text
     compile(text, "<worker>", "exec", dont_inherit=True)
 
