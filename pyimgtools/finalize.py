@@ -12,8 +12,9 @@ would run (`python3` on PATH, or --python; pyimgtools.pytarget): prune runs
 over its prefix (a venv's directory, `/usr/local` for a Python built there)
 plus every --prune-path; compile then covers the standard library, the
 target's site-packages, every tree prune walked and every --compile-path. So
-each .pyc prune deletes is written again for whatever source is left: a
-finished tree never has fewer usable .pyc files than it had.
+each .pyc prune deletes is written again for whatever source is left, and the
+ones compile could not write (sourceless bytecode: a legacy foo.pyc with no
+foo.py) prune keeps: a finished tree never has fewer usable .pyc files than it had.
 
 The order matters: the upgrade may install Python files, prune deletes stale
 bytecode (and tests), compile then writes the bytecode of what is left.

@@ -159,3 +159,19 @@ def test_a_signal_stops_compile_cleanly_and_the_next_run_completes(tmp_path, sig
     assert again.returncode == 0, again.stderr[-2000:]
     assert stray(top) == []
     assert sorted(importlib.util.source_from_cache(p) for p in pycs(top)) == sources
+
+
+def test_sigterm_in_any_command_is_one_line_and_143_and_the_handler_is_restored(
+        tmp_path, monkeypatch, capsys):
+    from pyimgtools import cli, prune
+
+    def run(args, out, root):
+        os.kill(os.getpid(), signal.SIGTERM)  # handled before the next line runs
+        raise AssertionError("SIGTERM did not stop the command")
+
+    monkeypatch.setattr(prune, "run", run)
+    before = signal.getsignal(signal.SIGTERM)
+    assert cli.main(["prune", str(tmp_path)]) == 143
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["pyimgtools: error: terminated (SIGTERM)"]
+    assert signal.getsignal(signal.SIGTERM) == before
