@@ -138,7 +138,8 @@ def _secret(path):
 def walks(hidden):
     """Behind 0700 directories of nobody: a dangling symlink and a .dist-info without
     RECORD (the whole-tree walk), a module without .pyc in a Python's stdlib and one in
-    its site-packages (the bytecode walks), a file in pip's cache (the leftovers' sizes)."""
+    its site-packages (the bytecode walks), a directory where a Python may be (the search
+    for installations), a file in pip's cache (the leftovers' sizes)."""
     srv = hidden / "srv/secret"
     (srv / "demo-1.0.dist-info").mkdir(parents=True)
     (srv / "demo-1.0.dist-info/METADATA").write_text("Name: demo\n")
@@ -153,6 +154,8 @@ def walks(hidden):
     site.mkdir(parents=True)
     (site / "__init__.py").write_text("y = 2\n")
     _secret(site)
+    (hidden / "opt/secretpy/lib/python3.12").mkdir(parents=True)   # a Python that may be there
+    _secret(hidden / "opt/secretpy")
     cache = hidden / "root/.cache/pip"
     (cache / "http").mkdir(parents=True)
     (cache / "seen").write_bytes(b"s" * 1000)
@@ -185,7 +188,7 @@ def test_audit_walks_report_what_they_cannot_read(walks):
             assert len(f["paths"]) == len(f["evidence"]), f
             not_checked.update({p: e for p, e in zip(f["paths"], f["evidence"])})
     # the whole-tree walk (symlinks, .dist-info), the bytecode walks, the cache sizes
-    for path in ("/srv/secret", "/usr/local/lib/python3.11/secretpkg",
+    for path in ("/srv/secret", "/usr/local/lib/python3.11/secretpkg", "/opt/secretpy/lib",
                  "/usr/local/lib/python3.11/site-packages/hiddenpkg", "/root/.cache/pip/http"):
         assert not_checked.get(path) == path + ": cannot list: Permission denied", (path, findings)
     others = {f["id"]: f for f in findings if f["id"] != "not-checked"}
