@@ -6,7 +6,10 @@
 
 `install` records `apt-mark showmanual` and the requested packages in a state
 file (default /var/lib/pyimgtools/build-deps.json), runs `apt-get update`
-when the lists are missing and installs with --no-install-recommends.
+when the lists are missing and installs with --no-install-recommends. Its
+`--dry-run` simulates with `apt-get -s` (as root without lists it fetches
+them for that and removes them again) and names and sizes the change with
+the real run's code (pkgchange: the same lists and Installed-Size totals).
 
 `purge` runs `ldconfig` when ld.so.cache lacks libraries of the ld.so.conf
 directories (upstream's recipe runs it after `make install`), marks every
