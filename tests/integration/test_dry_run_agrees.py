@@ -68,18 +68,22 @@ def local_repo(root, label=None):
     """DUMMY 1.0 installed, 2.0 in a flat repository at /srv/repo with a Release file
     (Label/Suite `label` when given)."""
     for version, dest in (("1.0", "/tmp"), ("2.0", "/srv/repo")):
-        # a file of some size, so Installed-Size is not 0
+        # a file of some size and an Installed-Size (dpkg-deb -b adds none): the
+        # upgrade changes the total
+        kib = 40 if version == "1.0" else 90
         root.run("mkdir -p /tmp/pkg-{v}/DEBIAN /tmp/pkg-{v}/usr/share/{p} {d} && "
                  "head -c {n} /dev/zero > /tmp/pkg-{v}/usr/share/{p}/data && "
-                 "printf 'Package: {p}\\nVersion: {v}\\nArchitecture: all\\nMaintainer: Test "
-                 "<test@example.org>\\nDescription: test\\n' > /tmp/pkg-{v}/DEBIAN/control && "
+                 "printf 'Package: {p}\\nVersion: {v}\\nArchitecture: all\\nInstalled-Size: {k}\\n"
+                 "Maintainer: Test <test@example.org>\\nDescription: test\\n' "
+                 "> /tmp/pkg-{v}/DEBIAN/control && "
                  "dpkg-deb -b /tmp/pkg-{v} {d}/{p}_{v}_all.deb >/dev/null".format(
-                     v=version, d=dest, p=DUMMY, n=40000 if version == "1.0" else 90000))
+                     v=version, d=dest, p=DUMMY, n=kib * 1000, k=kib))
     root.run("dpkg -i /tmp/%s_1.0_all.deb >/dev/null" % DUMMY)
     deb = "/srv/repo/%s_2.0_all.deb" % DUMMY
     with open(root.host(deb), "rb") as f:
         data = f.read()
     size = root.run(["dpkg-deb", "-f", deb, "Installed-Size"]).stdout.strip()
+    assert size == "90"
     with open(root.host("/srv/repo/Packages"), "w") as f:
         f.write("Package: %s\nVersion: 2.0\nArchitecture: all\nInstalled-Size: %s\n"
                 "Maintainer: Test <test@example.org>\nFilename: ./%s\nSize: %d\nSHA256: %s\n"
@@ -132,6 +136,7 @@ def test_build_deps_install_keep_and_purge(chroot_factory):
     ref = changed(start, dpkg_state(root))
     assert "libpq-dev" in ref["new"] and ref["other"] >= {DUMMY} and not ref["gone"]
     assert "bash" not in ref["new"] | ref["other"]
+    assert ref["other_bytes"] >= 90 * 1024       # the upgrade is sized too
     assert bare(dry["install"]) == ref["new"]
     assert bare(dry["upgrade"]) == ref["other"]
     assert (dry["install"], dry["upgrade"]) == (real["installed"], real["upgraded"])
