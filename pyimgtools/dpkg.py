@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from pyimgtools.errors import PyimgtoolsError
+from pyimgtools.fs import Canonical
 
 ADMINDIR = "/var/lib/dpkg"
 EXTENDED_STATES = "/var/lib/apt/extended_states"
@@ -201,7 +202,7 @@ class Database:
         self.admindir = admindir
         self._packages = None
         self._diversions = None
-        self._realdir_cache = {}
+        self._canon = Canonical(root)
 
     # -- raw files ---------------------------------------------------------
     def _read(self, path, required=True):
@@ -264,17 +265,14 @@ class Database:
 
     # -- paths -------------------------------------------------------------
     def canonical(self, path):
-        """usrmerge-canonical spelling of an in-image path (directory resolved)."""
+        """usrmerge-canonical spelling of an in-image path (directory resolved);
+        the path as it is when its directory cannot be resolved (a loop)."""
         path = os.fsdecode(path)
-        head, _, tail = path.rstrip("/").rpartition("/")
-        cached = self._realdir_cache.get(head)
-        if cached is None:
-            try:
-                cached = self.root.realpath(head or "/").rstrip("/")
-            except OSError:
-                cached = head
-            self._realdir_cache[head] = cached
-        return cached + "/" + tail
+        try:
+            return self._canon.realdir(path)
+        except OSError:
+            head, _, tail = path.rstrip("/").rpartition("/")
+            return head + "/" + tail
 
     def list_files(self):
         """[(dpkg name, host path of its .list)] for every info/*.list."""

@@ -35,6 +35,7 @@ from typing import Dict, List, Optional
 from pyimgtools import cli
 from pyimgtools.elf import ELF_MAGIC
 from pyimgtools.errors import EXIT_FAILED, PyimgtoolsError
+from pyimgtools.fs import Canonical
 from pyimgtools.report import display_path, format_count
 
 DEFAULT_PATHS = ("/usr/local",)
@@ -321,37 +322,17 @@ def _ldd_edges(root, files, warnings):
 
 # -- plan ---------------------------------------------------------------------
 
-class _Canonical:
-    """root.realpath with a cache per directory: one readlink per new path."""
+def _real_or_same(root):
+    """Canonical in-image path of a file (Canonical.file), or the path itself
+    when it cannot be resolved (a symlink loop)."""
+    canon = Canonical(root)
 
-    def __init__(self, root):
-        self.root = root
-        self.paths = {}
-        self.dirs = {}
-
-    def __call__(self, path):
-        r = self.paths.get(path)
-        if r is not None:
-            return r
-        head, _, tail = path.rpartition("/")
+    def real(path):
         try:
-            if tail in ("", ".", ".."):
-                r = self.root.realpath(path)
-            else:
-                d = self.dirs.get(head)
-                if d is None:
-                    d = self.dirs[head] = self.root.realpath(head or "/")
-                r = d.rstrip("/") + "/" + tail
-                try:
-                    os.readlink(self.root.host(r))
-                except OSError:
-                    pass                      # not a link (or missing): r is canonical
-                else:
-                    r = self.root.realpath(r)
-        except (OSError, ValueError):
-            r = path
-        self.paths[path] = r
-        return r
+            return canon.file(path)
+        except OSError:
+            return path
+    return real
 
 
 def plan(root, paths=DEFAULT_PATHS, excludes=(), ld_library_path=None, method="elf",
@@ -382,7 +363,7 @@ def plan(root, paths=DEFAULT_PATHS, excludes=(), ld_library_path=None, method="e
 
     # Canonical spellings: the loader reports paths as it opens them
     # ($ORIGIN/../../x.libs/...), one object may be reached by several.
-    real = _Canonical(root)
+    real = _real_or_same(root)
 
     for e in edges:
         e.needer = real(e.needer)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from pyimgtools import elf as _elf
+from pyimgtools.fs import Canonical
 
 CACHE_PATH = "/etc/ld.so.cache"
 CONF_PATH = "/etc/ld.so.conf"
@@ -337,9 +338,11 @@ def uncached_libraries(root, cache):
     a versioned name of one, counts as cached without being opened (0.4 s
     -> 0.04 s on a Debian host's 1,100 libraries).
     """
+    canon = Canonical(root)
+
     def realdir(d):
         try:
-            return root.realpath(d).rstrip("/") or "/"
+            return canon.dir(d)
         except OSError:
             return None
 
