@@ -14,11 +14,12 @@ Stable API (other commands rely on it; extend, do not rename):
         up to lock_timeout seconds, then raises a clear "lock held" error.
     apt_cache(args, root=None) -> str          stdout of `apt-cache ARGS` (LC_ALL=C)
     apt_mark_showmanual(root=None) -> list     package names
-    apt_mark_showhold(root=None) -> list
     apt_mark(mode, packages, root=None)        mode in "manual", "auto", "hold", "unhold"
+    LEFTOVERS                                  where apt leaves files an image does not need
     remove_lists(root=None) -> CleanResult     everything under /var/lib/apt/lists
-    remove_cached_debs(root=None) -> CleanResult  /var/cache/apt/archives/{,partial/}*.deb
+    remove_cached_debs(root=None) -> CleanResult  /var/cache/apt/archives/*.deb, partial/*
                                                and /var/cache/apt/*.bin
+    lists_present(root=None) -> bool           a package index is there
     dpkg_interrupted(root=None) -> str|None    why dpkg's state is interrupted, or None
     check_dpkg_state(root=None)                raises PyimgtoolsError when interrupted
 
@@ -34,7 +35,7 @@ import stat
 import subprocess
 import time
 
-from pyimgtools import fs
+from pyimgtools import dpkg, fs
 from pyimgtools.errors import EXIT_FAILED, PyimgtoolsError
 
 DEFAULT_LOCK_TIMEOUT = 60
@@ -220,10 +221,6 @@ def apt_mark_showmanual(root=None):
     return _capture(_prefix(root) + ["apt-mark", "showmanual"], "apt-mark showmanual").split()
 
 
-def apt_mark_showhold(root=None):
-    return _capture(_prefix(root) + ["apt-mark", "showhold"], "apt-mark showhold").split()
-
-
 def apt_mark(mode, packages, root=None):
     """`apt-mark MODE PKG...` in chunks; mode is manual, auto, hold or unhold."""
     if mode not in ("manual", "auto", "hold", "unhold"):
@@ -276,10 +273,48 @@ def _real_dir(root, path):
     return host if stat.S_ISDIR(st.st_mode) else None
 
 
+# --------------------------------------------------------------------------
+# apt's leftovers: the one definition that prune --caches, audit and the
+# commands that run apt (remove_lists, remove_cached_debs) share.
+
+LISTS = "/var/lib/apt/lists"
+
+
+@dataclasses.dataclass(frozen=True)
+class Leftover:
+    """A directory where apt leaves files a finished image does not need."""
+    kind: str             # "lists", "debs" or "pkgcache" (audit's finding apt-KIND)
+    directory: str        # in-image path
+    suffix: str = ""      # the files that go end so ("": every file)
+    whole: bool = False   # every entry goes, directories too (rm -rf DIR/*)
+
+    def wants(self, name, is_dir):
+        """Does the entry `name` of the directory go?"""
+        if self.whole:
+            return True
+        return not is_dir and name.endswith(self.suffix)
+
+    @staticmethod
+    def reported(name):
+        """Worth naming as a leftover: not the empty lock file every apt run recreates."""
+        return name != "lock"
+
+
+LEFTOVERS = (
+    Leftover("debs", "/var/cache/apt/archives", ".deb"),
+    # downloads apt did not finish (*.deb, *.FAILED): `apt-get clean` empties it
+    Leftover("debs", "/var/cache/apt/archives/partial"),
+    Leftover("pkgcache", "/var/cache/apt", ".bin"),
+    Leftover("lists", LISTS, whole=True),
+)
+
+
 def remove_lists(root=None):
     """Empty /var/lib/apt/lists (like `rm -rf /var/lib/apt/lists/*` run inside the root)."""
     result = CleanResult()
-    _clean(root, "/var/lib/apt/lists", lambda name, is_dir: True, result)
+    for leftover in LEFTOVERS:
+        if leftover.kind == "lists":
+            _clean(root, leftover.directory, leftover.wants, result)
     _raise_failed(result, "the apt lists")
     return result
 
@@ -287,17 +322,11 @@ def remove_lists(root=None):
 def remove_cached_debs(root=None):
     """Remove downloaded .debs (archives/, archives/partial/) and apt's *.bin caches."""
     result = CleanResult()
-    for directory, pattern in (("/var/cache/apt/archives", r".*\.deb\Z"),
-                               ("/var/cache/apt/archives/partial", r".*\Z"),
-                               ("/var/cache/apt", r".*\.bin\Z")):
-        _clean(root, directory,
-               lambda name, is_dir, pattern=pattern: not is_dir and re.match(pattern, name),
-               result)
+    for leftover in LEFTOVERS:
+        if leftover.kind != "lists":
+            _clean(root, leftover.directory, leftover.wants, result)
     _raise_failed(result, "apt's cached files")
     return result
-
-
-_BAD_STATES = ("half-installed", "half-configured", "unpacked", "triggers-awaited")
 
 
 def dpkg_interrupted(root=None):
@@ -308,22 +337,11 @@ def dpkg_interrupted(root=None):
             pending = [e.name for e in it if e.name.isdigit()]
         if pending:
             return "dpkg was interrupted (%d journal file(s) in /var/lib/dpkg/updates)" % len(pending)
-    try:
-        with open(_host(root, "/var/lib/dpkg/status"), "rb") as f:
-            status = f.read().decode("utf-8", "replace")
-    except OSError:
+    root = fs.as_root(root)
+    if not root.exists(dpkg.ADMINDIR + "/status"):
         return None
-    bad = []
-    for stanza in status.split("\n\n"):
-        pkg = state = None
-        for line in stanza.splitlines():
-            if line.startswith("Package:"):
-                pkg = line.split(":", 1)[1].strip()
-            elif line.startswith("Status:"):
-                words = line.split(":", 1)[1].split()
-                state = words[-1] if words else None
-        if pkg and state in _BAD_STATES:
-            bad.append("%s (%s)" % (pkg, state))
+    bad = ["%s (%s)" % (p.name, p.state) for p in dpkg.Database(root).packages.values()
+           if p.interrupted]
     if bad:
         return "dpkg left %d package(s) half-installed: %s" % (
             len(bad), ", ".join(bad[:5]) + (", ..." if len(bad) > 5 else ""))
@@ -539,12 +557,13 @@ def update_lists(root=None, lock_timeout=DEFAULT_LOCK_TIMEOUT, stream=None, opti
 
 
 def lists_present(root=None):
-    """True when /var/lib/apt/lists holds at least one downloaded index."""
-    lists = _real_dir(root, "/var/lib/apt/lists")
+    """True when /var/lib/apt/lists holds a package index (a `*_Packages*` file), so
+    apt can install without `apt-get update` first."""
+    lists = _real_dir(root, LISTS)
     if lists is None:
         return False
     with os.scandir(lists) as it:
-        return any(e.name not in ("lock", "partial", "auxfiles") and e.is_file() for e in it)
+        return any("_Packages" in e.name and e.is_file() for e in it)
 
 
 def apt_mark_showauto(root=None):

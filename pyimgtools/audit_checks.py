@@ -322,7 +322,7 @@ def _dep_names(value):
 def _dependency_graph(ctx):
     """{installed package name: set of installed names it depends on} (Depends and
     Pre-Depends, virtual names resolved through Provides)."""
-    packages = [p for p in ctx.installed().values() if p.state == "installed"]
+    packages = [p for p in ctx.installed().values() if p.configured]
     installed = {p.name for p in packages}
     provides = {}
     for p in packages:
@@ -359,7 +359,8 @@ def pulled_in_by(ctx, targets):
     db = ctx.dpkg
     has_states = ctx.lexists("/var/lib/apt/extended_states")
     if has_states:
-        manual = {n.split(":", 1)[0] for n in db.manual_packages()}
+        manual_names = db.manual_packages()
+        manual = {p.name for p in ctx.installed().values() if p.apt_name in manual_names}
         result = sorted(reach & manual)
     else:
         result = sorted(p for p in reach if not (reverse.get(p, set()) & reach))
@@ -778,8 +779,14 @@ def _cache_dirs(ctx, tool):
 
 @check("package-manager-leftovers", "apt-lists", "apt-debs", "apt-pkgcache", "pip-cache", "uv-cache")
 def check_leftovers(ctx):
+    from pyimgtools import apt
     findings = []
-    lists = _files_in(ctx, "/var/lib/apt/lists", lambda n: n != "lock", recursive=True)
+    left = {}
+    for leftover in apt.LEFTOVERS:
+        left.setdefault(leftover.kind, []).extend(_files_in(
+            ctx, leftover.directory,
+            lambda n, l=leftover: l.reported(n) and l.wants(n, False), recursive=leftover.whole))
+    lists = left["lists"]
     if lists:
         total = sum(b for _, b in lists)
         findings.append(Finding(
@@ -788,8 +795,7 @@ def check_leftovers(ctx):
             "rm -rf /var/lib/apt/lists/* in the RUN step that ran apt-get update",
             evidence=["%s (%s)" % (display_path(p), format_bytes(b)) for p, b in lists],
             paths=[p for p, _ in lists], bytes=total, reclaimable=True))
-    debs = (_files_in(ctx, "/var/cache/apt/archives", lambda n: n.endswith(".deb"))
-            + _files_in(ctx, "/var/cache/apt/archives/partial", lambda n: n.endswith(".deb")))
+    debs = left["debs"]
     if debs:
         total = sum(b for _, b in debs)
         findings.append(Finding(
@@ -798,7 +804,7 @@ def check_leftovers(ctx):
             "apt-get clean in the RUN step that installed them",
             evidence=["%s (%s)" % (display_path(p), format_bytes(b)) for p, b in debs],
             paths=[p for p, _ in debs], bytes=total, reclaimable=True))
-    bins = _files_in(ctx, "/var/cache/apt", lambda n: n.endswith(".bin"))
+    bins = left["pkgcache"]
     if bins:
         total = sum(b for _, b in bins)
         findings.append(Finding(
@@ -1105,9 +1111,7 @@ def check_security_updates(ctx):
         files = security.parse_policy_files(apt_cache_readonly(ctx, ["policy"]))
         installed = security.read_status(ctx.root)
         native = ctx.dpkg.native_arch()
-        names = sorted({n if a in (native, "all", "") else "%s:%s" % (n, a)
-                        for n, a, _v, _sel, state in installed
-                        if state in ("installed", "triggers-pending", "triggers-awaited")})
+        names = security.query_names(installed, native)
         tables = {}
         for i in range(0, len(names), 800):
             tables.update(security.parse_policy_packages(

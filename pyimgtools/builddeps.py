@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List
 
 from pyimgtools import apt, cli, keep
+from pyimgtools.apt import lists_present
 from pyimgtools.dpkg import Database, by_apt_spelling
 from pyimgtools.errors import PyimgtoolsError
 from pyimgtools.report import display_path, format_bytes, format_count
@@ -111,16 +112,6 @@ def read_saved_listing(root, path):
     return [w for w in text.split() if w and not w.startswith("#")]
 
 
-def lists_present(root):
-    """True when apt has package lists (else `apt-get update` must run first)."""
-    host = root.host("/var/lib/apt/lists")
-    try:
-        names = os.listdir(host)
-    except OSError:
-        return False
-    return any("_Packages" in n for n in names)
-
-
 def _resolve_names(names, installed):
     """Saved names (as apt-mark showmanual prints them) -> installed apt names."""
     by_name = {}
@@ -151,7 +142,7 @@ def run_install(args, out, root):
     need_update = not lists_present(root)
     if args.dry_run:
         out.line("would save the manual set (%s) to %s" % (
-            format_count(len(db.manual_packages()), "package"), args.state_file))
+            format_count(len(db.showmanual()), "package"), args.state_file))
         if need_update:
             out.line("would run apt-get update (no package lists)")
             out.line("would install: %s" % " ".join(packages))
@@ -181,8 +172,7 @@ def run_install(args, out, root):
     apt.require_root("build-deps install")
     apt.check_dpkg_state(None if root.is_host else root)
     if state is None:
-        manual = apt.apt_mark_showmanual(None if root.is_host else root)
-        state = {"version": STATE_VERSION, "manual": sorted(manual), "requested": [],
+        state = {"version": STATE_VERSION, "manual": db.showmanual(), "requested": [],
                  "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     # A second install before the purge adds to the same state.
     state["requested"] = sorted(set(state.get("requested", [])) | set(packages))

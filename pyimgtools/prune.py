@@ -21,7 +21,7 @@ import re
 import stat
 import time
 
-from pyimgtools import cli, pyimports, treewalk
+from pyimgtools import apt, cli, pyimports, treewalk
 from pyimgtools.errors import EXIT_OK, PyimgtoolsError, UsageError
 from pyimgtools.mounts import MountTable, ancestors_of
 from pyimgtools.report import display_path, format_bytes, format_count, json_path
@@ -474,10 +474,11 @@ def cache_jobs():
     if home and home.startswith("/") and home.rstrip("/") not in homes:
         homes.append(home.rstrip("/"))
     jobs = [CacheJob(h + "/.cache", lambda n: n in ("pip", "uv"), lambda n: False) for h in homes]
-    jobs.append(CacheJob("/var/cache/apt/archives", lambda n: False, lambda n: n.endswith(".deb")))
-    jobs.append(CacheJob("/var/cache/apt/archives/partial", lambda n: False, lambda n: n.endswith(".deb")))
-    jobs.append(CacheJob("/var/cache/apt", lambda n: False, lambda n: n.endswith(".bin")))
-    jobs.append(CacheJob("/var/lib/apt/lists", lambda n: True, lambda n: True, files_only=False))
+    for leftover in apt.LEFTOVERS:
+        jobs.append(CacheJob(leftover.directory,
+                             lambda n, l=leftover: l.wants(n, True),
+                             lambda n, l=leftover: l.wants(n, False),
+                             files_only=not leftover.whole))
     return jobs
 
 
