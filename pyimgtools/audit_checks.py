@@ -1,4 +1,4 @@
-"""The checks of `pyimgtools audit` (see audit.py for the frame).
+"""The checks of `pyimgtools audit` (see audit.py for the frame, audit_model.py for Finding).
 
 Each check is a function `check(ctx) -> [Finding]` registered in `CHECKS`
 with the finding ids it can produce (the ids are a stable interface: CI
@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass
 from typing import Callable, Optional, Tuple
 
-from pyimgtools.audit import Finding
+from pyimgtools.audit_model import Finding
 from pyimgtools.report import display_path, format_bytes, format_count
 
 # Parts of the tree that hold no image content: run-time mounts and scratch.
