@@ -30,7 +30,7 @@ from typing import Dict, List
 from pyimgtools import apt, cli, keep
 from pyimgtools.apt import lists_present
 from pyimgtools.dpkg import Database, by_apt_spelling
-from pyimgtools.errors import PyimgtoolsError
+from pyimgtools.errors import EXIT_OK, PyimgtoolsError
 from pyimgtools.report import display_path, format_bytes, format_count
 
 STATE_FILE = "/var/lib/pyimgtools/build-deps.json"
@@ -167,7 +167,7 @@ def run_install(args, out, root):
         else:
             what = "nothing to install (%s already installed)" % " ".join(packages)
         out.summary("pyimgtools build-deps install: %s (dry run)" % what)
-        return 0
+        return EXIT_OK
 
     apt.require_root("build-deps install")
     apt.check_dpkg_state(None if root.is_host else root)
@@ -197,7 +197,7 @@ def run_install(args, out, root):
                     format_count(len(added), "package"), format_bytes(size),
                     ", upgraded %s" % format_count(len(upgraded), "package") if upgraded else "",
                     len(state["manual"]), args.state_file, time.monotonic() - start))
-    return 0
+    return EXIT_OK
 
 
 def removal(names, installed, native):
@@ -336,7 +336,7 @@ def run_purge(args, out, root):
         out.summary("pyimgtools build-deps purge: would remove %s (%s), keep %s for %s (dry run)"
                     % (format_count(len(pp.remove), "package"), format_bytes(pp.remove_bytes),
                        format_count(len(pp.kept), "runtime package"), where))
-        return 0
+        return EXIT_OK
 
     r = None if root.is_host else root
     stream = _stream(out)
@@ -375,7 +375,7 @@ def run_purge(args, out, root):
                    format_count(len(pp.kept), "runtime package"), where,
                    format_bytes(cleaned_lists.bytes + cleaned_debs.bytes),
                    time.monotonic() - start))
-    return 0
+    return EXIT_OK
 
 
 # -- command ----------------------------------------------------------------

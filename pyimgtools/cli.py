@@ -15,7 +15,8 @@ import importlib
 import sys
 
 from pyimgtools import __version__
-from pyimgtools.errors import EXIT_FAILED, EXIT_USAGE, PyimgtoolsError
+from pyimgtools.errors import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, LibraryError,
+                               PyimgtoolsError, RequestError, UsageError)
 from pyimgtools.fs import Root
 from pyimgtools.report import Output
 
@@ -132,10 +133,10 @@ def main(argv=None):
         return args.run(args, out, root)
     except PyimgtoolsError as exc:
         _print_error(str(exc), args.verbose)
-        return exc.exit_code
+        return exit_status(exc)
     except KeyboardInterrupt:
         _print_error("interrupted", args.verbose)
-        return 130
+        return EXIT_INTERRUPTED
     except OSError as exc:
         # Expected I/O trouble (permissions, full disk) the command did not foresee.
         where = " (%s)" % exc.filename if getattr(exc, "filename", None) else ""
@@ -145,6 +146,17 @@ def main(argv=None):
         _print_error("internal error: %s: %s (run with -v for the traceback)"
                      % (type(exc).__name__, exc), args.verbose)
         return EXIT_FAILED
+
+
+def exit_status(exc):
+    """The exit status of an expected failure: 2 for a usage error (or a
+    library's RequestError), 1 for another library module's error (fs, dpkg,
+    apt, ...), else the command's own."""
+    if isinstance(exc, (UsageError, RequestError)):
+        return EXIT_USAGE
+    if isinstance(exc, LibraryError):
+        return EXIT_FAILED
+    return exc.exit_code
 
 
 def _print_error(message, verbose):

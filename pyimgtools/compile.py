@@ -59,6 +59,7 @@ def skip_rule(version):
 
 _FRAME = struct.Struct("<I")
 _CHECK_BATCH = 64  # small enough that the first answers come while the walk goes on
+_WORKER_UNSUITABLE = 3  # pycompile_worker.EXIT_UNSUITABLE (the worker is not imported here)
 
 
 def _worker_source():
@@ -174,7 +175,7 @@ class Worker:
                    else "the dynamic loader")
             return "--python %s: %s could not start it: %s" % (self.python, who, loader[-1])
         what = lines[-1] if lines else "no message"
-        if code == 3:
+        if code == _WORKER_UNSUITABLE:
             return "--python %s: %s" % (self.python, what)
         return "--python %s: the compile worker stopped (%s): %s" % (
             self.python, "exit status %d" % code if code is not None else "no answer", what)

@@ -35,7 +35,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-from pyimgtools.errors import PyimgtoolsError
+from pyimgtools.errors import DpkgError
 from pyimgtools.fs import Canonical
 
 ADMINDIR = "/var/lib/dpkg"
@@ -252,11 +252,11 @@ class Database:
                 return f.read()
         except FileNotFoundError:
             if required:
-                raise PyimgtoolsError("no dpkg database: %s is missing%s" % (
+                raise DpkgError("no dpkg database: %s is missing%s" % (
                     path, "" if self.root.is_host else " in %s" % self.root.path)) from None
             return b""
         except OSError as exc:
-            raise PyimgtoolsError("cannot read %s: %s" % (path, exc.strerror or exc)) from None
+            raise DpkgError("cannot read %s: %s" % (path, exc.strerror or exc)) from None
 
     @property
     def packages(self):
@@ -266,7 +266,7 @@ class Database:
                 self._packages = parse_status(self._read(path))
             except ParseError as exc:
                 # apt and dpkg refuse such a file: no plan (dry run or not) is made from it
-                raise PyimgtoolsError("cannot parse dpkg's %s%s: %s" % (
+                raise DpkgError("cannot parse dpkg's %s%s: %s" % (
                     path, "" if self.root.is_host else " in %s" % self.root.path, exc)) from None
         return self._packages
 
@@ -330,7 +330,7 @@ class Database:
             with os.scandir(info) as it:
                 names = [e.name for e in it if e.name.endswith(".list")]
         except OSError as exc:
-            raise PyimgtoolsError("cannot read %s/info: %s" % (self.admindir, exc.strerror or exc)) from None
+            raise DpkgError("cannot read %s/info: %s" % (self.admindir, exc.strerror or exc)) from None
         names.sort()
         return [(n[:-5], os.path.join(info, n)) for n in names]
 

@@ -22,6 +22,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import List, Optional
 
+from pyimgtools.errors import LibraryError
+
 ELF_MAGIC = b"\x7fELF"
 
 ELFCLASS32 = 1
@@ -74,7 +76,7 @@ _MAX_STRING = 1 << 16           # one DT_NEEDED / RPATH string
 _STR_CHUNK = 4096               # strings are read in chunks around the offsets used
 
 
-class ElfError(Exception):
+class ElfError(LibraryError):
     """A file that is not a usable ELF file; the message names the problem."""
 
 

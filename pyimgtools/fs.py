@@ -10,7 +10,7 @@ import os
 import stat
 
 from pyimgtools import treewalk
-from pyimgtools.errors import PyimgtoolsError
+from pyimgtools.errors import RootError
 
 _MAX_SYMLINKS = 40  # as the kernel's ELOOP limit
 
@@ -23,9 +23,9 @@ class Root:
         try:
             st = os.stat(path)
         except OSError as exc:
-            raise PyimgtoolsError("--root %s: %s" % (path, exc.strerror or exc)) from None
+            raise RootError("--root %s: %s" % (path, exc.strerror or exc)) from None
         if not stat.S_ISDIR(st.st_mode):
-            raise PyimgtoolsError("--root %s: not a directory" % path)
+            raise RootError("--root %s: not a directory" % path)
         self.path = os.path.abspath(path)
         self.is_host = self.path == "/"
 

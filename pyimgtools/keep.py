@@ -34,7 +34,7 @@ from typing import Dict, List, Optional
 
 from pyimgtools import cli
 from pyimgtools.elf import ELF_MAGIC
-from pyimgtools.errors import EXIT_FAILED, PyimgtoolsError
+from pyimgtools.errors import EXIT_FAILED, EXIT_OK, PyimgtoolsError
 from pyimgtools.fs import Canonical
 from pyimgtools.report import display_path, format_count
 
@@ -614,7 +614,7 @@ def run(args, out, root):
                 print(name, file=out.stdout)
         out.data(dict(plan_document(kp), command="keep", action="print"))
         check_missing(out, kp, args.allow_missing)
-        return 0
+        return EXIT_OK
 
     if args.why:
         wanted = args.why
@@ -632,7 +632,7 @@ def run(args, out, root):
             for user in p.needed_by:
                 out.line("    %s" % display_path(user))
         check_missing(out, kp, args.allow_missing)
-        return 0
+        return EXIT_OK
 
     if kp.missing and not args.allow_missing:
         # nothing is marked; the JSON document still says why
@@ -658,4 +658,4 @@ def run(args, out, root):
                    "would mark" if args.dry_run else "marked",
                    format_count(len(to_mark), "package"),
                    len(kp.packages) - len(to_mark), time.monotonic() - start))
-    return 0
+    return EXIT_OK

@@ -16,6 +16,7 @@ plan:  one fd-based walk per tree records the directories, the entries the rules
 apply: the same list, removed through directory descriptors.
 """
 
+import errno
 import os
 import re
 import stat
@@ -418,7 +419,7 @@ class Walker:
                 try:
                     cfd, st = cursor.open_child(name)
                 except OSError as exc:
-                    if exc.errno == 2:
+                    if exc.errno == errno.ENOENT:
                         continue
                     plan.errors.append((tree.image_path(node.child_path(name)), exc.strerror or str(exc)))
                     node.kept += 1

@@ -27,10 +27,14 @@ made readable by everyone who can read the source, whatever the umask.
 
 import sys
 
+# Exit status of a worker whose interpreter cannot compile for compile (too
+# old, no cache_tag): compile reports its message as a --python error.
+EXIT_UNSUITABLE = 3
+
 if sys.version_info < (3, 7):  # no hash-based .pyc files (PEP 552) before 3.7
     sys.stderr.write("Python %d.%d is too old: pyimgtools compile needs 3.7 or newer\n"
                      % sys.version_info[:2])
-    sys.exit(3)
+    sys.exit(EXIT_UNSUITABLE)
 
 import errno  # noqa: E402
 import marshal  # noqa: E402
@@ -476,7 +480,7 @@ def serve(stdin, stdout):
 if __name__ == "__main__":
     if sys.implementation.cache_tag is None:
         sys.stderr.write("this interpreter does not use .pyc files (cache_tag is None)\n")
-        sys.exit(3)
+        sys.exit(EXIT_UNSUITABLE)
     serve(sys.stdin.buffer, sys.stdout.buffer)
     # Every reply is flushed and every .pyc closed: skip the interpreter's
     # teardown, which the parent would otherwise wait for.

@@ -24,7 +24,7 @@ import subprocess
 import sys
 from typing import List
 
-from pyimgtools.errors import PyimgtoolsError
+from pyimgtools.errors import TargetPythonError
 
 # Runs inside the target (Python 3.7+, standard library only).
 _PROBE = r"""
@@ -134,13 +134,13 @@ def _run_probe(argv, env, python):
         proc = subprocess.run(argv + ["-I", "-S", "-c", _PROBE], stdin=subprocess.DEVNULL,
                               capture_output=True, timeout=60, env=env)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise PyimgtoolsError("--python %s: %s" % (python, getattr(exc, "strerror", None) or exc))
+        raise TargetPythonError("--python %s: %s" % (python, getattr(exc, "strerror", None) or exc))
     try:
         doc = json.loads(proc.stdout.decode("utf-8", "replace").strip().splitlines()[-1])
     except (ValueError, IndexError):
         tail = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise PyimgtoolsError("--python %s: cannot ask it about itself (exit %d: %s)"
-                              % (python, proc.returncode, tail[-1] if tail else "no output"))
+        raise TargetPythonError("--python %s: cannot ask it about itself (exit %d: %s)"
+                                % (python, proc.returncode, tail[-1] if tail else "no output"))
     return PyTarget(**{f.name: doc.get(f.name) for f in dataclasses.fields(PyTarget)})
 
 
