@@ -15,7 +15,6 @@ import fnmatch
 import os
 import re
 import stat
-import sys
 from dataclasses import dataclass
 from typing import Callable, Optional, Tuple
 
@@ -554,52 +553,6 @@ def scan_bytecode(ctx, top, version, skip_dirs, skip_config=False):
     return missing, stale, unreadable
 
 
-def _own_stdlib(ctx):
-    """The audited installation this very interpreter runs from, if any (inside the image)."""
-    if not ctx.root.is_host:
-        return None
-    mine = os.path.realpath(os.path.dirname(os.__file__))
-    for inst in ctx.pythons:
-        try:
-            if os.path.realpath(ctx.root.host(inst.stdlib)) == mine:
-                return inst
-        except OSError:
-            continue
-    return None
-
-
-def _process_start():
-    """This process's start time (epoch seconds) from /proc, or None."""
-    try:
-        with open("/proc/self/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
-        with open("/proc/stat", "rb") as f:
-            btime = [l for l in f.read().splitlines() if l.startswith(b"btime ")][0].split()[1]
-        return int(btime) + int(fields[19]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def _pycs_written_by_this_process(ctx, inst):
-    """How many imported modules of `inst` have a .pyc written since this process started
-    (None when that cannot be told: then assume the worst)."""
-    start = _process_start()
-    if start is None:
-        return None
-    top = os.path.realpath(ctx.root.host(inst.stdlib)) + os.sep
-    count = 0
-    for module in list(sys.modules.values()):
-        cached = getattr(module, "__cached__", None)
-        if not cached or not os.path.realpath(cached).startswith(top):
-            continue
-        try:
-            if os.stat(cached).st_mtime >= start - 2:
-                count += 1
-        except OSError:
-            continue
-    return count
-
-
 def _cost(nbytes):
     seconds = nbytes / COMPILE_BYTES_PER_SECOND
     return "%.0f ms" % (seconds * 1000) if seconds < 1 else "%.1f s" % seconds
@@ -609,16 +562,8 @@ def _cost(nbytes):
 def check_stdlib_bytecode(ctx):
     if not ctx.pythons:
         raise Skip("no Python installation found")
-    own = _own_stdlib(ctx)
-    if own is not None and not sys.dont_write_bytecode:
-        written = _pycs_written_by_this_process(ctx, own)
-        if written is None or written:
-            ctx.warn("audit runs under %s/bin/python%s with bytecode writing on: it %s the "
-                     ".pyc files of %s it imported before the check looked; run it as "
-                     "'python3 -B' or with PYTHONDONTWRITEBYTECODE=1 for exact "
-                     "stdlib-missing-pyc/stdlib-stale-pyc findings"
-                     % (own.prefix, own.name, "may have written" if written is None else "wrote",
-                        "the modules" if written is None else format_count(written, "module")))
+    # No warning that audit's own imports wrote .pycs into the stdlib it checks:
+    # pyimgtools/__init__.py sets sys.dont_write_bytecode for the whole process.
     scans = [(inst.stdlib, inst.describe(), scan_stdlib(ctx, inst)) for inst in ctx.pythons]
     return bytecode_findings(scans, "stdlib", "of the standard library")
 

@@ -364,9 +364,6 @@ class Plan:
     unreadable: List[Failure] = dataclasses.field(default_factory=list)
     stale_tmp: list = dataclasses.field(default_factory=list)  # (host __pycache__, name, image path)
 
-    @property
-    def considered(self):
-        return len(self.to_compile) + self.up_to_date + len(self.unreadable)
 
 
 @dataclasses.dataclass

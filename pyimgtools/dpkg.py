@@ -334,11 +334,6 @@ class Database:
         names.sort()
         return [(n[:-5], os.path.join(info, n)) for n in names]
 
-    def files_of(self, dpkg_name):
-        """Paths listed for one package (as shipped, without `/.`)."""
-        data = self._read("%s/info/%s.list" % (self.admindir, dpkg_name), required=False)
-        return [os.fsdecode(l) for l in data.split(b"\n") if l and l != b"/."]
-
     def owners(self, paths):
         """{path: sorted apt names} for each in-image path; [] when no package owns it.
 

@@ -103,18 +103,7 @@ class ElfInfo:
         """Linked with ``-z nodefaultlib`` (DF_1_NODEFLIB)."""
         return bool(self.flags_1 & DF_1_NODEFLIB)
 
-    @property
-    def is_dynamic(self):
-        """Has a dynamic segment or an interpreter (a static binary has neither)."""
-        return bool(self.interp is not None or self.needed or self.soname is not None
-                    or self._has_dynamic)
-
-    _has_dynamic = False
-
-    def compatible(self, other):
-        """Whether `other` could be loaded into the same process (class, byte order, machine)."""
-        return (self.elf_class == other.elf_class and self.little_endian == other.little_endian
-                and self.machine == other.machine)
+    _has_dynamic = False        # set by the parser when there is a PT_DYNAMIC segment
 
 
 # glibc's judgement of a candidate file (elf/dl-load.c: open_verify, then

@@ -185,10 +185,10 @@ class Plan:
 # ---------------------------------------------------------------- the walk
 
 class Walker:
-    def __init__(self, root, rules, mounts, plan, cache_tops):
-        self.root = root
+    """Classifies the entries of the directories a walk opens (prune's rules)."""
+
+    def __init__(self, rules, plan, cache_tops):
         self.rules = rules
-        self.mounts = mounts
         self.plan = plan
         self.cache_tops = cache_tops    # (dev, ino) -> CacheJob
         self.keep = rules.keep
@@ -563,7 +563,7 @@ def make_plan(root, paths, rules, mounts, out=None):
             job.image = image
             cache_tops[(st.st_dev, st.st_ino)] = job
             jobs.append(job)
-    walker = Walker(root, rules, mounts, plan, cache_tops)
+    walker = Walker(rules, plan, cache_tops)
     for image in tops:
         _walk_top(walker, root, image, M_NORMAL, mounts, plan)
     for job in jobs:

@@ -14,7 +14,6 @@ Python 3 reads alike). Requests:
     ("config", mode, levels, force)       -> True
     ("check", [(path, source), ...])              -> [(size, [reason or "" per level]) | ("!", message)]
     ("compile", [(path, dfile, levels, source, top)]) -> [result, ...] (see compile_item)
-    ("end",)                              -> "end" (marks the end of a pass)
 
 `path` is bytes: the source, beside which __pycache__ is; `source`, when not
 None, the file to read instead (a symlink resolved inside an image root);
@@ -470,8 +469,6 @@ def serve(stdin, stdout):
         elif kind == "compile":
             reply = [compile_item(path, dfile, tuple(lv), flags, source, top)
                      for path, dfile, lv, source, top in request[1]]
-        elif kind == "end":
-            reply = "end"
         else:
             reply = ("!", "unknown request %r" % (kind,))
         _write_frame(stdout, reply)
