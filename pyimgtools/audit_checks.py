@@ -722,6 +722,20 @@ def _cache_dirs(ctx, tool):
     return [d for d in dict.fromkeys(dirs) if ctx.root.isdir(d)]
 
 
+# (apt.Leftover kind, title from [(path, bytes)], fix) of the findings apt-KIND
+_APT_LEFTOVER_FINDINGS = (
+    ("lists", lambda files: "apt's package lists left in /var/lib/apt/lists (%s)"
+     % format_count(len(files), "file"),
+     "rm -rf /var/lib/apt/lists/* in the RUN step that ran apt-get update"),
+    ("debs", lambda files: "%s of downloaded packages left in /var/cache/apt/archives"
+     % format_count(len(files), ".deb", ".debs"),
+     "apt-get clean in the RUN step that installed them"),
+    ("pkgcache", lambda files: "apt's binary caches left in /var/cache/apt (%s)"
+     % ", ".join(os.path.basename(p) for p, _ in files),
+     "apt-get clean (or rm -f /var/cache/apt/*.bin) in the same RUN step"),
+)
+
+
 @check("package-manager-leftovers", "apt-lists", "apt-debs", "apt-pkgcache", "pip-cache", "uv-cache")
 def check_leftovers(ctx):
     from pyimgtools import apt
@@ -731,33 +745,13 @@ def check_leftovers(ctx):
         left.setdefault(leftover.kind, []).extend(_files_in(
             ctx, leftover.directory,
             lambda n, l=leftover: l.reported(n) and l.wants(n, False), recursive=leftover.whole))
-    lists = left["lists"]
-    if lists:
-        total = sum(b for _, b in lists)
-        findings.append(Finding(
-            "apt-lists", "warn",
-            "apt's package lists left in /var/lib/apt/lists (%s)" % format_count(len(lists), "file"),
-            "rm -rf /var/lib/apt/lists/* in the RUN step that ran apt-get update",
-            evidence=["%s (%s)" % (display_path(p), format_bytes(b)) for p, b in lists],
-            paths=[p for p, _ in lists], bytes=total, reclaimable=True))
-    debs = left["debs"]
-    if debs:
-        total = sum(b for _, b in debs)
-        findings.append(Finding(
-            "apt-debs", "warn",
-            "%s of downloaded packages left in /var/cache/apt/archives" % format_count(len(debs), ".deb", ".debs"),
-            "apt-get clean in the RUN step that installed them",
-            evidence=["%s (%s)" % (display_path(p), format_bytes(b)) for p, b in debs],
-            paths=[p for p, _ in debs], bytes=total, reclaimable=True))
-    bins = left["pkgcache"]
-    if bins:
-        total = sum(b for _, b in bins)
-        findings.append(Finding(
-            "apt-pkgcache", "warn", "apt's binary caches left in /var/cache/apt (%s)"
-            % ", ".join(os.path.basename(p) for p, _ in bins),
-            "apt-get clean (or rm -f /var/cache/apt/*.bin) in the same RUN step",
-            evidence=["%s (%s)" % (display_path(p), format_bytes(b)) for p, b in bins],
-            paths=[p for p, _ in bins], bytes=total, reclaimable=True))
+    for kind, title, fix in _APT_LEFTOVER_FINDINGS:
+        files = left[kind]
+        if files:
+            findings.append(Finding(
+                "apt-" + kind, "warn", title(files), fix,
+                evidence=["%s (%s)" % (display_path(p), format_bytes(b)) for p, b in files],
+                paths=[p for p, _ in files], bytes=sum(b for _, b in files), reclaimable=True))
     for tool, fid, fix in (
             ("pip", "pip-cache", "pip install --no-cache-dir (or PIP_NO_CACHE_DIR=1), or rm -rf the cache in the same RUN step"),
             ("uv", "uv-cache", "uv --no-cache (or UV_NO_CACHE=1), or uv cache clean in the same RUN step")):

@@ -175,6 +175,20 @@ class Canonical:
             return self.dir(path)
         return self._resolve_last(self.dir(head or "/"), tail)
 
+    def try_dir(self, directory):
+        """dir(), or None when the directory cannot be resolved."""
+        try:
+            return self.dir(directory)
+        except OSError:
+            return None
+
+    def try_file(self, path):
+        """file(), or None when the path cannot be resolved."""
+        try:
+            return self.file(path)
+        except OSError:
+            return None
+
     def realdir(self, path):
         """The path with its directory canonicalised but its last component kept.
 

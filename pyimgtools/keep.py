@@ -322,19 +322,6 @@ def _ldd_edges(root, files, warnings):
 
 # -- plan ---------------------------------------------------------------------
 
-def _real_or_same(root):
-    """Canonical in-image path of a file (Canonical.file), or the path itself
-    when it cannot be resolved (a symlink loop)."""
-    canon = Canonical(root)
-
-    def real(path):
-        try:
-            return canon.file(path)
-        except OSError:
-            return path
-    return real
-
-
 def plan(root, paths=DEFAULT_PATHS, excludes=(), ld_library_path=None, method="elf",
          scan_all=False, db=None, manual_flags=True, run_ldconfig=True):
     """Everything `keep` would do, computed without changing anything.
@@ -363,7 +350,10 @@ def plan(root, paths=DEFAULT_PATHS, excludes=(), ld_library_path=None, method="e
 
     # Canonical spellings: the loader reports paths as it opens them
     # ($ORIGIN/../../x.libs/...), one object may be reached by several.
-    real = _real_or_same(root)
+    canon = Canonical(root)
+
+    def real(path):
+        return canon.try_file(path) or path     # a symlink loop: the path as it is
 
     for e in edges:
         e.needer = real(e.needer)

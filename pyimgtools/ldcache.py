@@ -339,13 +339,7 @@ def uncached_libraries(root, cache):
     a versioned name of one, counts as cached without being opened (0.4 s
     -> 0.04 s on a Debian host's 1,100 libraries).
     """
-    canon = Canonical(root)
-
-    def realdir(d):
-        try:
-            return canon.dir(d)
-        except OSError:
-            return None
+    realdir = Canonical(root).try_dir      # None: unresolvable (a symlink loop)
 
     cached = set()
     names_in = {}             # directory -> cached names (for the quick test below)
