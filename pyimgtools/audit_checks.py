@@ -11,10 +11,12 @@ directories), dpkg's database. Everything is read inside the root; nothing is
 executed or written.
 """
 
+import errno
 import fnmatch
 import os
 import re
 import stat
+import threading
 from dataclasses import dataclass
 from typing import Callable, Optional, Tuple
 
@@ -87,7 +89,6 @@ class Tree:
     def __init__(self):
         self.symlinks = []        # in-image paths
         self.dist_infos = []      # (in-image path, set of names inside)
-        self.unreadable = []      # directories that could not be listed
         self.nested_roots = []    # directories that hold another root file system (not walked)
         self.venvs = []           # directories holding a pyvenv.cfg (virtual environments)
 
@@ -99,6 +100,8 @@ class Context:
         self.env_source = env_source
         self._warn = warn
         self._cache = {}
+        self._unreadable = {}     # walk -> ["path: cannot list: reason"] (not_read)
+        self._lock = threading.Lock()
 
     def warn(self, text):
         if self._warn:
@@ -112,14 +115,44 @@ class Context:
             self._cache[key] = fn()
         return self._cache[key]
 
+    # what could not be read ------------------------------------------------
+    def not_read(self, walk, path, action, exc):
+        """Record that `walk` could not `action` the in-image `path` (a not-checked
+        finding of the check that reports `walk`); a path that is not there is none."""
+        if walk is None or getattr(exc, "errno", None) in (errno.ENOENT, errno.ENOTDIR):
+            return
+        text = "%s: cannot %s: %s" % (display_path(path), action,
+                                      getattr(exc, "strerror", None) or exc)
+        with self._lock:
+            found = self._unreadable.setdefault(walk, [])
+            if text not in found:
+                found.append(text)
+
+    def not_checked(self, walk, what):
+        """[the not-checked Finding] for what `walk` could not read, or []."""
+        items = sorted(self._unreadable.get(walk, ()))
+        if not items:
+            return []
+        return [Finding(
+            "not-checked", "error",
+            "%s could not be read: the %s there were not checked"
+            % (format_count(len(items), "path"), what),
+            "run audit with the rights to read them (root with CAP_DAC_READ_SEARCH), or fix "
+            "their permissions",
+            evidence=items, paths=[i.rsplit(": cannot ", 1)[0] for i in items],
+            data={"unreadable": items, "walk": walk})]
+
     # paths ---------------------------------------------------------------
     def host(self, path):
         return self.root.host(path)
 
-    def listdir(self, path):
+    def listdir(self, path, walk=None):
+        """Sorted names in an in-image directory; [] when it cannot be listed
+        (recorded for `walk`'s not-checked finding unless it is not there)."""
         try:
             return sorted(os.listdir(self.root.host(self.root.realpath(path))))
-        except OSError:
+        except OSError as exc:
+            self.not_read(walk, path, "list", exc)
             return []
 
     def lexists(self, path):
@@ -159,13 +192,13 @@ _PY_DIR = re.compile(r"\Apython(\d+)\.(\d+)\Z")
 def _prefixes(ctx):
     """Directories that may hold a Python installation (PREFIX/lib/pythonX.Y/os.py)."""
     found = ["/usr", "/usr/local"]
-    for name in ctx.listdir("/opt"):
+    for name in ctx.listdir("/opt", "pythons"):
         found.append("/opt/" + name)
         found.extend("/opt/%s/%s" % (name, sub) for sub in ("python", "conda", "venv"))
-    homes = ["/root"] + ["/home/" + n for n in ctx.listdir("/home")]
+    homes = ["/root"] + ["/home/" + n for n in ctx.listdir("/home", "pythons")]
     for home in homes:
         for base in (home + "/.pyenv/versions", home + "/.local/share/uv/python"):
-            found.extend(base + "/" + n for n in ctx.listdir(base))
+            found.extend(base + "/" + n for n in ctx.listdir(base, "pythons"))
     return found
 
 
@@ -176,7 +209,7 @@ def find_pythons(ctx):
     """
     result, seen = [], set()
     for prefix in _prefixes(ctx):
-        for name in ctx.listdir(prefix + "/lib"):
+        for name in ctx.listdir(prefix + "/lib", "pythons"):
             m = _PY_DIR.match(name)
             if not m:
                 continue
@@ -219,8 +252,8 @@ def walk_tree(ctx):
         d = stack.pop()
         try:
             it = os.scandir(root.host(d))
-        except OSError:
-            tree.unreadable.append(d)
+        except OSError as exc:
+            ctx.not_read("tree", d, "list", exc)
             continue
         base = "" if d == "/" else d
         with it:
@@ -242,24 +275,27 @@ def walk_tree(ctx):
                     continue
                 if e.stat(follow_symlinks=False).st_dev != top_dev:
                     continue
-            except OSError:
+            except OSError as exc:
+                ctx.not_read("tree", path, "stat", exc)
                 continue
             if e.name.endswith(".dist-info"):
                 try:
                     names = set(os.listdir(e.path))
-                except OSError:
+                except OSError as exc:
+                    ctx.not_read("tree", path, "list", exc)
                     names = None
                 tree.dist_infos.append((path, names))
             stack.append(path)
     return tree
 
 
-def _size(ctx, path, seen=None):
+def _size(ctx, path, seen=None, walk="sizes"):
     """Bytes of the regular files under an in-image path (no symlinks followed,
-    hard links once); (bytes, files)."""
+    hard links once); (bytes, files). What cannot be read goes to ctx.not_read(walk)."""
     seen = set() if seen is None else seen
     total = files = 0
-    stack = [ctx.root.host(path)]
+    top = ctx.root.host(path)
+    stack = [top]
     try:
         st = os.lstat(stack[0])
     except OSError:
@@ -270,7 +306,8 @@ def _size(ctx, path, seen=None):
         d = stack.pop()
         try:
             it = os.scandir(d)
-        except OSError:
+        except OSError as exc:
+            ctx.not_read(walk, path + d[len(top):], "list", exc)
             continue
         with it:
             for e in it:
@@ -467,7 +504,8 @@ def scan_stdlib(ctx, inst):
     Test directories, site-packages and config-*/ are left out: they are not
     imported in normal use (and `prune` removes the tests).
     """
-    return scan_bytecode(ctx, inst.stdlib, inst.version, _STDLIB_SKIP_DIRS, skip_config=True)
+    return scan_bytecode(ctx, inst.stdlib, inst.version, _STDLIB_SKIP_DIRS, skip_config=True,
+                         walk="stdlib-bytecode")
 
 
 def _unreadable_for_others(src_mode, pyc_mode, pycache_mode):
@@ -479,12 +517,13 @@ def _unreadable_for_others(src_mode, pyc_mode, pycache_mode):
     return not pyc_mode & 0o004
 
 
-def scan_bytecode(ctx, top, version, skip_dirs, skip_config=False):
+def scan_bytecode(ctx, top, version, skip_dirs, skip_config=False, walk="bytecode"):
     """(missing, stale, unreadable) lists of (in-image .py path, source bytes, pyc bytes)
     for every .py under the in-image directory `top`, for Python `version`.
 
     unreadable: the .pyc is there and valid, but a user who may read the source
     may not read it (its mode, or its __pycache__'s): that user compiles.
+    What cannot be read goes to ctx.not_read(walk).
     """
     tag = "cpython-%d%d" % version
     legacy = version < (3, 2)
@@ -498,7 +537,8 @@ def scan_bytecode(ctx, top, version, skip_dirs, skip_config=False):
         host_dir, image_dir = stack.pop()
         try:
             entries = list(os.scandir(host_dir))
-        except OSError:
+        except OSError as exc:
+            ctx.not_read(walk, image_dir, "list", exc)
             continue
         pycache = None
         pycache_mode = None
@@ -507,8 +547,12 @@ def scan_bytecode(ctx, top, version, skip_dirs, skip_config=False):
             try:
                 pycache = set(os.listdir(cache_dir))
                 pycache_mode = os.lstat(cache_dir).st_mode
-            except OSError:
+            except OSError as exc:
                 pycache = set()
+                if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
+                    # which modules have a .pyc is unknown here: none is counted
+                    ctx.not_read(walk, image_dir + "/__pycache__", "list", exc)
+                    entries = [e for e in entries if not e.name.endswith(".py")]
         names = {e.name for e in entries}
         for e in entries:
             try:
@@ -520,7 +564,8 @@ def scan_bytecode(ctx, top, version, skip_dirs, skip_config=False):
                 if not e.name.endswith(".py") or not e.is_file(follow_symlinks=False):
                     continue
                 st = e.stat(follow_symlinks=False)
-            except OSError:
+            except OSError as exc:
+                ctx.not_read(walk, image_dir + "/" + e.name, "stat", exc)
                 continue
             stem = e.name[:-3]
             if legacy:
@@ -558,14 +603,20 @@ def _cost(nbytes):
     return "%.0f ms" % (seconds * 1000) if seconds < 1 else "%.1f s" % seconds
 
 
-@check("stdlib-bytecode", "stdlib-missing-pyc", "stdlib-stale-pyc", "pyc-unreadable")
+@check("stdlib-bytecode", "stdlib-missing-pyc", "stdlib-stale-pyc", "pyc-unreadable", "not-checked")
 def check_stdlib_bytecode(ctx):
     if not ctx.pythons:
+        # where a Python installation may be but could not be looked at
+        missed = ctx.not_checked("pythons", "directories that may hold a Python installation")
+        if missed:
+            return missed
         raise Skip("no Python installation found")
     # No warning that audit's own imports wrote .pycs into the stdlib it checks:
     # pyimgtools/__init__.py sets sys.dont_write_bytecode for the whole process.
     scans = [(inst.stdlib, inst.describe(), scan_stdlib(ctx, inst)) for inst in ctx.pythons]
-    return bytecode_findings(scans, "stdlib", "of the standard library")
+    return (bytecode_findings(scans, "stdlib", "of the standard library")
+            + ctx.not_checked("stdlib-bytecode", "standard library modules")
+            + ctx.not_checked("pythons", "directories that may hold a Python installation"))
 
 
 def bytecode_findings(scans, prefix, what):
@@ -648,7 +699,7 @@ def site_trees(ctx):
         add(DEBIAN_DIST_PACKAGES, default.version, default.describe())
     for venv in sorted(ctx.tree.venvs):
         for lib in ("lib", "lib64"):
-            for name in ctx.listdir(venv + "/" + lib):
+            for name in ctx.listdir(venv + "/" + lib, "site-bytecode"):
                 m = _PY_DIR.match(name)
                 if m:
                     add("%s/%s/%s/site-packages" % (venv, lib, name),
@@ -671,20 +722,22 @@ def _debian_default(ctx):
     return max(debian, key=lambda i: i.version)
 
 
-@check("site-bytecode", "site-missing-pyc", "site-stale-pyc", "pyc-unreadable")
+@check("site-bytecode", "site-missing-pyc", "site-stale-pyc", "pyc-unreadable", "not-checked")
 def check_site_bytecode(ctx):
     trees = site_trees(ctx)
     if not trees:
         raise Skip("no site-packages or venv found")
-    scans = [(tree, desc, scan_bytecode(ctx, tree, version, _SITE_SKIP_DIRS))
+    scans = [(tree, desc, scan_bytecode(ctx, tree, version, _SITE_SKIP_DIRS, walk="site-bytecode"))
              for tree, version, desc in trees]
-    return bytecode_findings(scans, "site", "in site-packages and venvs")
+    return (bytecode_findings(scans, "site", "in site-packages and venvs")
+            + ctx.not_checked("site-bytecode", "site-packages and venv modules"))
 
 
 # -- package-manager leftovers ----------------------------------------------------
 
-def _files_in(ctx, directory, predicate, recursive=False):
-    """[(in-image path, bytes)] of regular files in a directory (not following links)."""
+def _files_in(ctx, directory, predicate, recursive=False, walk="leftovers"):
+    """[(in-image path, bytes)] of regular files in a directory (not following links);
+    what cannot be read goes to ctx.not_read(walk)."""
     result = []
     stack = [directory]
     while stack:
@@ -692,7 +745,8 @@ def _files_in(ctx, directory, predicate, recursive=False):
         try:
             host = ctx.root.host(ctx.root.realpath(d))
             it = os.scandir(host)
-        except OSError:
+        except OSError as exc:
+            ctx.not_read(walk, d, "list", exc)
             continue
         with it:
             for e in it:
@@ -736,7 +790,8 @@ _APT_LEFTOVER_FINDINGS = (
 )
 
 
-@check("package-manager-leftovers", "apt-lists", "apt-debs", "apt-pkgcache", "pip-cache", "uv-cache")
+@check("package-manager-leftovers", "apt-lists", "apt-debs", "apt-pkgcache", "pip-cache", "uv-cache",
+       "not-checked")
 def check_leftovers(ctx):
     from pyimgtools import apt
     findings = []
@@ -756,7 +811,7 @@ def check_leftovers(ctx):
             ("pip", "pip-cache", "pip install --no-cache-dir (or PIP_NO_CACHE_DIR=1), or rm -rf the cache in the same RUN step"),
             ("uv", "uv-cache", "uv --no-cache (or UV_NO_CACHE=1), or uv cache clean in the same RUN step")):
         dirs = _cache_dirs(ctx, tool)
-        sized = [(d,) + _size(ctx, d) for d in dirs]
+        sized = [(d,) + _size(ctx, d, walk="leftovers") for d in dirs]
         sized = [s for s in sized if s[2]]
         if sized:
             total = sum(s[1] for s in sized)
@@ -765,7 +820,7 @@ def check_leftovers(ctx):
                 fix, evidence=["%s: %s (%s)" % (display_path(d), format_count(n, "file"), format_bytes(b))
                                for d, b, n in sized],
                 paths=[s[0] for s in sized], bytes=total, reclaimable=True))
-    return findings
+    return findings + ctx.not_checked("leftovers", "apt lists, caches and pip/uv caches")
 
 
 # -- build tools ------------------------------------------------------------------
@@ -818,7 +873,7 @@ def _dpkg_excludes(ctx):
     """(path-exclude, path-include) patterns of /etc/dpkg/dpkg.cfg.d/*."""
     excl, incl = [], []
     files = ["/etc/dpkg/dpkg.cfg"] + ["/etc/dpkg/dpkg.cfg.d/" + n
-                                      for n in ctx.listdir("/etc/dpkg/dpkg.cfg.d")]
+                                      for n in ctx.listdir("/etc/dpkg/dpkg.cfg.d", "tree")]
     for path in files:
         try:
             with ctx.root.open(path, "rb") as f:
@@ -852,7 +907,8 @@ def dangling_symlinks(ctx):
     for link in ctx.tree.symlinks:
         try:
             target = os.readlink(root.host(link))
-        except OSError:
+        except OSError as exc:
+            ctx.not_read("tree", link, "read the link", exc)
             continue
         parent = link.rsplit("/", 1)[0] or "/"
         if "/" not in target and target not in (".", ".."):
@@ -864,8 +920,11 @@ def dangling_symlinks(ctx):
                 pass
         try:
             resolved = root.realpath(link)
-        except OSError:
-            result.append((link, target, "symlink loop"))
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                result.append((link, target, "symlink loop"))
+            else:
+                ctx.not_read("tree", link, "resolve", exc)
             continue
         if resolved.split("/")[1] in _VIRTUAL:
             continue
@@ -885,7 +944,7 @@ def dangling_symlinks(ctx):
 DEBIAN_DIST_PACKAGES = "/usr/lib/python3/dist-packages"
 
 
-@check("broken-metadata", "broken-dist-info", "dangling-symlinks")
+@check("broken-metadata", "broken-dist-info", "dangling-symlinks", "not-checked")
 def check_broken_metadata(ctx):
     findings = []
     broken = []
@@ -915,7 +974,7 @@ def check_broken_metadata(ctx):
                                          r if r == "symlink loop" else "%s missing" % display_path(r))
                       for l, t, r in dangling],
             paths=[l for l, _, _ in dangling]))
-    return findings
+    return findings + ctx.not_checked("tree", "symlinks and .dist-info directories")
 
 
 # -- missing runtime pieces ---------------------------------------------------------
@@ -1019,7 +1078,9 @@ def _unknown(why, evidence=()):
 
 def _lists_age(ctx):
     newest = 0
-    for path, _ in _files_in(ctx, "/var/lib/apt/lists", lambda n: n.endswith("Release")):
+    # only the lists' age for a message: what cannot be read is not recorded (walk=None)
+    for path, _ in _files_in(ctx, "/var/lib/apt/lists", lambda n: n.endswith("Release"),
+                             walk=None):
         try:
             newest = max(newest, os.lstat(ctx.root.host(path)).st_mtime)
         except OSError:

@@ -6,7 +6,10 @@
 
 `install` records `apt-mark showmanual` and the requested packages in a state
 file (default /var/lib/pyimgtools/build-deps.json), runs `apt-get update`
-when the lists are missing and installs with --no-install-recommends.
+when the lists are missing and installs with --no-install-recommends. Its
+`--dry-run` simulates with `apt-get -s` (as root without lists it fetches
+them for that and removes them again) and names and sizes the change with
+the real run's code (pkgchange: the same lists and Installed-Size totals).
 
 `purge` runs `ldconfig` when ld.so.cache lacks libraries of the ld.so.conf
 directories (upstream's recipe runs it after `make install`), marks every
@@ -27,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, List
 
-from pyimgtools import apt, cli, keep
+from pyimgtools import apt, cli, keep, pkgchange
 from pyimgtools.apt import lists_present
 from pyimgtools.dpkg import Database, by_apt_spelling
 from pyimgtools.errors import EXIT_OK, PyimgtoolsError
@@ -143,27 +146,29 @@ def run_install(args, out, root):
     if args.dry_run:
         out.line("would save the manual set (%s) to %s" % (
             format_count(len(db.showmanual()), "package"), args.state_file))
-        if need_update:
+        refresh = need_update and os.geteuid() == 0
+        if need_update and not refresh:
             out.line("would run apt-get update (no package lists)")
             out.line("would install: %s" % " ".join(packages))
-            would, upgrade = [], []
+            change = pkgchange.Change()
         else:
-            result = apt.apt_get(["-s", "install", "--no-install-recommends"] + packages,
-                                 root=None if root.is_host else root, what="apt-get -s install")
-            would, upgrade = simulated_install(result.output)
-            for name in would:
+            change = _simulate_install(root, packages, before, db.native_arch(), refresh, out)
+            for name in change.installed:
                 out.line("would install: %s" % name)
-            for name in upgrade:
+            for name in change.upgraded:
                 out.line("would upgrade: %s" % name)
         out.data({"command": "build-deps", "action": "install", "dry_run": True,
-                  "requested": packages, "install": would, "upgrade": upgrade,
-                  "update": need_update})
-        if need_update:
+                  "requested": packages, "install": change.installed,
+                  "install_bytes": change.installed_bytes, "upgrade": change.upgraded,
+                  "upgrade_bytes": change.upgraded_bytes, "remove": change.removed,
+                  "change_bytes": change.change_bytes, "update": need_update})
+        if need_update and not refresh:
             what = "would install %s after apt-get update" % " ".join(packages)
-        elif would or upgrade:
-            what = "would install %s" % format_count(len(would), "package")
-            if upgrade:
-                what += ", upgrade %s" % format_count(len(upgrade), "package")
+        elif change.installed or change.upgraded:
+            what = "would install %s (%s)" % (format_count(len(change.installed), "package"),
+                                               format_bytes(change.installed_bytes))
+            if change.upgraded:
+                what += ", upgrade %s" % format_count(len(change.upgraded), "package")
         else:
             what = "nothing to install (%s already installed)" % " ".join(packages)
         out.summary("pyimgtools build-deps install: %s (dry run)" % what)
@@ -183,19 +188,19 @@ def run_install(args, out, root):
     apt.apt_get(["install", "--no-install-recommends"] + packages,
                 root=None if root.is_host else root, stream=_stream(out),
                 what="apt-get install")
-    after = Database(root).installed()
-    added = sorted(after[n].apt_name for n in set(after) - set(before))
-    size = sum((after[n].installed_size or 0) * 1024 for n in set(after) - set(before))
-    upgraded = sorted(after[n].apt_name for n in set(after) & set(before)
-                      if after[n].version != before[n].version)
+    change = pkgchange.diff(before, Database(root).installed())
     out.data({"command": "build-deps", "action": "install", "dry_run": False,
-              "requested": packages, "installed": added, "installed_bytes": size,
-              "upgraded": upgraded,
+              "requested": packages, "installed": change.installed,
+              "installed_bytes": change.installed_bytes, "upgraded": change.upgraded,
+              "upgraded_bytes": change.upgraded_bytes, "removed": change.removed,
+              "change_bytes": change.change_bytes,
               "state_file": args.state_file, "saved_manual": state["manual"]})
     out.summary("pyimgtools build-deps install: installed %s (%s)%s, saved %s manual packages "
                 "to %s in %.1f s" % (
-                    format_count(len(added), "package"), format_bytes(size),
-                    ", upgraded %s" % format_count(len(upgraded), "package") if upgraded else "",
+                    format_count(len(change.installed), "package"),
+                    format_bytes(change.installed_bytes),
+                    ", upgraded %s" % format_count(len(change.upgraded), "package")
+                    if change.upgraded else "",
                     len(state["manual"]), args.state_file, time.monotonic() - start))
     return EXIT_OK
 
@@ -210,18 +215,24 @@ def removal(names, installed, native):
             sum((p.installed_size or 0) * 1024 for p in pkgs.values()))
 
 
-def simulated_install(output):
-    """`apt-get -s install` output -> (new packages, upgraded packages).
-
-    'Inst bar (1.0 ...)' is new; 'Inst libfoo [1.0] (1.1 ...)' names the
-    installed version in brackets: an upgrade.
-    """
-    new, upgrade = set(), set()
-    for line in output.splitlines():
-        parts = line.split()
-        if len(parts) >= 2 and parts[0] == "Inst":
-            (upgrade if len(parts) > 2 and parts[2].startswith("[") else new).add(parts[1])
-    return sorted(new), sorted(upgrade)
+def _simulate_install(root, packages, before, native, refresh, out):
+    """The real run's Change as `apt-get -s install` predicts it. `refresh`: no lists
+    yet (the real run runs apt-get update first): fetch them for the simulation and
+    remove them again, so the dry run leaves the image as it was."""
+    r = None if root.is_host else root
+    try:
+        if refresh:
+            out.line("running apt-get update for the simulation (no package lists; "
+                     "removed again afterwards)")
+            apt.update_lists(root=r, stream=_stream(out) if out.verbose else None)
+        result = apt.apt_get(["-s", "install", "--no-install-recommends"] + packages,
+                             root=r, what="apt-get -s install")
+        installs, removals = pkgchange.parse_simulation(result.output)
+        return pkgchange.diff(before, pkgchange.predict(before, native, installs, removals,
+                                                        root=r))
+    finally:
+        if refresh:
+            apt.remove_lists(r)
 
 
 def _simulated(output, *verbs):

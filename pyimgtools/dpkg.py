@@ -62,6 +62,13 @@ def apt_spelling(name, arch, native):
     return name if arch in (native, "all", "") else "%s:%s" % (name, arch)
 
 
+def split_apt_spelling(spelling, native):
+    """(name, arch) of a name as apt prints it; a bare name is the native
+    architecture's (an `all` package reads as native: apt prints both alike)."""
+    name, _, arch = spelling.partition(":")
+    return name, arch or native
+
+
 @dataclass
 class Package:
     name: str                       # Package: field

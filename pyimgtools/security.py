@@ -16,9 +16,9 @@ import os
 import re
 import time
 
-from pyimgtools import apt, cli, debversion, dpkg, fs, osrelease
+from pyimgtools import apt, cli, debversion, dpkg, fs, osrelease, pkgchange
 from pyimgtools.errors import EXIT_OK, EXIT_WORK_FOUND, PyimgtoolsError
-from pyimgtools.report import format_count
+from pyimgtools.report import format_bytes, format_count
 
 NAME = "security-upgrade"
 TEMP_SOURCE = "/etc/apt/sources.list.d/zz-pyimgtools-security-temporary.list"
@@ -407,17 +407,29 @@ def run(args, out, root):
 
         extras = simulate(root, plan, args.lock_timeout) if plan.pending else []
         doc["extras"] = extras
+        db = dpkg.Database(root)
+        before = db.installed()
         if args.dry_run:
+            # sized as the real run measures its change (pkgchange.diff)
+            change = pkgchange.diff(before, pkgchange.predict(
+                before, db.native_arch(),
+                [(u.package, u.candidate) for u in plan.pending]
+                + [(e.package, e.version) for e in extras], [], root=root))
+            doc.update(install_bytes=change.installed_bytes + change.upgraded_bytes,
+                       change_bytes=change.change_bytes)
             _print_changes(out, plan.pending, extras, "would upgrade ", "would install ")
             out.data(doc)
-            out.summary("pyimgtools %s: would install %s%s%s (dry run)" % (
+            out.summary("pyimgtools %s: would install %s%s (%s)%s (dry run)" % (
                 NAME, format_count(len(plan.pending), "security update"),
                 " and %s" % format_count(len(extras), "extra package") if extras else "",
+                format_bytes(doc["install_bytes"]),
                 ", %d held" % len(plan.held) if plan.held else ""))
             return EXIT_OK
 
         applied = apply(root, plan, args.lock_timeout, stream) if plan.pending else []
-        doc["applied"] = applied
+        change = pkgchange.diff(before, dpkg.Database(root).installed())
+        doc.update(applied=applied, installed_bytes=change.installed_bytes + change.upgraded_bytes,
+                   change_bytes=change.change_bytes)
         # Only now: a failed install raises above with what was and was not applied.
         _print_changes(out, applied, extras, "upgraded ", "installed ")
     finally:
@@ -434,9 +446,10 @@ def run(args, out, root):
             out.detail("removed %d list files and %d cached files" % (lists.files, debs.files))
     doc["lists_removed"] = not args.keep_lists
     out.data(doc)
-    out.summary("pyimgtools %s: installed %s%s%s in %.1f s" % (
+    out.summary("pyimgtools %s: installed %s%s (%s)%s in %.1f s" % (
         NAME, format_count(len(applied), "security update"),
         " (%s from other suites)" % format_count(len(extras), "extra package") if extras else "",
+        format_bytes(doc["installed_bytes"]),
         ", skipped %s" % format_count(len(plan.held), "held package") if plan.held else "",
         time.monotonic() - started))
     return EXIT_OK

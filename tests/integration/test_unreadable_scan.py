@@ -108,3 +108,96 @@ def test_audit_reports_not_checked(hidden):
     proc = cli("--root", hidden, "--json", "audit", *only, drop=False)
     assert proc.returncode == 100, proc.stderr
     assert [f["id"] for f in json.loads(proc.stdout)["findings"]] == ["unresolved-libs"]
+
+
+# -- the other walks of audit (issue 14 item 4's rule for every walk) ---------------
+
+WALKS = ("broken-metadata", "stdlib-bytecode", "site-bytecode", "package-manager-leftovers")
+
+
+def _only(check_ids):
+    from pyimgtools import audit_checks
+    wanted = {"not-checked"}
+    for c in audit_checks.CHECKS:
+        if c.id in check_ids:
+            wanted.add(c.id)
+            wanted.update(c.ids)
+    return [a for i in sorted(audit_checks.known_ids() - wanted) for a in ("--ignore", i)]
+
+
+def _secret(path):
+    """A 0700 directory of another user (root needs the dropped capabilities to list it)."""
+    for dirpath, dirs, files in os.walk(str(path)):
+        for name in dirs + files:
+            os.lchown(os.path.join(dirpath, name), NOBODY, NOBODY)
+    os.chown(str(path), NOBODY, NOBODY)
+    os.chmod(str(path), 0o700)
+
+
+@pytest.fixture
+def walks(hidden):
+    """Behind 0700 directories of nobody: a dangling symlink and a .dist-info without
+    RECORD (the whole-tree walk), a module without .pyc in a Python's stdlib and one in
+    its site-packages (the bytecode walks), a directory where a Python may be (the search
+    for installations), a file in pip's cache (the leftovers' sizes)."""
+    srv = hidden / "srv/secret"
+    (srv / "demo-1.0.dist-info").mkdir(parents=True)
+    (srv / "demo-1.0.dist-info/METADATA").write_text("Name: demo\n")
+    os.symlink("/nowhere/at/all", str(srv / "dangling"))
+    _secret(srv)
+    stdlib = hidden / "usr/local/lib/python3.11"
+    (stdlib / "secretpkg").mkdir(parents=True, exist_ok=True)
+    (stdlib / "os.py").write_text("# os\n")
+    (stdlib / "secretpkg/mod.py").write_text("x = 1\n")
+    _secret(stdlib / "secretpkg")
+    site = stdlib / "site-packages/hiddenpkg"
+    site.mkdir(parents=True)
+    (site / "__init__.py").write_text("y = 2\n")
+    _secret(site)
+    (hidden / "opt/secretpy/lib/python3.12").mkdir(parents=True)   # a Python that may be there
+    _secret(hidden / "opt/secretpy")
+    cache = hidden / "root/.cache/pip"
+    (cache / "http").mkdir(parents=True)
+    (cache / "seen").write_bytes(b"s" * 1000)
+    (cache / "http/blob").write_bytes(b"b" * 50000)
+    _secret(cache / "http")
+    return hidden
+
+
+def test_audit_walks_report_what_they_cannot_read(walks):
+    only = _only(WALKS)
+    # the control, with the rights: each hidden thing is found
+    proc = cli("--root", walks, "--json", "audit", *only, drop=False)
+    assert proc.returncode == 0, proc.stderr        # warnings only
+    found = {f["id"]: f for f in json.loads(proc.stdout)["findings"]}
+    assert "not-checked" not in found
+    assert "/srv/secret/dangling" in found["dangling-symlinks"]["paths"]
+    assert "/srv/secret/demo-1.0.dist-info" in found["broken-dist-info"]["paths"]
+    assert "/usr/local/lib/python3.11/secretpkg/mod.py" in found["stdlib-missing-pyc"]["paths"]
+    assert ("/usr/local/lib/python3.11/site-packages/hiddenpkg/__init__.py"
+            in found["site-missing-pyc"]["paths"])
+    assert found["pip-cache"]["bytes"] == 51000
+
+    proc = cli("--root", walks, "--json", "audit", *only)
+    assert proc.returncode == 100, proc.stderr
+    findings = json.loads(proc.stdout)["findings"]
+    not_checked = {}
+    for f in findings:
+        if f["id"] == "not-checked":
+            assert f["severity"] == "error"
+            assert len(f["paths"]) == len(f["evidence"]), f
+            not_checked.update({p: e for p, e in zip(f["paths"], f["evidence"])})
+    # the whole-tree walk (symlinks, .dist-info), the bytecode walks, the cache sizes
+    for path in ("/srv/secret", "/usr/local/lib/python3.11/secretpkg", "/opt/secretpy/lib",
+                 "/usr/local/lib/python3.11/site-packages/hiddenpkg", "/root/.cache/pip/http"):
+        assert not_checked.get(path) == path + ": cannot list: Permission denied", (path, findings)
+    others = {f["id"]: f for f in findings if f["id"] != "not-checked"}
+    assert "dangling-symlinks" not in others and "broken-dist-info" not in others
+    assert "stdlib-missing-pyc" in others       # os.py itself has no .pyc
+    assert ("/usr/local/lib/python3.11/secretpkg/mod.py"
+            not in others["stdlib-missing-pyc"]["paths"])
+    assert others["pip-cache"]["bytes"] == 1000
+    # counted by --fail-on like any error; --ignore not-checked drops them all
+    assert cli("--root", walks, "audit", "--fail-on", "error", *only).returncode == 100
+    ignored = cli("--root", walks, "--json", "audit", "--ignore", "not-checked", *only)
+    assert "not-checked" not in {f["id"] for f in json.loads(ignored.stdout)["findings"]}

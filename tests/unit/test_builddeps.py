@@ -229,6 +229,15 @@ Purg tzdata [2024a-0+deb12u1]
 """
 GONE = ("gcc", "libpq5:amd64", "libpq-dev", "libc6:i386", "tzdata")
 SIMULATION = {"output": ""}
+# `apt-cache show NAME=VERSION` for the packages the install simulation names
+CANDIDATES = {
+    "gcc=4:12.2.0-4": "Package: gcc\nArchitecture: amd64\nVersion: 4:12.2.0-4\n"
+                      "Installed-Size: 50\nDescription: compiler\n continued\n",
+    "cpp=4:12.2.0-4": "Package: cpp\nArchitecture: amd64\nVersion: 4:12.2.0-4\n"
+                      "Installed-Size: 7\n",
+    "libfoo1=1.0": "Package: libfoo1\nArchitecture: amd64\nMulti-Arch: same\nVersion: 1.0\n"
+                   "Installed-Size: 9\n",
+}
 GONE_BYTES = (50 + 1000 + 4000 + 20000 + 300) * 1024    # Installed-Size, by hand
 
 
@@ -262,12 +271,23 @@ Package: cpp
 Status: install ok installed
 Architecture: amd64
 Installed-Size: 7
+
+Package: libfoo1
+Status: install ok installed
+Architecture: amd64
+Multi-Arch: same
+Installed-Size: 9
 """)
         return AptResult(argv=args, returncode=0, output=SIMULATION["output"], errors=[],
                          warnings=[])
 
+    def apt_cache(args, root=None):
+        assert args[0] == "show"
+        return "\n".join(CANDIDATES[a] for a in args[1:])
+
     monkeypatch.setitem(SIMULATION, "output", PURGE_SIMULATION)
     monkeypatch.setattr(apt, "apt_get", apt_get)
+    monkeypatch.setattr(apt, "apt_cache", apt_cache)
     for name in ("require_root", "check_dpkg_state", "apt_mark", "update_lists"):
         monkeypatch.setattr(apt, name, lambda *a, **k: None)
     cleaned = apt.CleanResult()
@@ -310,11 +330,17 @@ def test_install_dry_run_labels_upgrades(fake_apt, monkeypatch):
     monkeypatch.setattr(builddeps, "lists_present", lambda root: True)
     SIMULATION["output"] = ("Inst gcc [4:12.2.0-3] (4:12.2.0-4 Debian:12/stable [amd64])\n"
                        "Inst cpp (4:12.2.0-4 Debian:12/stable [amd64])\n"
+                       "Inst libfoo1 (1.0 Debian:12/stable [amd64])\n"
                        "Conf cpp (4:12.2.0-4 Debian:12/stable [amd64])\n")
     dry, log = _run(builddeps.run_install, fake_apt, dry_run=True, packages=["gcc", "cpp"])
-    assert dry["install"] == ["cpp"] and dry["upgrade"] == ["gcc"]
+    # libfoo1 is Multi-Arch: same: named as dpkg and the real run name it
+    assert dry["install"] == ["cpp", "libfoo1:amd64"] and dry["upgrade"] == ["gcc"]
+    assert dry["install_bytes"] == (7 + 9) * 1024 and dry["upgrade_bytes"] == 50 * 1024
     assert "would install: cpp\n" in log and "would upgrade: gcc\n" in log
     assert "would install: gcc" not in log
-    assert "would install 1 package, upgrade 1 package (dry run)" in log
+    assert "would install 2 packages (16.0 KiB), upgrade 1 package (dry run)" in log
     real, log = _run(builddeps.run_install, fake_apt, dry_run=False, packages=["gcc", "cpp"])
     assert real["installed"] == dry["install"] and real["upgraded"] == dry["upgrade"]
+    for key in ("install_bytes", "upgrade_bytes", "change_bytes"):
+        assert real[key.replace("install_", "installed_").replace("upgrade_", "upgraded_")] \
+            == dry[key], key

@@ -376,6 +376,10 @@ def _fake_run(tmp_path, monkeypatch, apply):
     monkeypatch.setattr(security, "make_plan", lambda *a, **kw: plan)
     monkeypatch.setattr(security, "simulate", lambda *a, **kw: [])
     monkeypatch.setattr(security, "apply", apply)
+    # the dry run sizes the candidate with apt-cache show (no apt in this root)
+    monkeypatch.setattr(apt, "apt_cache", lambda args, root=None: (
+        "Package: libssl3\nArchitecture: amd64\nMulti-Arch: same\n"
+        "Version: 3.0.22-1~deb12u2\nInstalled-Size: 6000\n"))
     return plan
 
 
