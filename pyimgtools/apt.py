@@ -7,20 +7,21 @@ Stable API (other commands rely on it; extend, do not rename):
     DPKG_OPTIONS                  ("-o", "Dpkg::Options::=--force-confdef", "-o", ...confold)
     DEFAULT_LOCK_TIMEOUT          60 (seconds)
     noninteractive_env(base=None) -> dict      os.environ (or base) + NONINTERACTIVE_ENV
-    require_root(action)          raises PyimgtoolsError unless euid 0
+    require_root(action)          raises AptError unless euid 0
     apt_get(args, root=None, lock_timeout=60, stream=None, what=None) -> AptResult
         runs `apt-get -y -q DPKG_OPTIONS -o DPkg::Lock::Timeout=N ARGS`; raises
-        PyimgtoolsError (one line, exit 1) on failure; waits for the apt/dpkg locks
+        AptError (one line, exit 1) on failure; waits for the apt/dpkg locks
         up to lock_timeout seconds, then raises a clear "lock held" error.
     apt_cache(args, root=None) -> str          stdout of `apt-cache ARGS` (LC_ALL=C)
     apt_mark_showmanual(root=None) -> list     package names
-    apt_mark_showhold(root=None) -> list
     apt_mark(mode, packages, root=None)        mode in "manual", "auto", "hold", "unhold"
+    LEFTOVERS                                  where apt leaves files an image does not need
     remove_lists(root=None) -> CleanResult     everything under /var/lib/apt/lists
-    remove_cached_debs(root=None) -> CleanResult  /var/cache/apt/archives/{,partial/}*.deb
+    remove_cached_debs(root=None) -> CleanResult  /var/cache/apt/archives/*.deb, partial/*
                                                and /var/cache/apt/*.bin
+    lists_present(root=None) -> bool           a package index is there
     dpkg_interrupted(root=None) -> str|None    why dpkg's state is interrupted, or None
-    check_dpkg_state(root=None)                raises PyimgtoolsError when interrupted
+    check_dpkg_state(root=None)                raises AptError when interrupted
 
 `root` is a pyimgtools.fs.Root, a path, or None for "/". Commands against a
 root other than "/" run through chroot(8) (so they need root), files are
@@ -34,8 +35,8 @@ import stat
 import subprocess
 import time
 
-from pyimgtools import fs
-from pyimgtools.errors import EXIT_FAILED, PyimgtoolsError
+from pyimgtools import dpkg, fs
+from pyimgtools.errors import AptError
 
 DEFAULT_LOCK_TIMEOUT = 60
 
@@ -92,8 +93,7 @@ def noninteractive_env(base=None):
 def require_root(action="this command"):
     """Raise a one-line error unless running as root (euid 0)."""
     if os.geteuid() != 0:
-        raise PyimgtoolsError("%s needs root (run it as root, e.g. in a Dockerfile RUN step)"
-                              % action, EXIT_FAILED)
+        raise AptError("%s needs root (run it as root, e.g. in a Dockerfile RUN step)" % action)
 
 
 def _root_path(root):
@@ -125,7 +125,7 @@ def _run(argv, stream=None, env=None):
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, env=env or noninteractive_env())
     except OSError as exc:
-        raise PyimgtoolsError("cannot run %s: %s" % (argv[0] if argv[0] != "chroot" else argv[2],
+        raise AptError("cannot run %s: %s" % (argv[0] if argv[0] != "chroot" else argv[2],
                                                      exc.strerror or exc)) from None
     chunks = []
     for raw in proc.stdout:
@@ -170,7 +170,7 @@ def apt_get(args, root=None, lock_timeout=DEFAULT_LOCK_TIMEOUT, stream=None, wha
     Waits for the apt/dpkg locks up to `lock_timeout` seconds (apt's own
     DPkg::Lock::Timeout for the dpkg frontend lock, apt >= 1.9.11, plus
     retries for the lists lock), then raises "lock held". With check=True a
-    failure raises PyimgtoolsError with one line; else the AptResult is
+    failure raises AptError with one line; else the AptResult is
     returned as is. `stream` receives apt's output as it comes (or None).
     """
     what = what or "apt-get " + " ".join(a for a in args if not a.startswith("-"))[:60]
@@ -186,12 +186,12 @@ def apt_get(args, root=None, lock_timeout=DEFAULT_LOCK_TIMEOUT, stream=None, wha
             if time.monotonic() < deadline:
                 time.sleep(min(_LOCK_POLL, max(0.1, deadline - time.monotonic())))
                 continue
-            raise PyimgtoolsError(
+            raise AptError(
                 "%s: the apt/dpkg lock is still held after %d s (%s); wait for the other "
                 "apt/dpkg process or raise --lock-timeout"
                 % (what, lock_timeout, _one_line(result.errors[0] if result.errors else "lock")))
         if check:
-            raise PyimgtoolsError(failure_message(result, what))
+            raise AptError(failure_message(result, what))
         return result
 
 
@@ -206,22 +206,18 @@ def _capture(argv, what):
         proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               stdin=subprocess.DEVNULL, env=noninteractive_env())
     except OSError as exc:
-        raise PyimgtoolsError("cannot run %s: %s" % (what, exc.strerror or exc)) from None
+        raise AptError("cannot run %s: %s" % (what, exc.strerror or exc)) from None
     out = proc.stdout.decode("utf-8", "replace")
     if proc.returncode != 0:
         err = proc.stderr.decode("utf-8", "replace")
         lines = [l[3:] if l.startswith("E: ") else l for l in err.splitlines() if l.strip()]
-        raise PyimgtoolsError("%s failed: %s" % (what, _one_line(
+        raise AptError("%s failed: %s" % (what, _one_line(
             lines[0] if lines else "exit status %d" % proc.returncode)))
     return out
 
 
 def apt_mark_showmanual(root=None):
     return _capture(_prefix(root) + ["apt-mark", "showmanual"], "apt-mark showmanual").split()
-
-
-def apt_mark_showhold(root=None):
-    return _capture(_prefix(root) + ["apt-mark", "showhold"], "apt-mark showhold").split()
 
 
 def apt_mark(mode, packages, root=None):
@@ -263,7 +259,7 @@ def _raise_failed(result, what):
     if result.failed:
         path, reason = result.failed[0]
         more = " (and %d more)" % (len(result.failed) - 1) if len(result.failed) > 1 else ""
-        raise PyimgtoolsError("cannot remove %s: %s: %s%s" % (what, path, reason, more))
+        raise AptError("cannot remove %s: %s: %s%s" % (what, path, reason, more))
 
 
 def _real_dir(root, path):
@@ -276,10 +272,48 @@ def _real_dir(root, path):
     return host if stat.S_ISDIR(st.st_mode) else None
 
 
+# --------------------------------------------------------------------------
+# apt's leftovers: the one definition that prune --caches, audit and the
+# commands that run apt (remove_lists, remove_cached_debs) share.
+
+LISTS = "/var/lib/apt/lists"
+
+
+@dataclasses.dataclass(frozen=True)
+class Leftover:
+    """A directory where apt leaves files a finished image does not need."""
+    kind: str             # "lists", "debs" or "pkgcache" (audit's finding apt-KIND)
+    directory: str        # in-image path
+    suffix: str = ""      # the files that go end so ("": every file)
+    whole: bool = False   # every entry goes, directories too (rm -rf DIR/*)
+
+    def wants(self, name, is_dir):
+        """Does the entry `name` of the directory go?"""
+        if self.whole:
+            return True
+        return not is_dir and name.endswith(self.suffix)
+
+    @staticmethod
+    def reported(name):
+        """Worth naming as a leftover: not the empty lock file every apt run recreates."""
+        return name != "lock"
+
+
+LEFTOVERS = (
+    Leftover("debs", "/var/cache/apt/archives", ".deb"),
+    # downloads apt did not finish (*.deb, *.FAILED): `apt-get clean` empties it
+    Leftover("debs", "/var/cache/apt/archives/partial"),
+    Leftover("pkgcache", "/var/cache/apt", ".bin"),
+    Leftover("lists", LISTS, whole=True),
+)
+
+
 def remove_lists(root=None):
     """Empty /var/lib/apt/lists (like `rm -rf /var/lib/apt/lists/*` run inside the root)."""
     result = CleanResult()
-    _clean(root, "/var/lib/apt/lists", lambda name, is_dir: True, result)
+    for leftover in LEFTOVERS:
+        if leftover.kind == "lists":
+            _clean(root, leftover.directory, leftover.wants, result)
     _raise_failed(result, "the apt lists")
     return result
 
@@ -287,17 +321,11 @@ def remove_lists(root=None):
 def remove_cached_debs(root=None):
     """Remove downloaded .debs (archives/, archives/partial/) and apt's *.bin caches."""
     result = CleanResult()
-    for directory, pattern in (("/var/cache/apt/archives", r".*\.deb\Z"),
-                               ("/var/cache/apt/archives/partial", r".*\Z"),
-                               ("/var/cache/apt", r".*\.bin\Z")):
-        _clean(root, directory,
-               lambda name, is_dir, pattern=pattern: not is_dir and re.match(pattern, name),
-               result)
+    for leftover in LEFTOVERS:
+        if leftover.kind != "lists":
+            _clean(root, leftover.directory, leftover.wants, result)
     _raise_failed(result, "apt's cached files")
     return result
-
-
-_BAD_STATES = ("half-installed", "half-configured", "unpacked", "triggers-awaited")
 
 
 def dpkg_interrupted(root=None):
@@ -308,22 +336,11 @@ def dpkg_interrupted(root=None):
             pending = [e.name for e in it if e.name.isdigit()]
         if pending:
             return "dpkg was interrupted (%d journal file(s) in /var/lib/dpkg/updates)" % len(pending)
-    try:
-        with open(_host(root, "/var/lib/dpkg/status"), "rb") as f:
-            status = f.read().decode("utf-8", "replace")
-    except OSError:
+    root = fs.as_root(root)
+    if not root.exists(dpkg.ADMINDIR + "/status"):
         return None
-    bad = []
-    for stanza in status.split("\n\n"):
-        pkg = state = None
-        for line in stanza.splitlines():
-            if line.startswith("Package:"):
-                pkg = line.split(":", 1)[1].strip()
-            elif line.startswith("Status:"):
-                words = line.split(":", 1)[1].split()
-                state = words[-1] if words else None
-        if pkg and state in _BAD_STATES:
-            bad.append("%s (%s)" % (pkg, state))
+    bad = ["%s (%s)" % (p.name, p.state) for p in dpkg.Database(root).packages.values()
+           if p.interrupted]
     if bad:
         return "dpkg left %d package(s) half-installed: %s" % (
             len(bad), ", ".join(bad[:5]) + (", ..." if len(bad) > 5 else ""))
@@ -333,8 +350,8 @@ def dpkg_interrupted(root=None):
 def check_dpkg_state(root=None):
     reason = dpkg_interrupted(root)
     if reason:
-        raise PyimgtoolsError("%s; run 'dpkg --configure -a' (and 'apt-get -f install') "
-                              "first" % reason)
+        raise AptError("%s; run 'dpkg --configure -a' (and 'apt-get -f install') "
+                       "first" % reason)
 
 
 # --------------------------------------------------------------------------
@@ -368,7 +385,7 @@ def _strip_comment(line):
 
 
 def parse_one_line(text, file="sources.list"):
-    """Entries of a one-line style file. Malformed lines raise PyimgtoolsError naming the line."""
+    """Entries of a one-line style file. Malformed lines raise AptError naming the line."""
     entries = []
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = _strip_comment(raw).strip()
@@ -377,28 +394,28 @@ def parse_one_line(text, file="sources.list"):
         words = line.split(None, 1)
         kind = words[0]
         if kind not in ("deb", "deb-src"):
-            raise PyimgtoolsError("%s:%d: unknown type %r (expected deb or deb-src)"
-                                  % (file, lineno, kind))
+            raise AptError("%s:%d: unknown type %r (expected deb or deb-src)"
+                           % (file, lineno, kind))
         rest = words[1] if len(words) > 1 else ""
         options = {}
         rest = rest.lstrip()
         if rest.startswith("["):
             end = rest.find("]")
             if end < 0:
-                raise PyimgtoolsError("%s:%d: unterminated [ option list" % (file, lineno))
+                raise AptError("%s:%d: unterminated [ option list" % (file, lineno))
             for opt in rest[1:end].split():
                 key, sep, value = opt.partition("=")
                 if not sep:
-                    raise PyimgtoolsError("%s:%d: malformed option %r" % (file, lineno, opt))
+                    raise AptError("%s:%d: malformed option %r" % (file, lineno, opt))
                 key = key.rstrip("+-").lower()
                 options[key] = value
             rest = rest[end + 1:]
         parts = rest.split()
         if len(parts) < 2:
-            raise PyimgtoolsError("%s:%d: expected 'URI SUITE [COMPONENT...]'" % (file, lineno))
+            raise AptError("%s:%d: expected 'URI SUITE [COMPONENT...]'" % (file, lineno))
         uri, suite, comps = parts[0], parts[1], parts[2:]
         if not suite.endswith("/") and not comps:
-            raise PyimgtoolsError("%s:%d: no components for suite %s" % (file, lineno, suite))
+            raise AptError("%s:%d: no components for suite %s" % (file, lineno, suite))
         entries.append(Source(kind, uri, suite, comps, options, file, lineno, True))
     return entries
 
@@ -417,13 +434,13 @@ def _deb822_stanzas(text, file):
             continue
         if raw[0] in " \t":
             if key is None:
-                raise PyimgtoolsError("%s:%d: continuation line outside a field" % (file, lineno))
+                raise AptError("%s:%d: continuation line outside a field" % (file, lineno))
             cont = raw.strip()
             fields[key] += "\n" + ("" if cont == "." else cont)
             continue
         name, sep, value = raw.partition(":")
         if not sep or not name.strip() or " " in name.strip():
-            raise PyimgtoolsError("%s:%d: expected 'Field: value'" % (file, lineno))
+            raise AptError("%s:%d: expected 'Field: value'" % (file, lineno))
         key = name.strip().lower()
         fields[key] = value.strip()
         if start is None:
@@ -442,18 +459,18 @@ def parse_deb822(text, file="debian.sources"):
         suites = fields.get("suites", "").split()
         comps = fields.get("components", "").split()
         if not types or not uris or not suites:
-            raise PyimgtoolsError("%s:%d: a stanza needs Types, URIs and Suites" % (file, lineno))
+            raise AptError("%s:%d: a stanza needs Types, URIs and Suites" % (file, lineno))
         enabled = fields.get("enabled", "yes").strip().lower() not in ("no", "false", "0")
         options = {k: v for k, v in fields.items()
                    if k not in ("types", "uris", "suites", "components")}
         for kind in types:
             if kind not in ("deb", "deb-src"):
-                raise PyimgtoolsError("%s:%d: unknown type %r" % (file, lineno, kind))
+                raise AptError("%s:%d: unknown type %r" % (file, lineno, kind))
             for uri in uris:
                 for suite in suites:
                     if not suite.endswith("/") and not comps:
-                        raise PyimgtoolsError("%s:%d: no Components for suite %s"
-                                              % (file, lineno, suite))
+                        raise AptError("%s:%d: no Components for suite %s"
+                                       % (file, lineno, suite))
                     entries.append(Source(kind, uri, suite, list(comps), dict(options),
                                           file, lineno, enabled))
     return entries
@@ -482,7 +499,7 @@ def read_sources(root=None):
             with open(_host(root, path), "rb") as f:
                 text = f.read().decode("utf-8", "replace")
         except OSError as exc:
-            raise PyimgtoolsError("cannot read %s: %s" % (path, exc.strerror or exc)) from None
+            raise AptError("cannot read %s: %s" % (path, exc.strerror or exc)) from None
         parse = parse_deb822 if path.endswith(".sources") else parse_one_line
         entries.extend(parse(text, path))
     return entries
@@ -534,17 +551,18 @@ def update_lists(root=None, lock_timeout=DEFAULT_LOCK_TIMEOUT, stream=None, opti
     if failures or result.returncode != 0:
         detail = failures[0] if failures else failure_message(result, "apt-get update")
         more = " (and %d more)" % (len(failures) - 1) if len(failures) > 1 else ""
-        raise PyimgtoolsError("cannot refresh the apt lists: %s%s" % (_one_line(detail), more))
+        raise AptError("cannot refresh the apt lists: %s%s" % (_one_line(detail), more))
     return result
 
 
 def lists_present(root=None):
-    """True when /var/lib/apt/lists holds at least one downloaded index."""
-    lists = _real_dir(root, "/var/lib/apt/lists")
+    """True when /var/lib/apt/lists holds a package index (a `*_Packages*` file), so
+    apt can install without `apt-get update` first."""
+    lists = _real_dir(root, LISTS)
     if lists is None:
         return False
     with os.scandir(lists) as it:
-        return any(e.name not in ("lock", "partial", "auxfiles") and e.is_file() for e in it)
+        return any("_Packages" in e.name and e.is_file() for e in it)
 
 
 def apt_mark_showauto(root=None):

@@ -18,66 +18,18 @@ files read-only and asks apt for nothing that changes state.
 import os
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import List
 
 from pyimgtools import cli
+from pyimgtools.audit_model import RANK, SEVERITIES, Audit, CheckRun, Finding, at_or_above  # noqa: F401
 from pyimgtools.errors import EXIT_OK, EXIT_WORK_FOUND, UsageError
 from pyimgtools.report import display_path, format_bytes, format_count
 
 NAME = "audit"
 
-SEVERITIES = ("error", "warn", "info")
-_RANK = {"error": 0, "warn": 1, "info": 2}
 FAIL_ON_CHOICES = ("error", "warn", "info", "never")
 
 # Lines of evidence (and paths) shown per finding without -v; --json has all.
 _SHOWN = 4
-
-
-@dataclass
-class Finding:
-    id: str                     # stable check id, e.g. "apt-lists"
-    severity: str               # error | warn | info
-    title: str                  # one line: what is wrong
-    fix: str                    # one line: what to do
-    evidence: List[str] = field(default_factory=list)
-    paths: List[str] = field(default_factory=list)
-    bytes: int = 0              # bytes at stake (what a fix frees, for waste)
-    reclaimable: bool = False   # bytes count towards the "reclaimable" total
-    data: dict = field(default_factory=dict)   # check-specific details (JSON only)
-
-
-@dataclass
-class CheckRun:
-    id: str
-    status: str                 # "clean", "found", "skipped", "failed"
-    note: str = ""
-    seconds: float = 0.0
-
-
-@dataclass
-class Audit:
-    root: str
-    findings: List[Finding]
-    checks: List[CheckRun]
-    environment: str            # where LANG was read, or why it was not
-    seconds: float = 0.0
-
-    def counts(self):
-        result = {s: 0 for s in SEVERITIES}
-        for f in self.findings:
-            result[f.severity] += 1
-        return result
-
-    def reclaimable(self):
-        return sum(f.bytes for f in self.findings if f.reclaimable)
-
-
-def at_or_above(severity, threshold):
-    if threshold == "never":
-        return False
-    return _RANK[severity] <= _RANK[threshold]
 
 
 def exit_code(findings, fail_on="error"):
@@ -140,7 +92,7 @@ def plan(root, env=None, env_source="", ignore=(), only=(), warn=None):
             raise result
         runs.append(result[0])
         findings.extend(result[1])
-    findings.sort(key=lambda f: (_RANK[f.severity], -f.bytes, f.id))
+    findings.sort(key=lambda f: (RANK[f.severity], -f.bytes, f.id))
     return Audit(root=root.path, findings=findings, checks=runs,
                  environment=ctx.env_description(), seconds=time.monotonic() - start)
 

@@ -1,4 +1,4 @@
-"""The checks of `pyimgtools audit` (see audit.py for the frame).
+"""The checks of `pyimgtools audit` (see audit.py for the frame, audit_model.py for Finding).
 
 Each check is a function `check(ctx) -> [Finding]` registered in `CHECKS`
 with the finding ids it can produce (the ids are a stable interface: CI
@@ -16,12 +16,11 @@ import fnmatch
 import os
 import re
 import stat
-import sys
 import threading
 from dataclasses import dataclass
 from typing import Callable, Optional, Tuple
 
-from pyimgtools.audit import Finding
+from pyimgtools.audit_model import Finding
 from pyimgtools.report import display_path, format_bytes, format_count
 
 # Parts of the tree that hold no image content: run-time mounts and scratch.
@@ -359,7 +358,7 @@ def _dep_names(value):
 def _dependency_graph(ctx):
     """{installed package name: set of installed names it depends on} (Depends and
     Pre-Depends, virtual names resolved through Provides)."""
-    packages = [p for p in ctx.installed().values() if p.state == "installed"]
+    packages = [p for p in ctx.installed().values() if p.configured]
     installed = {p.name for p in packages}
     provides = {}
     for p in packages:
@@ -396,7 +395,8 @@ def pulled_in_by(ctx, targets):
     db = ctx.dpkg
     has_states = ctx.lexists("/var/lib/apt/extended_states")
     if has_states:
-        manual = {n.split(":", 1)[0] for n in db.manual_packages()}
+        manual_names = db.manual_packages()
+        manual = {p.name for p in ctx.installed().values() if p.apt_name in manual_names}
         result = sorted(reach & manual)
     else:
         result = sorted(p for p in reach if not (reverse.get(p, set()) & reach))
@@ -598,52 +598,6 @@ def scan_bytecode(ctx, top, version, skip_dirs, skip_config=False, walk="bytecod
     return missing, stale, unreadable
 
 
-def _own_stdlib(ctx):
-    """The audited installation this very interpreter runs from, if any (inside the image)."""
-    if not ctx.root.is_host:
-        return None
-    mine = os.path.realpath(os.path.dirname(os.__file__))
-    for inst in ctx.pythons:
-        try:
-            if os.path.realpath(ctx.root.host(inst.stdlib)) == mine:
-                return inst
-        except OSError:
-            continue
-    return None
-
-
-def _process_start():
-    """This process's start time (epoch seconds) from /proc, or None."""
-    try:
-        with open("/proc/self/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
-        with open("/proc/stat", "rb") as f:
-            btime = [l for l in f.read().splitlines() if l.startswith(b"btime ")][0].split()[1]
-        return int(btime) + int(fields[19]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def _pycs_written_by_this_process(ctx, inst):
-    """How many imported modules of `inst` have a .pyc written since this process started
-    (None when that cannot be told: then assume the worst)."""
-    start = _process_start()
-    if start is None:
-        return None
-    top = os.path.realpath(ctx.root.host(inst.stdlib)) + os.sep
-    count = 0
-    for module in list(sys.modules.values()):
-        cached = getattr(module, "__cached__", None)
-        if not cached or not os.path.realpath(cached).startswith(top):
-            continue
-        try:
-            if os.stat(cached).st_mtime >= start - 2:
-                count += 1
-        except OSError:
-            continue
-    return count
-
-
 def _cost(nbytes):
     seconds = nbytes / COMPILE_BYTES_PER_SECOND
     return "%.0f ms" % (seconds * 1000) if seconds < 1 else "%.1f s" % seconds
@@ -657,16 +611,8 @@ def check_stdlib_bytecode(ctx):
         if missed:
             return missed
         raise Skip("no Python installation found")
-    own = _own_stdlib(ctx)
-    if own is not None and not sys.dont_write_bytecode:
-        written = _pycs_written_by_this_process(ctx, own)
-        if written is None or written:
-            ctx.warn("audit runs under %s/bin/python%s with bytecode writing on: it %s the "
-                     ".pyc files of %s it imported before the check looked; run it as "
-                     "'python3 -B' or with PYTHONDONTWRITEBYTECODE=1 for exact "
-                     "stdlib-missing-pyc/stdlib-stale-pyc findings"
-                     % (own.prefix, own.name, "may have written" if written is None else "wrote",
-                        "the modules" if written is None else format_count(written, "module")))
+    # No warning that audit's own imports wrote .pycs into the stdlib it checks:
+    # pyimgtools/__init__.py sets sys.dont_write_bytecode for the whole process.
     scans = [(inst.stdlib, inst.describe(), scan_stdlib(ctx, inst)) for inst in ctx.pythons]
     return (bytecode_findings(scans, "stdlib", "of the standard library")
             + ctx.not_checked("stdlib-bytecode", "standard library modules")
@@ -830,38 +776,37 @@ def _cache_dirs(ctx, tool):
     return [d for d in dict.fromkeys(dirs) if ctx.root.isdir(d)]
 
 
+# (apt.Leftover kind, title from [(path, bytes)], fix) of the findings apt-KIND
+_APT_LEFTOVER_FINDINGS = (
+    ("lists", lambda files: "apt's package lists left in /var/lib/apt/lists (%s)"
+     % format_count(len(files), "file"),
+     "rm -rf /var/lib/apt/lists/* in the RUN step that ran apt-get update"),
+    ("debs", lambda files: "%s of downloaded packages left in /var/cache/apt/archives"
+     % format_count(len(files), ".deb", ".debs"),
+     "apt-get clean in the RUN step that installed them"),
+    ("pkgcache", lambda files: "apt's binary caches left in /var/cache/apt (%s)"
+     % ", ".join(os.path.basename(p) for p, _ in files),
+     "apt-get clean (or rm -f /var/cache/apt/*.bin) in the same RUN step"),
+)
+
+
 @check("package-manager-leftovers", "apt-lists", "apt-debs", "apt-pkgcache", "pip-cache", "uv-cache",
        "not-checked")
 def check_leftovers(ctx):
+    from pyimgtools import apt
     findings = []
-    lists = _files_in(ctx, "/var/lib/apt/lists", lambda n: n != "lock", recursive=True)
-    if lists:
-        total = sum(b for _, b in lists)
-        findings.append(Finding(
-            "apt-lists", "warn",
-            "apt's package lists left in /var/lib/apt/lists (%s)" % format_count(len(lists), "file"),
-            "rm -rf /var/lib/apt/lists/* in the RUN step that ran apt-get update",
-            evidence=["%s (%s)" % (display_path(p), format_bytes(b)) for p, b in lists],
-            paths=[p for p, _ in lists], bytes=total, reclaimable=True))
-    debs = (_files_in(ctx, "/var/cache/apt/archives", lambda n: n.endswith(".deb"))
-            + _files_in(ctx, "/var/cache/apt/archives/partial", lambda n: n.endswith(".deb")))
-    if debs:
-        total = sum(b for _, b in debs)
-        findings.append(Finding(
-            "apt-debs", "warn",
-            "%s of downloaded packages left in /var/cache/apt/archives" % format_count(len(debs), ".deb", ".debs"),
-            "apt-get clean in the RUN step that installed them",
-            evidence=["%s (%s)" % (display_path(p), format_bytes(b)) for p, b in debs],
-            paths=[p for p, _ in debs], bytes=total, reclaimable=True))
-    bins = _files_in(ctx, "/var/cache/apt", lambda n: n.endswith(".bin"))
-    if bins:
-        total = sum(b for _, b in bins)
-        findings.append(Finding(
-            "apt-pkgcache", "warn", "apt's binary caches left in /var/cache/apt (%s)"
-            % ", ".join(os.path.basename(p) for p, _ in bins),
-            "apt-get clean (or rm -f /var/cache/apt/*.bin) in the same RUN step",
-            evidence=["%s (%s)" % (display_path(p), format_bytes(b)) for p, b in bins],
-            paths=[p for p, _ in bins], bytes=total, reclaimable=True))
+    left = {}
+    for leftover in apt.LEFTOVERS:
+        left.setdefault(leftover.kind, []).extend(_files_in(
+            ctx, leftover.directory,
+            lambda n, l=leftover: l.reported(n) and l.wants(n, False), recursive=leftover.whole))
+    for kind, title, fix in _APT_LEFTOVER_FINDINGS:
+        files = left[kind]
+        if files:
+            findings.append(Finding(
+                "apt-" + kind, "warn", title(files), fix,
+                evidence=["%s (%s)" % (display_path(p), format_bytes(b)) for p, b in files],
+                paths=[p for p, _ in files], bytes=sum(b for _, b in files), reclaimable=True))
     for tool, fid, fix in (
             ("pip", "pip-cache", "pip install --no-cache-dir (or PIP_NO_CACHE_DIR=1), or rm -rf the cache in the same RUN step"),
             ("uv", "uv-cache", "uv --no-cache (or UV_NO_CACHE=1), or uv cache clean in the same RUN step")):
@@ -1166,9 +1111,7 @@ def check_security_updates(ctx):
         files = security.parse_policy_files(apt_cache_readonly(ctx, ["policy"]))
         installed = security.read_status(ctx.root)
         native = ctx.dpkg.native_arch()
-        names = sorted({n if a in (native, "all", "") else "%s:%s" % (n, a)
-                        for n, a, _v, _sel, state in installed
-                        if state in ("installed", "triggers-pending", "triggers-awaited")})
+        names = security.query_names(installed, native)
         tables = {}
         for i in range(0, len(names), 800):
             tables.update(security.parse_policy_packages(

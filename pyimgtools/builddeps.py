@@ -31,8 +31,9 @@ from dataclasses import dataclass, field
 from typing import Dict, List
 
 from pyimgtools import apt, cli, keep, pkgchange
+from pyimgtools.apt import lists_present
 from pyimgtools.dpkg import Database, by_apt_spelling
-from pyimgtools.errors import PyimgtoolsError
+from pyimgtools.errors import EXIT_OK, PyimgtoolsError
 from pyimgtools.report import display_path, format_bytes, format_count
 
 STATE_FILE = "/var/lib/pyimgtools/build-deps.json"
@@ -114,16 +115,6 @@ def read_saved_listing(root, path):
     return [w for w in text.split() if w and not w.startswith("#")]
 
 
-def lists_present(root):
-    """True when apt has package lists (else `apt-get update` must run first)."""
-    host = root.host("/var/lib/apt/lists")
-    try:
-        names = os.listdir(host)
-    except OSError:
-        return False
-    return any("_Packages" in n for n in names)
-
-
 def _resolve_names(names, installed):
     """Saved names (as apt-mark showmanual prints them) -> installed apt names."""
     by_name = {}
@@ -154,7 +145,7 @@ def run_install(args, out, root):
     need_update = not lists_present(root)
     if args.dry_run:
         out.line("would save the manual set (%s) to %s" % (
-            format_count(len(db.manual_packages()), "package"), args.state_file))
+            format_count(len(db.showmanual()), "package"), args.state_file))
         refresh = need_update and os.geteuid() == 0
         if need_update and not refresh:
             out.line("would run apt-get update (no package lists)")
@@ -181,13 +172,12 @@ def run_install(args, out, root):
         else:
             what = "nothing to install (%s already installed)" % " ".join(packages)
         out.summary("pyimgtools build-deps install: %s (dry run)" % what)
-        return 0
+        return EXIT_OK
 
     apt.require_root("build-deps install")
     apt.check_dpkg_state(None if root.is_host else root)
     if state is None:
-        manual = apt.apt_mark_showmanual(None if root.is_host else root)
-        state = {"version": STATE_VERSION, "manual": sorted(manual), "requested": [],
+        state = {"version": STATE_VERSION, "manual": db.showmanual(), "requested": [],
                  "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     # A second install before the purge adds to the same state.
     state["requested"] = sorted(set(state.get("requested", [])) | set(packages))
@@ -212,7 +202,7 @@ def run_install(args, out, root):
                     ", upgraded %s" % format_count(len(change.upgraded), "package")
                     if change.upgraded else "",
                     len(state["manual"]), args.state_file, time.monotonic() - start))
-    return 0
+    return EXIT_OK
 
 
 def removal(names, installed, native):
@@ -357,7 +347,7 @@ def run_purge(args, out, root):
         out.summary("pyimgtools build-deps purge: would remove %s (%s), keep %s for %s (dry run)"
                     % (format_count(len(pp.remove), "package"), format_bytes(pp.remove_bytes),
                        format_count(len(pp.kept), "runtime package"), where))
-        return 0
+        return EXIT_OK
 
     r = None if root.is_host else root
     stream = _stream(out)
@@ -396,7 +386,7 @@ def run_purge(args, out, root):
                    format_count(len(pp.kept), "runtime package"), where,
                    format_bytes(cleaned_lists.bytes + cleaned_debs.bytes),
                    time.monotonic() - start))
-    return 0
+    return EXIT_OK
 
 
 # -- command ----------------------------------------------------------------

@@ -17,7 +17,8 @@ import sys
 
 from pyimgtools import __version__
 from pyimgtools.errors import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE,
-                               PyimgtoolsError, Terminated)
+                               LibraryError, PyimgtoolsError, RequestError, Terminated,
+                               UsageError)
 from pyimgtools.fs import Root
 from pyimgtools.report import Output
 
@@ -136,7 +137,7 @@ def main(argv=None):
         return args.run(args, out, root)
     except PyimgtoolsError as exc:
         _print_error(str(exc), args.verbose)
-        return exc.exit_code
+        return exit_status(exc)
     except KeyboardInterrupt:
         _print_error("interrupted", args.verbose)
         return EXIT_INTERRUPTED
@@ -161,6 +162,17 @@ def _on_sigterm(signum, frame):
     one is ignored while it does (docker stop sends SIGKILL after its grace time)."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise Terminated()
+
+
+def exit_status(exc):
+    """The exit status of an expected failure: 2 for a usage error (or a
+    library's RequestError), 1 for another library module's error (fs, dpkg,
+    apt, ...), else the command's own."""
+    if isinstance(exc, (UsageError, RequestError)):
+        return EXIT_USAGE
+    if isinstance(exc, LibraryError):
+        return EXIT_FAILED
+    return exc.exit_code
 
 
 def _print_error(message, verbose):

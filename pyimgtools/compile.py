@@ -59,6 +59,7 @@ def skip_rule(version):
 
 _FRAME = struct.Struct("<I")
 _CHECK_BATCH = 64  # small enough that the first answers come while the walk goes on
+_WORKER_UNSUITABLE = 3  # pycompile_worker.EXIT_UNSUITABLE (the worker is not imported here)
 
 
 # --------------------------------------------------------------------------- workers
@@ -160,7 +161,7 @@ class Worker:
                    else "the dynamic loader")
             return "--python %s: %s could not start it: %s" % (self.python, who, loader[-1])
         what = lines[-1] if lines else "no message"
-        if code == 3:
+        if code == _WORKER_UNSUITABLE:
             return "--python %s: %s" % (self.python, what)
         return "--python %s: the compile worker stopped (%s): %s" % (
             self.python, "exit status %d" % code if code is not None else "no answer", what)
@@ -364,9 +365,6 @@ class Plan:
     unreadable: List[Failure] = dataclasses.field(default_factory=list)
     stale_tmp: list = dataclasses.field(default_factory=list)  # (host __pycache__, name, image path)
 
-    @property
-    def considered(self):
-        return len(self.to_compile) + self.up_to_date + len(self.unreadable)
 
 
 @dataclasses.dataclass

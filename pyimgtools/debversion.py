@@ -7,57 +7,6 @@ non-letters, ``~`` before everything, even the end of the string) and digits
 (compared numerically).
 """
 
-import functools
-
-
-class DebVersion:
-    """A parsed Debian version; orders like `dpkg --compare-versions`."""
-
-    __slots__ = ("epoch", "upstream", "revision", "text")
-
-    def __init__(self, text):
-        self.text = text
-        self.epoch, self.upstream, self.revision = parse(text)
-
-    def __repr__(self):
-        return "DebVersion(%r)" % self.text
-
-    def __str__(self):
-        return self.text
-
-    def _cmp(self, other):
-        if not isinstance(other, DebVersion):
-            other = DebVersion(str(other))
-        return compare(self, other)
-
-    def __eq__(self, other):
-        return self._cmp(other) == 0
-
-    def __ne__(self, other):
-        return self._cmp(other) != 0
-
-    def __lt__(self, other):
-        return self._cmp(other) < 0
-
-    def __le__(self, other):
-        return self._cmp(other) <= 0
-
-    def __gt__(self, other):
-        return self._cmp(other) > 0
-
-    def __ge__(self, other):
-        return self._cmp(other) >= 0
-
-    def __hash__(self):
-        # Equal versions can differ in text ("1.0" vs "0:1.0", "1.0-0" is not
-        # equal to "1.0" though); hash on the normalised parts.
-        return hash((self.epoch, _strip_zeros(self.upstream), _strip_zeros(self.revision)))
-
-
-def _strip_zeros(part):
-    # Only used for hashing: a coarse key equal versions always share.
-    return "".join(ch for ch in part if not ch.isdigit() or ch != "0")
-
 
 def parse(text):
     """'1:2.3-4' -> (1, '2.3', '4'); lenient like dpkg's comparison (no validation).
@@ -126,15 +75,11 @@ def verrevcmp(a, b):
 
 
 def compare(a, b):
-    """Compare two versions (str or DebVersion): -1, 0 or 1."""
-    pa = (a.epoch, a.upstream, a.revision) if isinstance(a, DebVersion) else parse(a)
-    pb = (b.epoch, b.upstream, b.revision) if isinstance(b, DebVersion) else parse(b)
+    """Compare two version strings as `dpkg --compare-versions`: -1, 0 or 1."""
+    pa, pb = parse(a), parse(b)
     if pa[0] != pb[0]:
         return -1 if pa[0] < pb[0] else 1
     r = verrevcmp(pa[1], pb[1])
     if r == 0:
         r = verrevcmp(pa[2], pb[2])
     return (r > 0) - (r < 0)
-
-
-sort_key = functools.cmp_to_key(compare)

@@ -7,10 +7,18 @@
     db.auto_installed()                       # apt's extended_states, Auto-Installed: 1
     db.manual_packages()                      # what `apt-mark showmanual` prints
 
-Names: a package's *dpkg name* is what its `info/*.list` file is called:
-`pkg` or, for `Multi-Arch: same` packages, `pkg:arch`. Its *apt name*
-(`Package.apt_name`) is the same: apt-mark and `dpkg-query --search` both
-want `pkg:arch` for `Multi-Arch: same` packages.
+Names (the one place they are decided): a package's *dpkg name* is what its
+`info/*.list` file is called and what dpkg-query prints: `pkg` or, for
+`Multi-Arch: same` packages, `pkg:arch`. Its *apt name* (`Package.apt_name`),
+the name handed to apt-mark and apt-get, is the same: apt accepts `pkg:arch`
+for every package, and Multi-Arch: same packages need it when several
+architectures are installed. What apt *prints* is another spelling,
+`apt_spelling()`: `pkg:arch` for a foreign architecture only; it is used to
+read apt's output and where a command's output follows apt's (security
+updates). `by_apt_spelling()` maps every spelling back to the package.
+
+States: STATES, FILES_PRESENT_STATES (`Package.installed`), CONFIGURED_STATES
+(`Package.configured`: what apt counts installed), INTERRUPTED_STATES.
 
 Paths are compared after usrmerge canonicalisation on both sides: the
 directory is resolved inside the root (`Root.realdir`), the last component is
@@ -27,14 +35,38 @@ import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-from pyimgtools.errors import PyimgtoolsError
+from pyimgtools.errors import DpkgError
+from pyimgtools.fs import Canonical
 
 ADMINDIR = "/var/lib/dpkg"
 EXTENDED_STATES = "/var/lib/apt/extended_states"
 
-# Status values (third word of Status:) for which the files are on disk.
-_PRESENT_STATES = ("installed", "half-configured", "unpacked", "half-installed",
-                   "triggers-awaited", "triggers-pending")
+# dpkg's package states (the third word of Status:, dpkg-query(1)), written
+# once: every command asks these sets, none keeps a tuple of its own.
+STATES = ("not-installed", "config-files", "half-installed", "unpacked",
+          "half-configured", "triggers-awaited", "triggers-pending", "installed")
+# The package's files are on disk (everything past config-files).
+FILES_PRESENT_STATES = frozenset(STATES[2:])
+# Unpacked and configured: apt counts it installed (its triggers may still run).
+CONFIGURED_STATES = frozenset(("triggers-awaited", "triggers-pending", "installed"))
+# dpkg stopped half-way: `dpkg --configure -a` must run before apt may.
+INTERRUPTED_STATES = frozenset(("half-installed", "unpacked", "half-configured",
+                                "triggers-awaited"))
+
+
+def apt_spelling(name, arch, native):
+    """A package's name as apt prints it (apt-mark showmanual, apt-get -s,
+    apt-cache policy): bare for the native architecture and `all`, `name:arch`
+    for a foreign one (apt's FullName(Pretty=true)). apt also accepts dpkg's
+    name (`Package.dpkg_name`), which is what this project hands it."""
+    return name if arch in (native, "all", "") else "%s:%s" % (name, arch)
+
+
+def split_apt_spelling(spelling, native):
+    """(name, arch) of a name as apt prints it; a bare name is the native
+    architecture's (an `all` package reads as native: apt prints both alike)."""
+    name, _, arch = spelling.partition(":")
+    return name, arch or native
 
 
 @dataclass
@@ -55,7 +87,18 @@ class Package:
 
     @property
     def installed(self):
-        return self.state in _PRESENT_STATES
+        """Its files are on disk (FILES_PRESENT_STATES)."""
+        return self.state in FILES_PRESENT_STATES
+
+    @property
+    def configured(self):
+        """apt counts it installed (CONFIGURED_STATES)."""
+        return self.state in CONFIGURED_STATES
+
+    @property
+    def interrupted(self):
+        """dpkg stopped half-way through it (INTERRUPTED_STATES)."""
+        return self.state in INTERRUPTED_STATES
 
     @property
     def dpkg_name(self):
@@ -64,8 +107,14 @@ class Package:
 
     @property
     def apt_name(self):
-        """The name apt-mark and apt-get expect; `pkg:arch` for Multi-Arch: same."""
+        """The name this project hands apt-mark and apt-get: dpkg's name (`pkg:arch`
+        for Multi-Arch: same), which apt accepts for every package and which
+        names one package where several architectures are installed."""
         return self.dpkg_name
+
+    def apt_spelling(self, native):
+        """The name as apt prints it (see apt_spelling())."""
+        return apt_spelling(self.name, self.arch, native)
 
 
 def by_apt_spelling(installed, native):
@@ -83,7 +132,7 @@ def by_apt_spelling(installed, native):
         result[pkg.apt_name] = pkg
     for pkg in installed.values():
         if pkg.arch in (native, "all"):
-            result[pkg.name] = pkg          # the native one wins the bare name
+            result[pkg.apt_spelling(native)] = pkg     # the native one wins the bare name
     return result
 
 
@@ -201,7 +250,7 @@ class Database:
         self.admindir = admindir
         self._packages = None
         self._diversions = None
-        self._realdir_cache = {}
+        self._canon = Canonical(root)
 
     # -- raw files ---------------------------------------------------------
     def _read(self, path, required=True):
@@ -210,11 +259,11 @@ class Database:
                 return f.read()
         except FileNotFoundError:
             if required:
-                raise PyimgtoolsError("no dpkg database: %s is missing%s" % (
+                raise DpkgError("no dpkg database: %s is missing%s" % (
                     path, "" if self.root.is_host else " in %s" % self.root.path)) from None
             return b""
         except OSError as exc:
-            raise PyimgtoolsError("cannot read %s: %s" % (path, exc.strerror or exc)) from None
+            raise DpkgError("cannot read %s: %s" % (path, exc.strerror or exc)) from None
 
     @property
     def packages(self):
@@ -224,7 +273,7 @@ class Database:
                 self._packages = parse_status(self._read(path))
             except ParseError as exc:
                 # apt and dpkg refuse such a file: no plan (dry run or not) is made from it
-                raise PyimgtoolsError("cannot parse dpkg's %s%s: %s" % (
+                raise DpkgError("cannot parse dpkg's %s%s: %s" % (
                     path, "" if self.root.is_host else " in %s" % self.root.path, exc)) from None
         return self._packages
 
@@ -262,19 +311,24 @@ class Database:
         auto = self.auto_installed()
         return {p.apt_name for p in self.installed().values() if p.apt_name not in auto}
 
+    def showmanual(self):
+        """The manual set spelled as `apt-mark showmanual` prints it, sorted: what
+        build-deps saves, read the same way on --dry-run and for real."""
+        native = self.native_arch()
+        manual = self.manual_packages()
+        return sorted({p.apt_spelling(native) for p in self.installed().values()
+                       if p.apt_name in manual})
+
     # -- paths -------------------------------------------------------------
     def canonical(self, path):
-        """usrmerge-canonical spelling of an in-image path (directory resolved)."""
+        """usrmerge-canonical spelling of an in-image path (directory resolved);
+        the path as it is when its directory cannot be resolved (a loop)."""
         path = os.fsdecode(path)
-        head, _, tail = path.rstrip("/").rpartition("/")
-        cached = self._realdir_cache.get(head)
-        if cached is None:
-            try:
-                cached = self.root.realpath(head or "/").rstrip("/")
-            except OSError:
-                cached = head
-            self._realdir_cache[head] = cached
-        return cached + "/" + tail
+        try:
+            return self._canon.realdir(path)
+        except OSError:
+            head, _, tail = path.rstrip("/").rpartition("/")
+            return head + "/" + tail
 
     def list_files(self):
         """[(dpkg name, host path of its .list)] for every info/*.list."""
@@ -283,14 +337,9 @@ class Database:
             with os.scandir(info) as it:
                 names = [e.name for e in it if e.name.endswith(".list")]
         except OSError as exc:
-            raise PyimgtoolsError("cannot read %s/info: %s" % (self.admindir, exc.strerror or exc)) from None
+            raise DpkgError("cannot read %s/info: %s" % (self.admindir, exc.strerror or exc)) from None
         names.sort()
         return [(n[:-5], os.path.join(info, n)) for n in names]
-
-    def files_of(self, dpkg_name):
-        """Paths listed for one package (as shipped, without `/.`)."""
-        data = self._read("%s/info/%s.list" % (self.admindir, dpkg_name), required=False)
-        return [os.fsdecode(l) for l in data.split(b"\n") if l and l != b"/."]
 
     def owners(self, paths):
         """{path: sorted apt names} for each in-image path; [] when no package owns it.

@@ -22,6 +22,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import List, Optional
 
+from pyimgtools.errors import LibraryError
+
 ELF_MAGIC = b"\x7fELF"
 
 ELFCLASS32 = 1
@@ -74,7 +76,7 @@ _MAX_STRING = 1 << 16           # one DT_NEEDED / RPATH string
 _STR_CHUNK = 4096               # strings are read in chunks around the offsets used
 
 
-class ElfError(Exception):
+class ElfError(LibraryError):
     """A file that is not a usable ELF file; the message names the problem."""
 
 
@@ -101,18 +103,7 @@ class ElfInfo:
         """Linked with ``-z nodefaultlib`` (DF_1_NODEFLIB)."""
         return bool(self.flags_1 & DF_1_NODEFLIB)
 
-    @property
-    def is_dynamic(self):
-        """Has a dynamic segment or an interpreter (a static binary has neither)."""
-        return bool(self.interp is not None or self.needed or self.soname is not None
-                    or self._has_dynamic)
-
-    _has_dynamic = False
-
-    def compatible(self, other):
-        """Whether `other` could be loaded into the same process (class, byte order, machine)."""
-        return (self.elf_class == other.elf_class and self.little_endian == other.little_endian
-                and self.machine == other.machine)
+    _has_dynamic = False        # set by the parser when there is a PT_DYNAMIC segment
 
 
 # glibc's judgement of a candidate file (elf/dl-load.c: open_verify, then

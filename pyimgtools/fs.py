@@ -10,7 +10,7 @@ import os
 import stat
 
 from pyimgtools import treewalk
-from pyimgtools.errors import PyimgtoolsError
+from pyimgtools.errors import RootError
 
 _MAX_SYMLINKS = 40  # as the kernel's ELOOP limit
 
@@ -23,9 +23,9 @@ class Root:
         try:
             st = os.stat(path)
         except OSError as exc:
-            raise PyimgtoolsError("--root %s: %s" % (path, exc.strerror or exc)) from None
+            raise RootError("--root %s: %s" % (path, exc.strerror or exc)) from None
         if not stat.S_ISDIR(st.st_mode):
-            raise PyimgtoolsError("--root %s: not a directory" % path)
+            raise RootError("--root %s: not a directory" % path)
         self.path = os.path.abspath(path)
         self.is_host = self.path == "/"
 
@@ -90,17 +90,9 @@ class Root:
         return "/" + "/".join(resolved)
 
     def realdir(self, path):
-        """The path with its directory canonicalised but its last component kept.
-
-        This is how file names are compared across usrmerge aliases
-        (/lib/x86_64-linux-gnu/libc.so.6 == /usr/lib/x86_64-linux-gnu/libc.so.6).
-        """
-        path = os.fsdecode(path)
-        head, tail = os.path.split(path.rstrip("/") or "/")
-        if not tail:
-            return "/"
-        head = self.realpath(head or "/")
-        return head.rstrip("/") + "/" + tail
+        """The path with its directory canonicalised but its last component kept
+        (uncached; see Canonical.realdir)."""
+        return Canonical(self).realdir(path)
 
     def open(self, path, mode="rb"):
         """Open an in-image path after resolving it inside the root."""
@@ -117,6 +109,97 @@ class Root:
             return os.path.isdir(self.host(self.realpath(path)))
         except OSError:
             return False
+
+
+class Canonical:
+    """Real in-image paths inside one root, with a cache: the one canonicaliser.
+
+    A directory is resolved on its cached real parent, so a new path costs one
+    readlink, not one per component. Results (and errors: a symlink loop is
+    never guessed around) are cached for the object's life: make one per plan,
+    over a tree that does not change meanwhile. Each method raises OSError
+    (ELOOP on a loop, EINVAL for a path the OS refuses, e.g. with a NUL byte);
+    the caller chooses its fallback.
+    """
+
+    def __init__(self, root):
+        self.root = root
+        self._dirs = {}          # in-image directory -> real path, or the OSError
+        self._files = {}         # in-image path -> real path, or the OSError
+
+    @staticmethod
+    def _cached(cache, key, compute):
+        real = cache.get(key)
+        if real is None:
+            try:
+                real = compute(key)
+            except OSError as exc:
+                real = exc
+            except ValueError as exc:
+                real = OSError(errno.EINVAL, str(exc), key)
+            cache[key] = real
+        if isinstance(real, OSError):
+            raise real
+        return real
+
+    def dir(self, directory):
+        """Real in-image path of a directory (as Root.realpath)."""
+        return self._cached(self._dirs, directory, self._dir_uncached)
+
+    def _dir_uncached(self, directory):
+        parent, name = os.path.split(directory.rstrip("/"))
+        if not name:
+            return "/"
+        rparent = self.dir(parent or "/")
+        if name == ".":
+            return rparent
+        if name == "..":
+            return os.path.dirname(rparent) or "/"
+        return self._resolve_last(rparent, name)
+
+    def _resolve_last(self, real_parent, name):
+        cand = real_parent.rstrip("/") + "/" + name
+        try:
+            os.readlink(self.root.host(cand))
+        except OSError:
+            return cand          # not a link (or missing): kept as is
+        return self.root.realpath(cand)
+
+    def file(self, path):
+        """Real in-image path of a file: every symlink resolved, the last one too."""
+        return self._cached(self._files, path, self._file_uncached)
+
+    def _file_uncached(self, path):
+        head, tail = os.path.split(path)
+        if tail in ("", ".", ".."):
+            return self.dir(path)
+        return self._resolve_last(self.dir(head or "/"), tail)
+
+    def try_dir(self, directory):
+        """dir(), or None when the directory cannot be resolved."""
+        try:
+            return self.dir(directory)
+        except OSError:
+            return None
+
+    def try_file(self, path):
+        """file(), or None when the path cannot be resolved."""
+        try:
+            return self.file(path)
+        except OSError:
+            return None
+
+    def realdir(self, path):
+        """The path with its directory canonicalised but its last component kept.
+
+        This is how file names are compared across usrmerge aliases
+        (/lib/x86_64-linux-gnu/libc.so.6 == /usr/lib/x86_64-linux-gnu/libc.so.6).
+        """
+        path = os.fsdecode(path)
+        head, tail = os.path.split(path.rstrip("/") or "/")
+        if not tail:
+            return "/"
+        return self.dir(head or "/").rstrip("/") + "/" + tail
 
 
 # ---------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import os
 
 from pyimgtools import elf as _elf
 from pyimgtools import ldcache as _ldcache
-from pyimgtools.errors import PyimgtoolsError, UsageError
+from pyimgtools.errors import RequestError, TargetPythonError
 from pyimgtools.loader import Loader
 from pyimgtools.report import display_path
 
@@ -46,8 +46,8 @@ def default_python(root):
     for d in IMAGE_PATH:
         if root.exists(d + "/python3"):
             return d + "/python3"
-    raise UsageError("--root %s: no python3 in the image's %s: give --python (a path in the image)"
-                     % (root.path, ", ".join(IMAGE_PATH)))
+    raise RequestError("--root %s: no python3 in the image's %s: give --python (a path in the image)"
+                       % (root.path, ", ".join(IMAGE_PATH)))
 
 
 def _venv_of(root, path):
@@ -78,15 +78,15 @@ def launch(root, python):
     """The Launch of in-image interpreter `python` inside `root` (a non-host Root)."""
     text = os.fsdecode(python)
     if not text.startswith("/"):
-        raise UsageError("with --root, --python must be a path in the image: %s" % display_path(text))
+        raise RequestError("with --root, --python must be a path in the image: %s" % display_path(text))
     try:
         real = root.realpath(text)
         venv = _venv_of(root, text)
     except OSError as exc:
-        raise PyimgtoolsError("--python %s: %s" % (display_path(text), exc.strerror or exc)) from None
+        raise TargetPythonError("--python %s: %s" % (display_path(text), exc.strerror or exc)) from None
     host = root.host(real)
     if not os.path.isfile(host):
-        raise PyimgtoolsError("--python %s: no such file in the image %s" % (display_path(text), root.path))
+        raise TargetPythonError("--python %s: no such file in the image %s" % (display_path(text), root.path))
     try:
         info = _elf.read_elf(host)
     except (_elf.ElfError, OSError) as exc:
@@ -94,7 +94,7 @@ def launch(root, python):
             script = f.read(2) == b"#!"
         what = ("a script, not the interpreter: give the binary it runs" if script
                 else "not an ELF executable (%s)" % exc)
-        raise PyimgtoolsError("--python %s: %s" % (display_path(text), what)) from None
+        raise TargetPythonError("--python %s: %s" % (display_path(text), what)) from None
     env = {k: v for k, v in os.environ.items() if not k.startswith("LD_")}
     venv_host = root.host(root.realpath(venv)) if venv else None
     if info.interp is None:  # static: the host kernel runs it as the image would
@@ -102,8 +102,8 @@ def launch(root, python):
     interp = root.realpath(info.interp)
     interp_host = root.host(interp)
     if not os.path.isfile(interp_host):
-        raise PyimgtoolsError("--python %s: its loader %s is not in the image"
-                              % (display_path(text), info.interp))
+        raise TargetPythonError("--python %s: its loader %s is not in the image"
+                                % (display_path(text), info.interp))
     argv = [interp_host, "--inhibit-cache", "--library-path", ":".join(library_dirs(root, info)), host]
     return Launch(argv, env, text, loader=info.interp, venv=venv_host)
 

@@ -34,7 +34,8 @@ from typing import Dict, List, Optional
 
 from pyimgtools import cli
 from pyimgtools.elf import ELF_MAGIC
-from pyimgtools.errors import EXIT_FAILED, PyimgtoolsError
+from pyimgtools.errors import EXIT_FAILED, EXIT_OK, PyimgtoolsError
+from pyimgtools.fs import Canonical
 from pyimgtools.report import display_path, format_count
 
 DEFAULT_PATHS = ("/usr/local",)
@@ -321,39 +322,6 @@ def _ldd_edges(root, files, warnings):
 
 # -- plan ---------------------------------------------------------------------
 
-class _Canonical:
-    """root.realpath with a cache per directory: one readlink per new path."""
-
-    def __init__(self, root):
-        self.root = root
-        self.paths = {}
-        self.dirs = {}
-
-    def __call__(self, path):
-        r = self.paths.get(path)
-        if r is not None:
-            return r
-        head, _, tail = path.rpartition("/")
-        try:
-            if tail in ("", ".", ".."):
-                r = self.root.realpath(path)
-            else:
-                d = self.dirs.get(head)
-                if d is None:
-                    d = self.dirs[head] = self.root.realpath(head or "/")
-                r = d.rstrip("/") + "/" + tail
-                try:
-                    os.readlink(self.root.host(r))
-                except OSError:
-                    pass                      # not a link (or missing): r is canonical
-                else:
-                    r = self.root.realpath(r)
-        except (OSError, ValueError):
-            r = path
-        self.paths[path] = r
-        return r
-
-
 def plan(root, paths=DEFAULT_PATHS, excludes=(), ld_library_path=None, method="elf",
          scan_all=False, db=None, manual_flags=True, run_ldconfig=True):
     """Everything `keep` would do, computed without changing anything.
@@ -382,7 +350,10 @@ def plan(root, paths=DEFAULT_PATHS, excludes=(), ld_library_path=None, method="e
 
     # Canonical spellings: the loader reports paths as it opens them
     # ($ORIGIN/../../x.libs/...), one object may be reached by several.
-    real = _Canonical(root)
+    canon = Canonical(root)
+
+    def real(path):
+        return canon.try_file(path) or path     # a symlink loop: the path as it is
 
     for e in edges:
         e.needer = real(e.needer)
@@ -633,7 +604,7 @@ def run(args, out, root):
                 print(name, file=out.stdout)
         out.data(dict(plan_document(kp), command="keep", action="print"))
         check_missing(out, kp, args.allow_missing)
-        return 0
+        return EXIT_OK
 
     if args.why:
         wanted = args.why
@@ -651,7 +622,7 @@ def run(args, out, root):
             for user in p.needed_by:
                 out.line("    %s" % display_path(user))
         check_missing(out, kp, args.allow_missing)
-        return 0
+        return EXIT_OK
 
     if kp.missing and not args.allow_missing:
         # nothing is marked; the JSON document still says why
@@ -677,4 +648,4 @@ def run(args, out, root):
                    "would mark" if args.dry_run else "marked",
                    format_count(len(to_mark), "package"),
                    len(kp.packages) - len(to_mark), time.monotonic() - start))
-    return 0
+    return EXIT_OK

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 from pyimgtools import elf as _elf
+from pyimgtools.errors import LdconfigError, LibraryError
+from pyimgtools.fs import Canonical
 
 CACHE_PATH = "/etc/ld.so.cache"
 CONF_PATH = "/etc/ld.so.conf"
@@ -55,7 +57,7 @@ FLAG_RISCV_FLOAT_ABI_DOUBLE = 0x1000
 _MAX_CACHE = 64 << 20
 
 
-class CacheError(Exception):
+class CacheError(LibraryError):
     """A malformed ld.so.cache; the message names the problem."""
 
 
@@ -337,11 +339,7 @@ def uncached_libraries(root, cache):
     a versioned name of one, counts as cached without being opened (0.4 s
     -> 0.04 s on a Debian host's 1,100 libraries).
     """
-    def realdir(d):
-        try:
-            return root.realpath(d).rstrip("/") or "/"
-        except OSError:
-            return None
+    realdir = Canonical(root).try_dir      # None: unresolvable (a symlink loop)
 
     cached = set()
     names_in = {}             # directory -> cached names (for the quick test below)
@@ -395,18 +393,17 @@ def ldconfig_argv(root):
 
 
 def run_ldconfig(argv):
-    """Run `argv` (from ldconfig_argv); raises PyimgtoolsError when it fails."""
+    """Run `argv` (from ldconfig_argv); raises LdconfigError when it fails."""
     import subprocess
-    from pyimgtools.errors import PyimgtoolsError
     try:
         proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE)
     except OSError as exc:
-        raise PyimgtoolsError("cannot run %s: %s" % (argv[0], exc.strerror or exc)) from None
+        raise LdconfigError("cannot run %s: %s" % (argv[0], exc.strerror or exc)) from None
     if proc.returncode != 0:
         err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise PyimgtoolsError("%s exited %d%s" % (" ".join(argv), proc.returncode,
-                                                  ": " + err[-1] if err else ""))
+        raise LdconfigError("%s exited %d%s" % (" ".join(argv), proc.returncode,
+                                                ": " + err[-1] if err else ""))
 
 
 def expected_flags_text(flags):

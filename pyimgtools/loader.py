@@ -67,6 +67,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from pyimgtools import elf as _elf
+from pyimgtools import fs as _fs
 from pyimgtools import ldcache as _ldcache
 from pyimgtools.elf import ElfError, ElfInfo
 
@@ -261,36 +262,26 @@ class Loader:
         self._undelivered = []             # loader-wide warnings no tree has carried yet
         self._elf = {}                     # host path -> (ElfInfo, ident) or exception
         self._listing = {}                 # in-image dir -> frozenset of names, or None
-        self._resolved = {}                # in-image path -> host path (non-host roots)
+        self._canon = _fs.Canonical(root)  # in-image path -> real path (cached)
         self._search_memo = {}
         self._archs = {}
         self._cache_loaded = False
         self._cache = None                 # LdCache or None
         self._conf_dirs = None             # fallback when there is no cache
         self._ldlp_dirs = ()               # LD_LIBRARY_PATH of the current tree, expanded
-        self._realdirs = {}                # in-image dir -> its real path
         self._preload_names = None         # entries of /etc/ld.so.preload
 
     # -- cached file access ------------------------------------------------
 
     def _host(self, path):
-        """Host path to open for an in-image path (symlinks resolved inside the root)."""
+        """Host path to open for an in-image path (symlinks resolved inside the root).
+
+        A symlink loop raises OSError (cached): never fall back to the
+        unresolved path, whose absolute links the host kernel would follow
+        out of the root."""
         if self.root.is_host:
             return path
-        host = self._resolved.get(path)
-        if host is None:
-            try:
-                host = self.root.host(self._realfile(path))
-            except OSError as exc:
-                # e.g. a symlink loop: never fall back to the unresolved path,
-                # whose absolute links the host kernel would follow out of the root.
-                host = exc
-            except ValueError as exc:
-                host = OSError(errno.EINVAL, str(exc), path)
-            self._resolved[path] = host
-        if isinstance(host, OSError):
-            raise host
-        return host
+        return self.root.host(self._canon.file(path))
 
     def _read(self, path):
         """(ElfInfo, ident) for an in-image path; raises ElfError/OSError (cached)."""
@@ -324,52 +315,10 @@ class Loader:
             self._listing[directory] = names
         return names
 
-    def _realdir(self, directory):
-        """Real in-image path of a directory, built on the cached real parent
-        (one readlink per new directory instead of one per component)."""
-        real = self._realdirs.get(directory)
-        if real is None:
-            try:
-                real = self._realdir_uncached(directory)
-            except OSError as exc:       # a symlink loop: unresolvable, never guessed
-                real = exc
-            self._realdirs[directory] = real
-        if isinstance(real, OSError):
-            raise real
-        return real
-
-    def _realdir_uncached(self, directory):
-        parent, name = os.path.split(directory.rstrip("/"))
-        if not name:
-            return "/"
-        rparent = self._realdir(parent or "/")
-        if name == ".":
-            return rparent
-        if name == "..":
-            return os.path.dirname(rparent) or "/"
-        cand = rparent.rstrip("/") + "/" + name
-        try:
-            os.readlink(self.root.host(cand))
-        except OSError:
-            return cand          # not a link (or missing): kept as is
-        return self.root.realpath(cand)
-
-    def _realfile(self, path):
-        """Real in-image path of a file (raises OSError on a symlink loop)."""
-        head, tail = os.path.split(path)
-        if tail in ("", ".", ".."):
-            return self._realdir(path)
-        cand = self._realdir(head or "/").rstrip("/") + "/" + tail
-        try:
-            os.readlink(self.root.host(cand))
-        except OSError:
-            return cand
-        return self.root.realpath(cand)
-
     def _root_origin(self, path):
         """$ORIGIN of a tree's root: the directory of its real path (see the module doc)."""
         try:
-            return os.path.dirname(self._realfile(path)) or "/"
+            return os.path.dirname(self._canon.file(path)) or "/"
         except OSError:
             return os.path.dirname(path) or "/"
 

@@ -10,7 +10,7 @@ import dataclasses
 import re
 import shlex
 
-from pyimgtools.errors import PyimgtoolsError
+from pyimgtools.errors import OsReleaseError
 
 _LINE = re.compile(r"\A([A-Za-z_][A-Za-z0-9_]*)=(.*)\Z")
 
@@ -88,7 +88,7 @@ def read(root):
         except (FileNotFoundError, NotADirectoryError):
             continue
         except OSError as exc:
-            raise PyimgtoolsError("cannot read %s: %s" % (path, exc.strerror or exc)) from None
+            raise OsReleaseError("cannot read %s: %s" % (path, exc.strerror or exc)) from None
         return OsRelease(parse(data.decode("utf-8", "replace")), path)
-    raise PyimgtoolsError("cannot tell the distribution: no /etc/os-release or "
-                          "/usr/lib/os-release in %s" % root.path)
+    raise OsReleaseError("cannot tell the distribution: no /etc/os-release or "
+                         "/usr/lib/os-release in %s" % root.path)

@@ -89,8 +89,11 @@ def predict(installed, native, installs, removals, root=None):
     described = describe(installs, native, root)
     for name, version in installs:
         # apt-cache names it unless the lists changed under us: then name and version only
-        pkg = described.get(name) or dpkg.Package(name=name.split(":")[0], version=version,
-                                                  arch=name.partition(":")[2] or native)
+        if name in described:
+            pkg = described[name]
+        else:
+            bare, arch = dpkg.split_apt_spelling(name, native)
+            pkg = dpkg.Package(name=bare, version=version, arch=arch)
         if name in spelled:                     # an upgrade: the old version goes
             after.pop(spelled[name].dpkg_name, None)
         after[pkg.dpkg_name] = pkg

@@ -19,12 +19,13 @@ plan:  one fd-based walk per tree records the directories, the entries the rules
 apply: the same list, removed through directory descriptors.
 """
 
+import errno
 import os
 import re
 import stat
 import time
 
-from pyimgtools import cli, pyimports, treewalk
+from pyimgtools import apt, cli, pyimports, treewalk
 from pyimgtools.errors import EXIT_OK, PyimgtoolsError, UsageError
 from pyimgtools.mounts import MountTable, ancestors_of
 from pyimgtools.report import display_path, format_bytes, format_count, json_path
@@ -192,10 +193,10 @@ class Plan:
 # ---------------------------------------------------------------- the walk
 
 class Walker:
-    def __init__(self, root, rules, mounts, plan, cache_tops):
-        self.root = root
+    """Classifies the entries of the directories a walk opens (prune's rules)."""
+
+    def __init__(self, rules, plan, cache_tops):
         self.rules = rules
-        self.mounts = mounts
         self.plan = plan
         self.cache_tops = cache_tops    # (dev, ino) -> CacheJob
         self.keep = rules.keep
@@ -447,7 +448,7 @@ class Walker:
                 try:
                     cfd, st = cursor.open_child(name)
                 except OSError as exc:
-                    if exc.errno == 2:
+                    if exc.errno == errno.ENOENT:
                         continue
                     plan.errors.append((tree.image_path(node.child_path(name)), exc.strerror or str(exc)))
                     node.kept += 1
@@ -503,10 +504,11 @@ def cache_jobs():
     if home and home.startswith("/") and home.rstrip("/") not in homes:
         homes.append(home.rstrip("/"))
     jobs = [CacheJob(h + "/.cache", lambda n: n in ("pip", "uv"), lambda n: False) for h in homes]
-    jobs.append(CacheJob("/var/cache/apt/archives", lambda n: False, lambda n: n.endswith(".deb")))
-    jobs.append(CacheJob("/var/cache/apt/archives/partial", lambda n: False, lambda n: n.endswith(".deb")))
-    jobs.append(CacheJob("/var/cache/apt", lambda n: False, lambda n: n.endswith(".bin")))
-    jobs.append(CacheJob("/var/lib/apt/lists", lambda n: True, lambda n: True, files_only=False))
+    for leftover in apt.LEFTOVERS:
+        jobs.append(CacheJob(leftover.directory,
+                             lambda n, l=leftover: l.wants(n, True),
+                             lambda n, l=leftover: l.wants(n, False),
+                             files_only=not leftover.whole))
     return jobs
 
 
@@ -590,7 +592,7 @@ def make_plan(root, paths, rules, mounts, out=None):
             job.image = image
             cache_tops[(st.st_dev, st.st_ino)] = job
             jobs.append(job)
-    walker = Walker(root, rules, mounts, plan, cache_tops)
+    walker = Walker(rules, plan, cache_tops)
     for image in tops:
         _walk_top(walker, root, image, M_NORMAL, mounts, plan)
     for job in jobs:

@@ -14,7 +14,6 @@ Python 3 reads alike). Requests:
     ("config", mode, levels, force)       -> True
     ("check", [(path, source), ...])              -> [(size, [reason or "" per level]) | ("!", message)]
     ("compile", [(path, dfile, levels, source, top)]) -> [result, ...] (see compile_item)
-    ("end",)                              -> "end" (marks the end of a pass)
 
 `path` is bytes: the source, beside which __pycache__ is; `source`, when not
 None, the file to read instead (a symlink resolved inside an image root);
@@ -27,10 +26,14 @@ made readable by everyone who can read the source, whatever the umask.
 
 import sys
 
+# Exit status of a worker whose interpreter cannot compile for compile (too
+# old, no cache_tag): compile reports its message as a --python error.
+EXIT_UNSUITABLE = 3
+
 if sys.version_info < (3, 7):  # no hash-based .pyc files (PEP 552) before 3.7
     sys.stderr.write("Python %d.%d is too old: pyimgtools compile needs 3.7 or newer\n"
                      % sys.version_info[:2])
-    sys.exit(3)
+    sys.exit(EXIT_UNSUITABLE)
 
 import errno  # noqa: E402
 import marshal  # noqa: E402
@@ -525,8 +528,6 @@ def serve(stdin, stdout):
         elif kind == "compile":
             reply = [compile_item(path, dfile, tuple(lv), flags, source, top)
                      for path, dfile, lv, source, top in request[1]]
-        elif kind == "end":
-            reply = "end"
         else:
             reply = ("!", "unknown request %r" % (kind,))
         _write_frame(stdout, reply)
@@ -544,7 +545,7 @@ def _on_signal(signum, frame):
 if __name__ == "__main__":
     if sys.implementation.cache_tag is None:
         sys.stderr.write("this interpreter does not use .pyc files (cache_tag is None)\n")
-        sys.exit(3)
+        sys.exit(EXIT_UNSUITABLE)
     import signal
     for _s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(_s, _on_signal)

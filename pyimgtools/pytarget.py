@@ -27,7 +27,7 @@ import subprocess
 import sys
 from typing import List
 
-from pyimgtools.errors import PyimgtoolsError
+from pyimgtools.errors import TargetPythonError
 
 
 def worker_source():
@@ -119,13 +119,13 @@ def _run_probe(argv, env, python, venv=None):
                               input=worker_source().encode("utf-8"),
                               capture_output=True, timeout=60, env=env)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise PyimgtoolsError("--python %s: %s" % (python, getattr(exc, "strerror", None) or exc))
+        raise TargetPythonError("--python %s: %s" % (python, getattr(exc, "strerror", None) or exc))
     try:
         doc = json.loads(proc.stdout.decode("utf-8", "replace").strip().splitlines()[-1])
     except (ValueError, IndexError):
         tail = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise PyimgtoolsError("--python %s: cannot ask it about itself (exit %d: %s)"
-                              % (python, proc.returncode, tail[-1] if tail else "no output"))
+        raise TargetPythonError("--python %s: cannot ask it about itself (exit %d: %s)"
+                                % (python, proc.returncode, tail[-1] if tail else "no output"))
     return PyTarget(**{f.name: doc.get(f.name) for f in dataclasses.fields(PyTarget)})
 
 

@@ -16,8 +16,7 @@ import os
 import re
 import time
 
-from pyimgtools import apt, cli, debversion, fs, osrelease, pkgchange
-from pyimgtools.dpkg import Database
+from pyimgtools import apt, cli, debversion, dpkg, fs, osrelease, pkgchange
 from pyimgtools.errors import EXIT_OK, EXIT_WORK_FOUND, PyimgtoolsError
 from pyimgtools.report import format_bytes, format_count
 
@@ -238,23 +237,9 @@ def parse_policy_packages(text):
 
 
 def read_status(root):
-    """[(name, arch, version, selection, state)] of /var/lib/dpkg/status."""
-    with root.open("/var/lib/dpkg/status", "rb") as f:
-        text = f.read().decode("utf-8", "replace")
-    packages = []
-    for stanza in text.split("\n\n"):
-        fields = {}
-        for line in stanza.splitlines():
-            if line[:1].isspace() or ":" not in line:
-                continue
-            key, _, value = line.partition(":")
-            fields[key] = value.strip()
-        status = fields.get("Status", "").split()
-        if "Package" not in fields or len(status) != 3:
-            continue
-        packages.append((fields["Package"], fields.get("Architecture", ""),
-                         fields.get("Version", ""), status[0], status[2]))
-    return packages
+    """[(name, arch, version, selection, state)] of dpkg's status (pyimgtools.dpkg)."""
+    return [(p.name, p.arch, p.version, p.want, p.state)
+            for p in dpkg.Database(root).packages.values()]
 
 
 def compute_updates(installed, files, tables, native_arch):
@@ -265,9 +250,9 @@ def compute_updates(installed, files, tables, native_arch):
     """
     pending, held = [], []
     for name, arch, version, selection, state in installed:
-        if state not in ("installed", "triggers-pending", "triggers-awaited"):
+        if state not in dpkg.CONFIGURED_STATES:
             continue
-        apt_name = name if arch in (native_arch, "all", "") else "%s:%s" % (name, arch)
+        apt_name = dpkg.apt_spelling(name, arch, native_arch)
         table = tables.get(apt_name)
         if table is None and apt_name == name:
             table = tables.get("%s:%s" % (name, arch))
@@ -422,7 +407,7 @@ def run(args, out, root):
 
         extras = simulate(root, plan, args.lock_timeout) if plan.pending else []
         doc["extras"] = extras
-        db = Database(root)
+        db = dpkg.Database(root)
         before = db.installed()
         if args.dry_run:
             # sized as the real run measures its change (pkgchange.diff)
@@ -442,7 +427,7 @@ def run(args, out, root):
             return EXIT_OK
 
         applied = apply(root, plan, args.lock_timeout, stream) if plan.pending else []
-        change = pkgchange.diff(before, Database(root).installed())
+        change = pkgchange.diff(before, dpkg.Database(root).installed())
         doc.update(applied=applied, installed_bytes=change.installed_bytes + change.upgraded_bytes,
                    change_bytes=change.change_bytes)
         # Only now: a failed install raises above with what was and was not applied.
@@ -478,12 +463,18 @@ def _print_changes(out, updates, extras, upgrade, install):
             install, e.package, e.installed + " -> " if e.installed else "", e.version, e.origin))
 
 
+def query_names(installed, native):
+    """Sorted apt names to ask `apt-cache policy` about: the configured packages of
+    read_status() rows, spelled as apt prints them."""
+    return sorted({dpkg.apt_spelling(name, arch, native)
+                   for name, arch, _v, _sel, state in installed
+                   if state in dpkg.CONFIGURED_STATES})
+
+
 def make_plan(root, distro, security_sources, added):
     native = apt.native_architecture(root)
     installed = read_status(root)
-    names = sorted({name if arch in (native, "all", "") else "%s:%s" % (name, arch)
-                    for name, arch, _v, _sel, state in installed
-                    if state in ("installed", "triggers-pending", "triggers-awaited")})
+    names = query_names(installed, native)
     queries = [["policy"]] + [["policy"] + names[i:i + 800] for i in range(0, len(names), 800)]
     # Each apt-cache run parses every list (Debian's images disable apt's
     # binary cache): run them side by side.
@@ -530,8 +521,7 @@ def apply(root, plan, lock_timeout, stream):
     now = {}
     native = apt.native_architecture(root)
     for name, arch, version, _sel, state in read_status(root):
-        key = name if arch in (native, "all", "") else "%s:%s" % (name, arch)
-        now[key] = (version, state)
+        now[dpkg.apt_spelling(name, arch, native)] = (version, state)
     applied = [u for u in plan.pending
                if now.get(u.package, ("", ""))[0] == u.candidate
                and now[u.package][1] == "installed"]

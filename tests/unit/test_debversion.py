@@ -2,10 +2,12 @@
 and dpkg's lib/dpkg/t/t-version.c); the system layer checks 10,000+ real pairs
 against `dpkg --compare-versions`."""
 
+import functools
+
 import pytest
 
 from pyimgtools import debversion
-from pyimgtools.debversion import DebVersion, compare, parse, verrevcmp
+from pyimgtools.debversion import compare, parse, verrevcmp
 
 # (a, b, expected sign of compare(a, b))
 CASES = [
@@ -47,12 +49,6 @@ CASES = [
 def test_compare(a, b, expected):
     assert compare(a, b) == expected
     assert compare(b, a) == -expected
-    va, vb = DebVersion(a), DebVersion(b)
-    assert (va < vb) == (expected < 0)
-    assert (va == vb) == (expected == 0)
-    assert (va > vb) == (expected > 0)
-    if expected == 0:
-        assert hash(va) == hash(vb)
 
 
 def test_parse_splits_at_first_colon_and_last_hyphen():
@@ -76,4 +72,4 @@ def test_verrevcmp_tilde_before_end():
 
 def test_sort_key_orders_like_the_man_page():
     shuffled = ["1.0a", "1.0", "1.0~", "1.0~~a", "1.0~~"]
-    assert sorted(shuffled, key=debversion.sort_key) == ["1.0~~", "1.0~~a", "1.0~", "1.0", "1.0a"]
+    assert sorted(shuffled, key=functools.cmp_to_key(debversion.compare)) == ["1.0~~", "1.0~~a", "1.0~", "1.0", "1.0a"]
