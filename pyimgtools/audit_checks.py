@@ -1108,20 +1108,14 @@ def check_security_updates(ctx):
         return _unknown("no %s security source is configured (security-upgrade adds one "
                         "for its run)" % distro.codename)
     try:
-        files = security.parse_policy_files(apt_cache_readonly(ctx, ["policy"]))
-        installed = security.read_status(ctx.root)
-        native = ctx.dpkg.native_arch()
-        names = security.query_names(installed, native)
-        tables = {}
-        for i in range(0, len(names), 800):
-            tables.update(security.parse_policy_packages(
-                apt_cache_readonly(ctx, ["policy"] + names[i:i + 800])))
+        files, pending, held = security.plan_updates(
+            installed=security.read_status(ctx.root), native_arch=ctx.dpkg.native_arch(),
+            apt_cache=lambda query: apt_cache_readonly(ctx, query), parallel=1)
     except (OSError, RuntimeError) as exc:
         return _unknown("apt-cache could not be asked (%s)" % exc)
     if not any(security.is_security_file(f.release) for f in files.values()):
         return _unknown("the apt lists hold no %s security index (apt-get update with the "
                         "security source never ran)" % distro.codename)
-    pending, held = security.compute_updates(installed, files, tables, native)
     if not pending:
         return []
     age = _lists_age(ctx)

@@ -294,61 +294,99 @@ def plan_purge(root, saved, keep_paths, excludes, allow_missing, ld_library_path
 
 
 def run_purge(args, out, root):
+    return purge(root=root, out=out, saved=args.saved, state_file=args.state_file,
+                 keep_runtime=args.keep_runtime, exclude=args.exclude,
+                 allow_missing=args.allow_missing, allow_unreadable=args.allow_unreadable,
+                 dry_run=bool(args.dry_run))
+
+
+def purge(*, root, out, saved=None, state_file=STATE_FILE, keep_runtime=(), exclude=(),
+          allow_missing=False, allow_unreadable=False, dry_run=False):
+    """`build-deps purge`: restore the manual set saved in `saved` (an
+    'apt-mark showmanual' listing) or the state file, keep the packages the
+    ELF files under `keep_runtime` need, purge the rest; prints its report."""
     start = time.monotonic()
-    if args.saved:
-        saved = read_saved_listing(root, args.saved)
-        source = args.saved
-        check_saved(saved, "--saved " + args.saved)
-        state = None
-    else:
-        state = read_state(root, args.state_file)
-        if state is None:
-            raise PyimgtoolsError(
-                "no build-deps state (%s is missing): run 'pyimgtools build-deps install PKG...' "
-                "first, or pass --saved FILE with an 'apt-mark showmanual' listing saved "
-                "before the build dependencies went in" % args.state_file)
-        saved = state["manual"]
-        source = args.state_file
-    keep_paths = args.keep_runtime or list(keep.DEFAULT_PATHS)
-    if not args.dry_run:
+    manual, source, state = _saved_manual(root, saved, state_file)
+    keep_paths = keep_runtime or list(keep.DEFAULT_PATHS)
+    if not dry_run:
         apt.require_root("build-deps purge")
         apt.check_dpkg_state(None if root.is_host else root)
-    pp, db, installed = plan_purge(root, saved, keep_paths, args.exclude, args.allow_missing)
-    keep.report_plan(out, pp.keep, "dry-run" if args.dry_run else "run")
-    if pp.keep.unreadable and not args.allow_unreadable:
-        out.data({"command": "build-deps", "action": "purge", "dry_run": bool(args.dry_run),
-                  "saved_from": source, "removed": [], "keep": keep.plan_document(pp.keep)})
-    keep.check_unreadable(out, pp.keep, args.allow_unreadable)
-    if pp.keep.missing and not args.allow_missing:
-        out.data({"command": "build-deps", "action": "purge", "dry_run": bool(args.dry_run),
-                  "saved_from": source, "removed": [], "keep": keep.plan_document(pp.keep)})
-    keep.check_missing(out, pp.keep, args.allow_missing)
-    kept_lines = []
+    pp, db, installed = plan_purge(root, manual, keep_paths, exclude, allow_missing)
+    keep.report_plan(out, pp.keep, "dry-run" if dry_run else "run")
+    refused = {"command": "build-deps", "action": "purge", "dry_run": bool(dry_run),
+               "saved_from": source, "removed": [], "keep": keep.plan_document(pp.keep)}
+    if pp.keep.unreadable and not allow_unreadable:
+        out.data(refused)
+    keep.check_unreadable(out, pp.keep, allow_unreadable)
+    if pp.keep.missing and not allow_missing:
+        out.data(refused)
+    keep.check_missing(out, pp.keep, allow_missing)
+    kept_lines = _kept_lines(pp)
+    where = ", ".join(display_path(p) for p in pp.keep.paths)
+    if dry_run:
+        _purge_dry_run(root, out, pp, installed, db.native_arch(), kept_lines, source, where)
+        return EXIT_OK
+    removed, removed_bytes, cleaned = _purge_apply(root, out, pp, installed, kept_lines)
+    if state is not None:
+        _forget_state(root, state_file)
+    out.data({"command": "build-deps", "action": "purge", "dry_run": False,
+              "saved_from": source, "manual": pp.manual, "kept": pp.kept,
+              "removed": removed, "removed_bytes": removed_bytes,
+              "cleaned_bytes": cleaned, "keep": keep.plan_document(pp.keep)})
+    out.summary("pyimgtools build-deps purge: removed %s (%s), kept %s for %s, cleaned %s of apt "
+                "lists and cache in %.1f s"
+                % (format_count(len(removed), "package"), format_bytes(removed_bytes),
+                   format_count(len(pp.kept), "runtime package"), where,
+                   format_bytes(cleaned), time.monotonic() - start))
+    return EXIT_OK
+
+
+def _saved_manual(root, saved, state_file):
+    """(the saved manual set, where it came from, the state or None when --saved)."""
+    if saved:
+        listing = read_saved_listing(root, saved)
+        check_saved(listing, "--saved " + saved)
+        return listing, saved, None
+    state = read_state(root, state_file)
+    if state is None:
+        raise PyimgtoolsError(
+            "no build-deps state (%s is missing): run 'pyimgtools build-deps install PKG...' "
+            "first, or pass --saved FILE with an 'apt-mark showmanual' listing saved "
+            "before the build dependencies went in" % state_file)
+    return state["manual"], state_file, state
+
+
+def _kept_lines(pp):
+    """'keep PKG: LIBS needed by FILE' for each runtime package the purge keeps."""
+    lines = []
     for p in pp.keep.packages:
         if p.name in pp.kept:
-            kept_lines.append("keep %s: %s needed by %s" % (
+            lines.append("keep %s: %s needed by %s" % (
                 p.name, ", ".join(os.path.basename(l) for l in p.libraries),
                 display_path(p.needed_by[0]) + (" and %d more" % (len(p.needed_by) - 1)
                                                 if len(p.needed_by) > 1 else "")))
-    native = db.native_arch()
-    where = ", ".join(display_path(p) for p in pp.keep.paths)
+    return lines
 
-    if args.dry_run:
-        pp.remove, pp.remove_bytes = removal(
-            simulate_purge(root, installed, pp.manual, native), installed, native)
-        for line in kept_lines:
-            out.line(line)
-        for name in pp.remove:
-            out.line("would remove: %s" % name)
-        out.data({"command": "build-deps", "action": "purge", "dry_run": True,
-                  "saved_from": source, "manual": pp.manual, "kept": pp.kept,
-                  "remove": pp.remove, "remove_bytes": pp.remove_bytes,
-                  "keep": keep.plan_document(pp.keep)})
-        out.summary("pyimgtools build-deps purge: would remove %s (%s), keep %s for %s (dry run)"
-                    % (format_count(len(pp.remove), "package"), format_bytes(pp.remove_bytes),
-                       format_count(len(pp.kept), "runtime package"), where))
-        return EXIT_OK
 
+def _purge_dry_run(root, out, pp, installed, native, kept_lines, source, where):
+    """What the purge would remove (apt-get -s with the restored marks), printed."""
+    pp.remove, pp.remove_bytes = removal(
+        simulate_purge(root, installed, pp.manual, native), installed, native)
+    for line in kept_lines:
+        out.line(line)
+    for name in pp.remove:
+        out.line("would remove: %s" % name)
+    out.data({"command": "build-deps", "action": "purge", "dry_run": True,
+              "saved_from": source, "manual": pp.manual, "kept": pp.kept,
+              "remove": pp.remove, "remove_bytes": pp.remove_bytes,
+              "keep": keep.plan_document(pp.keep)})
+    out.summary("pyimgtools build-deps purge: would remove %s (%s), keep %s for %s (dry run)"
+                % (format_count(len(pp.remove), "package"), format_bytes(pp.remove_bytes),
+                   format_count(len(pp.kept), "runtime package"), where))
+
+
+def _purge_apply(root, out, pp, installed, kept_lines):
+    """The purge itself: (removed apt names, their bytes, bytes of apt lists and cache cleaned)."""
     r = None if root.is_host else root
     stream = _stream(out)
     keep.apply_ldconfig(pp.keep, out)       # upstream runs ldconfig before the apt-mark dance
@@ -365,28 +403,20 @@ def run_purge(args, out, root):
     removed = sorted(installed[n].apt_name for n in set(installed) - set(after))
     removed_bytes = sum((installed[n].installed_size or 0) * 1024
                         for n in set(installed) - set(after))
-    if state is not None:
+    return removed, removed_bytes, cleaned_lists.bytes + cleaned_debs.bytes
+
+
+def _forget_state(root, state_file):
+    """Remove the state file once its manual set is restored (and the default's directory)."""
+    try:
+        os.unlink(root.host(state_file))
+    except FileNotFoundError:
+        pass
+    if state_file == STATE_FILE:
         try:
-            os.unlink(root.host(args.state_file))
-        except FileNotFoundError:
+            os.rmdir(root.host(os.path.dirname(STATE_FILE)))   # only when empty
+        except OSError:
             pass
-        if args.state_file == STATE_FILE:
-            try:
-                os.rmdir(root.host(os.path.dirname(STATE_FILE)))   # only when empty
-            except OSError:
-                pass
-    out.data({"command": "build-deps", "action": "purge", "dry_run": False,
-              "saved_from": source, "manual": pp.manual, "kept": pp.kept,
-              "removed": removed, "removed_bytes": removed_bytes,
-              "cleaned_bytes": cleaned_lists.bytes + cleaned_debs.bytes,
-              "keep": keep.plan_document(pp.keep)})
-    out.summary("pyimgtools build-deps purge: removed %s (%s), kept %s for %s, cleaned %s of apt "
-                "lists and cache in %.1f s"
-                % (format_count(len(removed), "package"), format_bytes(removed_bytes),
-                   format_count(len(pp.kept), "runtime package"), where,
-                   format_bytes(cleaned_lists.bytes + cleaned_debs.bytes),
-                   time.monotonic() - start))
-    return EXIT_OK
 
 
 # -- command ----------------------------------------------------------------

@@ -101,8 +101,24 @@ def chosen_command(argv):
     return None
 
 
+def version_first(argv):
+    """Whether argparse meets --version before a command, a -h or anything it
+    could fail on: it prints the version and exits there, so the parser needs
+    no command module (`pyimgtools --version` runs in RUN lines)."""
+    tokens = iter(argv)
+    for token in tokens:
+        if token == "--version":
+            return True
+        if token in ("-h", "--help", "--") or not token.startswith("-"):
+            return False
+        if token == "--root":
+            next(tokens, None)
+    return False
+
+
 def build_parser(only=None):
-    """The argument parser; with `only`, just that command's module is imported."""
+    """The argument parser; with `only`, just that command's module is imported
+    (with only="", none: enough for --version)."""
     parser = argparse.ArgumentParser(
         prog="pyimgtools",
         description=DESCRIPTION,
@@ -125,7 +141,7 @@ def build_parser(only=None):
 def main(argv=None):
     if argv is None:
         argv = sys.argv[1:]
-    parser = build_parser(chosen_command(argv))
+    parser = build_parser("" if version_first(argv) else chosen_command(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)

@@ -380,16 +380,16 @@ class Result:
 _PATH_KEYS = ("stdlib", "platstdlib", "purelib", "platlib", "base_purelib", "base_platlib", "venv")
 
 
-def _tree_roots(args, target, root):
+def _tree_roots(paths, site_packages, target, root):
     """[(host path, in-image path)] of the trees to walk, and the site dirs to prune."""
     site = [p for p in (target.purelib, target.platlib) if p]
     site_dirs = list(site)
     trees = []
-    if args.paths:
-        for p in args.paths:
+    if paths:
+        for p in paths:
             trees.append(_locate(p, root))
-    if not args.paths or args.site_packages:
-        if not args.paths:
+    if not paths or site_packages:
+        if not paths:
             if not target.stdlib:
                 raise PyimgtoolsError("--python %s: its standard library is not inside the root %s"
                                       % (display_path(target.executable), root.path))
@@ -397,7 +397,7 @@ def _tree_roots(args, target, root):
             for p in std:
                 if p:
                     trees.append(_locate(p, root, what="the standard library of %s" % target.executable))
-        if args.site_packages:
+        if site_packages:
             for p in dict.fromkeys(site_dirs):
                 host, image = _locate(p, root, what="site-packages of %s" % target.executable,
                                       missing_ok=True)
@@ -561,8 +561,11 @@ def _chunks(iterable, size):
         yield chunk
 
 
-def plan(args, out, root, pool):
-    workers = args.workers or available_cpus()
+def plan(*, root, pool, paths=(), site_packages=False, workers=0, optimize=None,
+         invalidation_mode=DEFAULT_MODE, exclude=None, force=False):
+    """What compiling `paths` (default: the standard library) with `pool`'s
+    interpreter would do: a Plan; every source is checked by that interpreter."""
+    workers = workers or available_cpus()
     # One worker now (it answers `info` while the trees are walked); more start
     # as batches come (WorkerPool.map grow_to), never more than the work.
     info = pool.info(want_paths=True)
@@ -574,12 +577,12 @@ def plan(args, out, root, pool):
         for key in _PATH_KEYS:
             setattr(target, key, image_python.to_image(root, getattr(target, key)))
         target.executable = pool.python
-    levels = sorted(set(args.optimize or [0]))
-    excludes = [re.compile(rx) for rx in args.exclude or []]
-    trees, prune = _tree_roots(args, target, root)
-    pool.configure(args.invalidation_mode, levels, args.force)
+    levels = sorted(set(optimize or [0]))
+    excludes = [re.compile(rx) for rx in exclude or []]
+    trees, prune = _tree_roots(paths, site_packages, target, root)
+    pool.configure(invalidation_mode, levels, force)
 
-    result = Plan(target=target, mode=args.invalidation_mode, levels=levels, workers=workers,
+    result = Plan(target=target, mode=invalidation_mode, levels=levels, workers=workers,
                   trees=[image for _host, image in trees], to_compile=[])
     unreadable = []
 
@@ -667,7 +670,8 @@ def _remove_stale_tmp(plan_, result):
         result.removed_tmp.append(image)
 
 
-def apply(plan_, args, out, pool):
+def apply(plan_, *, pool, out):
+    """Compile what `plan_` lists with `pool`; a Result (`out` shows progress on a TTY)."""
     result = Result()
     _remove_stale_tmp(plan_, result)
     if not plan_.to_compile:
@@ -715,37 +719,47 @@ def register(subparsers, common):
             "pyimgtools compile",
             "pyimgtools compile --python /usr/local/bin/python3.12 --site-packages -O 0 -O 1",
             "pyimgtools compile --invalidation-mode unchecked-hash --dry-run /app"))
-    parser.add_argument("paths", nargs="*", metavar="PATH",
-                        help="directories or files to compile (default: the standard library)")
-    parser.add_argument("--python", metavar="PATH", default=None,
-                        help="the interpreter the .pyc files are for; it does the compiling "
-                             "(default: the one running pyimgtools, %s). With --root, a path "
-                             "in the image (default: the image's python3), run by the image's "
-                             "own loader" % (sys.executable or "?"))
-    parser.add_argument("--site-packages", action="store_true",
-                        help="also compile the interpreter's purelib and platlib (site-packages)")
-    parser.add_argument("-j", "--workers", type=_non_negative, default=0, metavar="N",
-                        help="worker processes (default, or 0: the CPUs this process may use, "
-                             "capped by a container's CPU quota)")
-    parser.add_argument("-O", "--optimize", type=int, choices=(0, 1, 2), action="append",
-                        metavar="LEVEL",
-                        help="optimization level 0, 1 or 2; repeat for several (default: 0)")
-    parser.add_argument("--invalidation-mode", choices=MODES, default=DEFAULT_MODE,
-                        help="checked-hash (default): the interpreter checks the source's hash, "
-                             "so the .pyc stays valid when mtimes are rewritten and is never used "
-                             "for an edited source; timestamp: valid while the source's mtime "
-                             "and size are unchanged; unchecked-hash: never checked at import, "
-                             "fastest, but UNSAFE if the source can change after this step "
-                             "(an edited file keeps running its old bytecode)")
-    parser.add_argument("-x", "--exclude", action="append", metavar="REGEX",
-                        help="skip files whose path matches REGEX (re.search); repeatable")
-    parser.add_argument("-f", "--force", action="store_true",
-                        help="recompile even the .pyc files that are up to date")
-    parser.add_argument("--keep-going", action="store_true",
-                        help="accepted for compatibility: a file that fails never stops the "
-                             "others (each failure is listed, the exit status is 1)")
+    add_options(parser.add_argument)
     cli.add_dry_run(parser)
     parser.set_defaults(run=run)
+
+
+# The keyword arguments of compile_trees that are options (finalize passes them through).
+OPTION_NAMES = ("paths", "python", "site_packages", "workers", "optimize", "invalidation_mode",
+                "exclude", "force", "keep_going")
+
+
+def add_options(add):
+    """compile's own options, declared through `add` (argparse's add_argument
+    signature): its parser's, and finalize's --compile-NAME copies."""
+    add("paths", nargs="*", metavar="PATH",
+        help="directories or files to compile (default: the standard library)")
+    add("--python", metavar="PATH", default=None,
+        help="the interpreter the .pyc files are for; it does the compiling "
+             "(default: the one running pyimgtools, %s). With --root, a path "
+             "in the image (default: the image's python3), run by the image's "
+             "own loader" % (sys.executable or "?"))
+    add("--site-packages", action="store_true",
+        help="also compile the interpreter's purelib and platlib (site-packages)")
+    add("-j", "--workers", type=_non_negative, default=0, metavar="N",
+        help="worker processes (default, or 0: the CPUs this process may use, "
+             "capped by a container's CPU quota)")
+    add("-O", "--optimize", type=int, choices=(0, 1, 2), action="append", metavar="LEVEL",
+        help="optimization level 0, 1 or 2; repeat for several (default: 0)")
+    add("--invalidation-mode", choices=MODES, default=DEFAULT_MODE,
+        help="checked-hash (default): the interpreter checks the source's hash, "
+             "so the .pyc stays valid when mtimes are rewritten and is never used "
+             "for an edited source; timestamp: valid while the source's mtime "
+             "and size are unchanged; unchecked-hash: never checked at import, "
+             "fastest, but UNSAFE if the source can change after this step "
+             "(an edited file keeps running its old bytecode)")
+    add("-x", "--exclude", action="append", metavar="REGEX",
+        help="skip files whose path matches REGEX (re.search); repeatable")
+    add("-f", "--force", action="store_true",
+        help="recompile even the .pyc files that are up to date")
+    add("--keep-going", action="store_true",
+        help="accepted for compatibility: a file that fails never stops the "
+             "others (each failure is listed, the exit status is 1)")
 
 
 def _non_negative(text):
@@ -759,33 +773,91 @@ def _non_negative(text):
     return n
 
 
-def run(args, out, root):
+@dataclasses.dataclass
+class Outcome:
+    """What compile_trees did: its plan, and the result of applying it (None on a dry run)."""
+    plan: Plan
+    result: Optional[Result]
+    seconds: float
+
+    @property
+    def dry_run(self):
+        return self.result is None
+
+
+def _launch(root, python):
+    if root.is_host:
+        python = python or sys.executable
+        if not python:
+            raise UsageError("cannot tell which interpreter runs pyimgtools: give --python")
+        return image_python.Launch([python], None, python)
+    # the image's own interpreter, run by the image's own loader
+    return image_python.launch(root, python or image_python.default_python(root))
+
+
+def compile_trees(*, root, out, paths=(), python=None, site_packages=False, workers=0,
+                  optimize=None, invalidation_mode=DEFAULT_MODE, exclude=None, force=False,
+                  keep_going=False, dry_run=False):
+    """Plan, and unless `dry_run` apply, the compilation of `paths` (default:
+    the standard library of `python`) in `root`: an Outcome. `out` gets the
+    progress line only; report() renders the outcome. keep_going is accepted
+    for compatibility (a failure never stops the others)."""
+    del keep_going
     start = time.monotonic()
-    for rx in args.exclude or []:
+    for rx in exclude or []:
         try:
             re.compile(rx)
         except re.error as exc:
             raise UsageError("--exclude %s: %s" % (rx, exc)) from None
-    if root.is_host:
-        python = args.python or sys.executable
-        if not python:
-            raise UsageError("cannot tell which interpreter runs pyimgtools: give --python")
-        launch = image_python.Launch([python], None, python)
-    else:  # the image's own interpreter, run by the image's own loader
-        launch = image_python.launch(root, args.python or image_python.default_python(root))
-    with WorkerPool(launch) as pool:
-        the_plan = plan(args, out, root, pool)
-        if args.dry_run:
-            _report_plan(the_plan, out, time.monotonic() - start)
-            if the_plan.unreadable:
-                raise PyimgtoolsError("%s cannot be read" % format_count(len(the_plan.unreadable), "path"))
-            return 0
-        result = apply(the_plan, args, out, pool)
-    _report(the_plan, result, args, out, time.monotonic() - start)
-    failed = len(result.failures) + len(the_plan.unreadable)
+    with WorkerPool(_launch(root, python)) as pool:
+        the_plan = plan(root=root, pool=pool, paths=paths, site_packages=site_packages,
+                        workers=workers, optimize=optimize, invalidation_mode=invalidation_mode,
+                        exclude=exclude, force=force)
+        result = None if dry_run else apply(the_plan, pool=pool, out=out)
+    return Outcome(the_plan, result, time.monotonic() - start)
+
+
+def failure(outcome):
+    """The PyimgtoolsError the command ends with, or None."""
+    if outcome.dry_run:
+        if outcome.plan.unreadable:
+            return PyimgtoolsError("%s cannot be read" % format_count(len(outcome.plan.unreadable),
+                                                                       "path"))
+        return None
+    failed = len(outcome.result.failures) + len(outcome.plan.unreadable)
     if failed:
-        raise PyimgtoolsError("%s failed to compile" % format_count(failed, "file"))
+        return PyimgtoolsError("%s failed to compile" % format_count(failed, "file"))
+    return None
+
+
+def exit_code(outcome):
+    """The exit status when failure() is None: 0."""
+    del outcome
     return 0
+
+
+def run(args, out, root):
+    outcome = compile_trees(root=root, out=out, dry_run=args.dry_run,
+                            **{k: getattr(args, k) for k in OPTION_NAMES})
+    report(outcome, out)
+    out.data(document(outcome))
+    error = failure(outcome)
+    if error:
+        raise error
+    return 0
+
+
+def report(outcome, out):
+    """The outcome's lines and summary line (the JSON document: document())."""
+    if outcome.dry_run:
+        _report_plan(outcome.plan, out, outcome.seconds)
+    else:
+        _report(outcome.plan, outcome.result, out, outcome.seconds)
+
+
+def document(outcome):
+    """The --json document of the outcome."""
+    return _document(outcome.plan, outcome.result, outcome.seconds, dry_run=outcome.dry_run)
 
 
 def _target_text(p):
@@ -806,10 +878,9 @@ def _report_plan(p, out, seconds):
                 "(%s) in %.2f s" % (format_count(len(p.to_compile), "file"),
                                     format(p.up_to_date, ","), len(p.skipped), len(p.unreadable),
                                     _target_text(p), seconds))
-    out.data(_document(p, None, seconds, dry_run=True))
 
 
-def _report(p, r, args, out, seconds):
+def _report(p, r, out, seconds):
     for line in r.warnings:
         out.detail("warning: " + display_line(line))
     for path in r.removed_tmp:
@@ -824,7 +895,6 @@ def _report(p, r, args, out, seconds):
                     format_count(len(r.compiled), "file"), format(r.pycs_written, ","),
                     format_bytes(r.bytes_written), format(p.up_to_date, ","), len(p.skipped),
                     failed, seconds, _target_text(p)))
-    out.data(_document(p, r, seconds, dry_run=False))
 
 
 def _document(p, r, seconds, dry_run):

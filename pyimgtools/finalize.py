@@ -1,11 +1,13 @@
 """`pyimgtools finalize`: the last RUN step of an image in one command.
 
 Runs `security-upgrade`, then `prune`, then `compile`, in this process (each
-step is the command's own `run` function with the namespace its own parser
-makes), each with its defaults, each skippable. Every option of a step is
-passed through under the step's name: `--prune-docs`, `--compile-workers 4`,
-`--security-upgrade-keep-lists`. One combined summary line, and with `--json`
-one document holding each step's own document.
+step is its module's library function: security.upgrade, prune.prune_trees,
+compile.compile_trees, rendered by the module's report() and document()),
+each with its defaults, each skippable. Every option of a step is passed
+through under the step's name (declared by the step's own add_options):
+`--prune-docs`, `--compile-workers 4`, `--security-upgrade-keep-lists`. One
+combined summary line, and with `--json` one document holding each step's
+own document.
 
 The app layer is covered by default. The target is the Python the RUN step
 would run (`python3` on PATH, or --python; pyimgtools.pytarget): prune runs
@@ -20,12 +22,8 @@ The order matters: the upgrade may install Python files, prune deletes stale
 bytecode (and tests), compile then writes the bytecode of what is left.
 """
 
-import argparse
-import copy
 import dataclasses
 import importlib
-import io
-import json
 import os
 import time
 
@@ -42,54 +40,44 @@ STEPS = (
     ("compile", "compile", ("python",)),
 )
 
-# Destinations of the common options: finalize's own values are used for every step.
-_COMMON_DESTS = {"root", "json", "quiet", "verbose", "dry_run", "help", "version"}
+# Each step module's library function: f(*, root, out, dry_run, **options) -> outcome.
+# The module also has add_options(add), report(outcome, out), document(outcome),
+# failure(outcome) and exit_code(outcome).
+FUNCTIONS = {"security": "upgrade", "prune": "prune_trees", "compile": "compile_trees"}
 
 
-def _step_parser(command, module_name):
-    """The step's own sub-parser, made by its module's register()."""
-    module = importlib.import_module("pyimgtools." + module_name)
-    scratch = argparse.ArgumentParser(add_help=False)
-    subparsers = scratch.add_subparsers(dest="command")
-    module.register(subparsers, cli._common_parent())
-    return subparsers.choices[command]
+def _step_module(module_name):
+    return importlib.import_module("pyimgtools." + module_name)
 
 
 def _flag_dest(command):
     return command.replace("-", "_")
 
 
-def _passthrough_actions(command, parser, excluded):
-    """(step action, option strings for finalize) for each option finalize passes through."""
-    prefix = "--" + command + "-"
-    found = []
-    for action in parser._actions:  # argparse keeps no public list of a parser's options
-        if action.dest in _COMMON_DESTS or action.dest in excluded:
-            continue
-        if isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
-            continue
-        if action.option_strings:
-            longs = [s for s in action.option_strings if s.startswith("--")]
-            names = [prefix + s[2:] for s in longs] or [prefix + action.dest.replace("_", "-")]
-        else:  # a positional (PATH...): repeatable --STEP-path
+class _Passthrough:
+    """An `add` for a step's add_options(): declares each of its options on
+    finalize's parser as --STEP-NAME (a PATH... positional as a repeatable
+    --STEP-path), stored under the destination STEP__NAME."""
+
+    def __init__(self, group, command, excluded):
+        self.group, self.command, self.excluded = group, command, excluded
+
+    def __call__(self, *flags, **kwargs):
+        prefix = "--" + self.command + "-"
+        if flags[0].startswith("-"):
+            longs = [f for f in flags if f.startswith("--")]
+            # the step's parser names its value as argparse does: the first long option
+            dest = kwargs.pop("dest", None) or longs[0][2:].replace("-", "_")
+            names = [prefix + f[2:] for f in longs]
+        else:  # a positional (PATH...): repeatable --STEP-path; the step's default when not given
+            dest = flags[0]
             names = [prefix + "path"]
-        found.append((action, names))
-    return found
-
-
-def _add_passthrough(group, command, action, names):
-    new = copy.copy(action)
-    new.option_strings = names
-    new.dest = "%s__%s" % (_flag_dest(command), action.dest)
-    new.required = False
-    if not action.option_strings:
-        # A positional becomes a repeatable option; the step's default is kept
-        # when it is not given.
-        new = argparse._AppendAction(option_strings=names, dest=new.dest, default=None,
-                                     metavar=action.metavar or "PATH",
-                                     help="%s; repeatable" % (action.help or "a path for " + command))
-    group._add_action(new)
-    return new
+            kwargs = {"action": "append", "default": None,
+                      "metavar": kwargs.get("metavar") or "PATH",
+                      "help": "%s; repeatable" % (kwargs.get("help") or "a path for " + self.command)}
+        if dest in self.excluded:
+            return
+        self.group.add_argument(*names, dest="%s__%s" % (_flag_dest(self.command), dest), **kwargs)
 
 
 def register(subparsers, common):
@@ -125,52 +113,35 @@ def register(subparsers, common):
                             dest="skip_" + _flag_dest(command),
                             help="skip the %s step" % command)
     for command, module_name, excluded in STEPS:
-        step = _step_parser(command, module_name)
         group = parser.add_argument_group("%s options (passed through)" % command)
-        for action, names in _passthrough_actions(command, step, excluded):
-            _add_passthrough(group, command, action, names)
+        _step_module(module_name).add_options(_Passthrough(group, command, excluded))
     parser.set_defaults(run=run)
 
 
 class _StepOutput(Output):
-    """A step's output: its lines go to finalize's log as they come; its summary
-    line and its JSON document are kept for finalize's own."""
+    """A step's output: its lines go to finalize's log as they come (and no
+    progress line, as with --json); its summary line is kept for finalize's own."""
 
     def __init__(self, parent):
-        self.document_stream = io.StringIO()
-        super().__init__(json_mode=True, quiet=parent.quiet, verbose=parent.verbose,
-                         stdout=self.document_stream, stderr=parent._log)
+        super().__init__(json_mode=False, quiet=parent.quiet, verbose=parent.verbose,
+                         stdout=parent._log, stderr=parent._log)
         self.summaries = []
 
     def summary(self, text):
         self.summaries.append(text)
 
-    def document(self):
-        text = self.document_stream.getvalue().strip()
-        if not text:
-            return None
-        try:
-            return json.loads(text)
-        except ValueError:
-            return None
+    @property
+    def is_tty(self):
+        return False
 
 
-def step_namespace(command, module_name, args, step_parser=None):
-    """The namespace the step's own parser gives, with finalize's values on top."""
-    parser = step_parser or _step_parser(command, module_name)
-    ns = parser.parse_args([])
+def step_options(command, args):
+    """The keyword arguments finalize's --STEP-NAME options give the step's function."""
     prefix = _flag_dest(command) + "__"
-    for key, value in vars(args).items():
-        if key.startswith(prefix) and value is not None:
-            setattr(ns, key[len(prefix):], value)
-    ns.root = args.root
-    ns.json = True
-    ns.quiet = args.quiet
-    ns.verbose = args.verbose
-    if hasattr(ns, "dry_run") or "dry_run" in vars(args):
-        ns.dry_run = getattr(args, "dry_run", False)
-    ns.command = command
-    return ns
+    options = {key[len(prefix):]: value for key, value in vars(args).items()
+               if key.startswith(prefix) and value is not None}
+    options["dry_run"] = bool(getattr(args, "dry_run", False))
+    return options
 
 
 def _short(summary, command):
@@ -199,7 +170,7 @@ def app_trees(target, root, prune_paths=(), compile_paths=(), pruning=True):
 
 
 def _resolve(args, root, out):
-    """The target (PyTarget) and the namespaces' PATHs, once the upgrade is done."""
+    """The target (PyTarget) and the steps' PATHs, once the upgrade is done."""
     python = pytarget.choose(root, args.python)
     target = pytarget.probe(python, root)
     target.executable = python  # as found (a venv's bin/python3 is a symlink)
@@ -223,6 +194,18 @@ def _target_doc(target, steps):
     return doc
 
 
+def _run_step(module_name, options, root, step_out):
+    """(exit code, failure text or None, the step's JSON document or None)."""
+    module = _step_module(module_name)
+    outcome = getattr(module, FUNCTIONS[module_name])(root=root, out=step_out, **options)
+    module.report(outcome, step_out)
+    document = module.document(outcome)
+    error = module.failure(outcome)
+    if error is not None:
+        return error.exit_code, str(error), document
+    return module.exit_code(outcome), None, document
+
+
 def run(args, out, root):
     started = time.monotonic()
     steps = []
@@ -233,19 +216,22 @@ def run(args, out, root):
         if getattr(args, "skip_" + _flag_dest(command), False):
             steps.append({"command": command, "skipped": True})
             continue
-        ns = step_namespace(command, module_name, args)
+        options = step_options(command, args)
         if command in ("prune", "compile"):
             if target is None:
                 target, prune_paths, compile_paths = _resolve(args, root, out)
             if command == "prune":
-                ns.paths = prune_paths
+                options["paths"] = prune_paths
             else:
-                ns.paths, ns.python = compile_paths, target.executable
+                options["paths"], options["python"] = compile_paths, target.executable
         step_out = _StepOutput(out)
         out.line("== %s" % command)
         step_started = time.monotonic()
+        document = None
         try:
-            rc = ns.run(ns, step_out, root)
+            rc, error, document = _run_step(module_name, options, root, step_out)
+            if error is not None:
+                failure = "%s: %s" % (command, error)
         except PyimgtoolsError as exc:
             rc, failure = exc.exit_code, "%s: %s" % (command, exc)
         except OSError as exc:
@@ -257,7 +243,7 @@ def run(args, out, root):
             "command": command, "skipped": False, "exit_code": rc,
             "summary": step_out.summaries[-1] if step_out.summaries else None,
             "seconds": round(time.monotonic() - step_started, 3),
-            "result": step_out.document(),
+            "result": document,
         })
         if rc != EXIT_OK:
             code = rc if rc != 0 else EXIT_FAILED

@@ -155,19 +155,7 @@ def scan(root, paths, excludes=(), scan_all=False, warnings=None, unreadable=Non
     """
     warnings = [] if warnings is None else warnings
     unreadable = [] if unreadable is None else unreadable
-    tops = []
-    for p in paths:
-        p = os.fsdecode(p)
-        if not p.startswith("/"):
-            p = "/" + p if not root.is_host else os.path.abspath(p)
-        try:
-            real = root.realpath(p)
-        except OSError as exc:
-            raise PyimgtoolsError("%s: %s" % (display_path(p), exc.strerror or exc)) from None
-        if not os.path.lexists(root.host(real)):
-            raise PyimgtoolsError("%s: no such file or directory%s" % (
-                display_path(p), "" if root.is_host else " in %s" % root.path))
-        tops.append(real)
+    tops = [_scan_top(root, p) for p in paths]
     files = []
     links = []
     seen = 0
@@ -188,48 +176,79 @@ def scan(root, paths, excludes=(), scan_all=False, warnings=None, unreadable=Non
                     unreadable.append("%s: cannot read" % display_path(top))
             continue
         mounts = {os.fsdecode(m) for m in table.under(host_top)}
-        stack = [(host_top, top)]
-        while stack:
-            host_dir, img_dir = stack.pop()
+        seen += _scan_tree(host_top, top, mounts, skip, excludes, scan_all,
+                           files, links, warnings, unreadable)
+    outside = _outside_targets(root, links, tops, excludes, warnings)
+    files.sort()
+    return ScanResult(tops, files, outside, seen, unreadable)
+
+
+def _scan_top(root, path):
+    """A scan PATH as its canonical in-image path; a one-line error when it is not there."""
+    p = os.fsdecode(path)
+    if not p.startswith("/"):
+        p = "/" + p if not root.is_host else os.path.abspath(p)
+    try:
+        real = root.realpath(p)
+    except OSError as exc:
+        raise PyimgtoolsError("%s: %s" % (display_path(p), exc.strerror or exc)) from None
+    if not os.path.lexists(root.host(real)):
+        raise PyimgtoolsError("%s: no such file or directory%s" % (
+            display_path(p), "" if root.is_host else " in %s" % root.path))
+    return real
+
+
+def _scan_tree(host_top, top, mounts, skip, excludes, scan_all, files, links, warnings,
+               unreadable):
+    """Walk one directory: ELF files to `files`, symlinks to `links`; the number of files seen."""
+    seen = 0
+    stack = [(host_top, top)]
+    while stack:
+        host_dir, img_dir = stack.pop()
+        try:
+            with os.scandir(host_dir) as it:
+                entries = list(it)
+        except OSError as exc:
+            unreadable.append("%s: cannot list: %s" % (display_path(img_dir),
+                                                       exc.strerror or exc))
+            continue
+        prefix = img_dir.rstrip("/") + "/"
+        for e in entries:
+            name = e.name
             try:
-                with os.scandir(host_dir) as it:
-                    entries = list(it)
-            except OSError as exc:
-                unreadable.append("%s: cannot list: %s" % (display_path(img_dir),
-                                                           exc.strerror or exc))
+                if e.is_dir(follow_symlinks=False):     # d_type: no syscall
+                    if name == "__pycache__" and not scan_all:
+                        continue      # CPython's bytecode cache: .pyc files only
+                    if mounts and e.path in mounts:
+                        warnings.append("%s: another file system, not scanned"
+                                        % display_path(prefix + name))
+                        continue
+                    stack.append((e.path, prefix + name))
+                    continue
+                if name[name.rfind("."):] in skip:
+                    seen += 1
+                    continue
+                if e.is_symlink():
+                    links.append(prefix + name)
+                    continue
+                if not e.is_file(follow_symlinks=False):
+                    continue
+            except OSError:
                 continue
-            prefix = img_dir.rstrip("/") + "/"
-            for e in entries:
-                name = e.name
-                try:
-                    if e.is_dir(follow_symlinks=False):     # d_type: no syscall
-                        if name == "__pycache__" and not scan_all:
-                            continue      # CPython's bytecode cache: .pyc files only
-                        if mounts and e.path in mounts:
-                            warnings.append("%s: another file system, not scanned"
-                                            % display_path(prefix + name))
-                            continue
-                        stack.append((e.path, prefix + name))
-                        continue
-                    if name[name.rfind("."):] in skip:
-                        seen += 1
-                        continue
-                    if e.is_symlink():
-                        links.append(prefix + name)
-                        continue
-                    if not e.is_file(follow_symlinks=False):
-                        continue
-                except OSError:
-                    continue
-                seen += 1
-                img = prefix + name
-                if excludes and _excluded(img, excludes):
-                    continue
-                ok = _is_elf(e.path)
-                if ok is None:
-                    unreadable.append("%s: cannot read" % display_path(img))
-                elif ok:
-                    files.append(img)
+            seen += 1
+            img = prefix + name
+            if excludes and _excluded(img, excludes):
+                continue
+            ok = _is_elf(e.path)
+            if ok is None:
+                unreadable.append("%s: cannot read" % display_path(img))
+            elif ok:
+                files.append(img)
+    return seen
+
+
+def _outside_targets(root, links, tops, excludes, warnings):
+    """{canonical target: link} for the links that point to an ELF file outside `tops`."""
     outside = {}
     for link in links:
         if _excluded(link, excludes):
@@ -244,8 +263,7 @@ def scan(root, paths, excludes=(), scan_all=False, warnings=None, unreadable=Non
         host = root.host(target)
         if os.path.isfile(host) and _is_elf(host):
             outside[target] = link
-    files.sort()
-    return ScanResult(tops, files, outside, seen, unreadable)
+    return outside
 
 
 # -- resolve ------------------------------------------------------------------
@@ -358,8 +376,19 @@ def plan(root, paths=DEFAULT_PATHS, excludes=(), ld_library_path=None, method="e
     for e in edges:
         e.needer = real(e.needer)
 
-    # Missing needs: an error unless the need fails only in the needer's own
-    # load tree and resolves in another tree that loads the needer.
+    _sort_missing(edges, result)
+    needed_by = _needed_by(edges, outside, tops, real)
+    db = db or Database(root)
+    owners = _owners(root, db, needed_by)
+    manual = db.manual_packages() if manual_flags else set()
+    result.packages = _package_reasons(needed_by, owners, manual, result.unowned)
+    return result
+
+
+def _sort_missing(edges, result):
+    """Missing needs: an error (result.missing) unless the need fails only in the
+    needer's own load tree and resolves in another tree that loads the needer
+    (result.resolved_in_context)."""
     resolved_pairs = set()
     failing = {}
     for e in edges:
@@ -374,7 +403,9 @@ def plan(root, paths=DEFAULT_PATHS, excludes=(), ld_library_path=None, method="e
         else:
             result.missing.append(entry)
 
-    # Libraries outside the scanned paths, with the objects that need them.
+
+def _needed_by(edges, outside, tops, real):
+    """{library outside the scanned paths: the objects that need it}."""
     needed_by = {}
     for e in edges:
         if e.path is None or _within(real(e.path), tops):
@@ -382,11 +413,13 @@ def plan(root, paths=DEFAULT_PATHS, excludes=(), ld_library_path=None, method="e
         needed_by.setdefault(e.path, set()).add(e.needer)
     for target, link in outside.items():
         needed_by.setdefault(target, set()).add(link)
+    return needed_by
 
-    db = db or Database(root)
+
+def _owners(root, db, needed_by):
+    """{library: [package]}; a library found under a name no package lists (a
+    link made by ldconfig) gets its target's owner."""
     owners = db.owners(sorted(needed_by)).owners
-    # A library found under a name no package lists (a link made by ldconfig):
-    # its target's owner.
     unlisted = [p for p, o in owners.items() if not o]
     if unlisted:
         real_of = {}
@@ -398,12 +431,16 @@ def plan(root, paths=DEFAULT_PATHS, excludes=(), ld_library_path=None, method="e
         by_real = db.owners(sorted(set(real_of.values()))).owners
         for p, r in real_of.items():
             owners[p] = by_real.get(r, [])
-    manual = db.manual_packages() if manual_flags else set()
+    return owners
+
+
+def _package_reasons(needed_by, owners, manual, unowned):
+    """[PackageReason] by package name; libraries no package owns go to `unowned`."""
     reasons = {}
     for lib in sorted(needed_by):
         names = owners.get(lib) or []
         if not names:
-            result.unowned[lib] = sorted(needed_by[lib])
+            unowned[lib] = sorted(needed_by[lib])
             continue
         for name in names:
             r = reasons.get(name)
@@ -413,8 +450,7 @@ def plan(root, paths=DEFAULT_PATHS, excludes=(), ld_library_path=None, method="e
             r.needed_by.extend(needed_by[lib])
     for r in reasons.values():
         r.needed_by = sorted(set(r.needed_by))
-    result.packages = [reasons[n] for n in sorted(reasons)]
-    return result
+    return [reasons[n] for n in sorted(reasons)]
 
 
 # -- apply --------------------------------------------------------------------

@@ -19,6 +19,7 @@ plan:  one fd-based walk per tree records the directories, the entries the rules
 apply: the same list, removed through directory descriptors.
 """
 
+import dataclasses
 import errno
 import os
 import re
@@ -65,12 +66,6 @@ class Rules:
         self.tk = tk
         self.keep = list(keep)
         self.import_check = import_check
-
-    @classmethod
-    def from_args(cls, args):
-        return cls(tests=not args.no_tests, bytecode=not args.keep_bytecode,
-                   static_libs=args.static_libs, docs=args.docs, caches=args.caches, tk=args.tk,
-                   keep=args.keep or (), import_check=not args.no_import_check)
 
     def names(self):
         names = []
@@ -884,56 +879,143 @@ def register(subparsers, common):
             "pyimgtools prune                      # /usr/local, the upstream rules",
             "pyimgtools prune --dry-run --json /usr/local/lib/python3.12/site-packages",
             "pyimgtools prune --keep-bytecode --docs --caches --keep '*/networkx/tests' /usr/local"))
-    parser.add_argument("paths", nargs="*", metavar="PATH", default=None,
-                        help="trees to prune (default: /usr/local)")
-    parser.add_argument(ALLOW_FLAG, action="store_true",
-                        help="allow a file-system root, an empty path or a top-level system "
-                             "directory (%s) as PATH" % ", ".join(sorted(SYSTEM_DIRS)[:4] + ["…"]))
+    _add_target_options(parser.add_argument)
     cli.add_dry_run(parser)
-    group = parser.add_argument_group("rules")
-    group.add_argument("--keep-bytecode", action="store_true",
-                       help="keep *.pyc/*.pyo (to prune after `pyimgtools compile`)")
-    group.add_argument("--no-tests", action="store_true", help="keep test/tests/idle_test directories")
-    group.add_argument("--static-libs", action="store_true",
-                       help="remove every *.a static library, not only libpython*.a")
-    group.add_argument("--docs", action="store_true",
-                       help="remove share/{doc,man,info,locale} contents, keeping copyright files, "
-                            "locale.alias and the man/manN directories")
-    group.add_argument("--caches", action="store_true",
-                       help="remove pip/uv caches in /root/.cache and $HOME/.cache, "
-                            "/var/cache/apt/archives/*.deb, /var/cache/apt/*.bin, /var/lib/apt/lists/*")
-    group.add_argument("--tk", action="store_true",
-                       help="remove tkinter, idlelib, turtledemo, _tkinter*.so and the idle scripts")
-    group.add_argument("--keep", action="append", metavar="GLOB", default=[],
-                       help="protect paths matching GLOB (fnmatch on the full in-image path, "
-                            "`*` matches `/` too); repeatable")
-    group.add_argument("--no-import-check", action="store_true",
-                       help="remove test directories even when other code imports them (upstream behaviour)")
+    _add_rule_options(parser.add_argument_group("rules").add_argument)
     parser.set_defaults(run=run)
 
 
-def run(args, out, root):
+# The keyword arguments of prune_trees that are options (finalize passes them through).
+OPTION_NAMES = ("paths", "allow_system_dirs", "keep_bytecode", "no_tests", "static_libs", "docs",
+                "caches", "tk", "keep", "no_import_check")
+
+
+def add_options(add):
+    """prune's own options, declared through `add` (argparse's add_argument
+    signature): finalize's --prune-NAME copies."""
+    _add_target_options(add)
+    _add_rule_options(add)
+
+
+def _add_target_options(add):
+    add("paths", nargs="*", metavar="PATH", default=None,
+        help="trees to prune (default: /usr/local)")
+    add(ALLOW_FLAG, action="store_true",
+        help="allow a file-system root, an empty path or a top-level system "
+             "directory (%s) as PATH" % ", ".join(sorted(SYSTEM_DIRS)[:4] + ["…"]))
+
+
+def _add_rule_options(add):
+    add("--keep-bytecode", action="store_true",
+        help="keep *.pyc/*.pyo (to prune after `pyimgtools compile`)")
+    add("--no-tests", action="store_true", help="keep test/tests/idle_test directories")
+    add("--static-libs", action="store_true",
+        help="remove every *.a static library, not only libpython*.a")
+    add("--docs", action="store_true",
+        help="remove share/{doc,man,info,locale} contents, keeping copyright files, "
+             "locale.alias and the man/manN directories")
+    add("--caches", action="store_true",
+        help="remove pip/uv caches in /root/.cache and $HOME/.cache, "
+             "/var/cache/apt/archives/*.deb, /var/cache/apt/*.bin, /var/lib/apt/lists/*")
+    add("--tk", action="store_true",
+        help="remove tkinter, idlelib, turtledemo, _tkinter*.so and the idle scripts")
+    add("--keep", action="append", metavar="GLOB", default=[],
+        help="protect paths matching GLOB (fnmatch on the full in-image path, "
+             "`*` matches `/` too); repeatable")
+    add("--no-import-check", action="store_true",
+        help="remove test directories even when other code imports them (upstream behaviour)")
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What prune_trees did: the plan, the removals done (on a dry run: planned)
+    and the paths that could not be read or removed [(path, message)]."""
+    plan: Plan
+    done: list
+    failures: list
+    dry_run: bool
+    seconds: float
+
+
+def prune_trees(*, root, out, paths=None, allow_system_dirs=False, keep_bytecode=False,
+                no_tests=False, static_libs=False, docs=False, caches=False, tk=False, keep=(),
+                no_import_check=False, dry_run=False):
+    """Plan, and unless `dry_run` apply, the pruning of `paths` (default:
+    /usr/local) in `root`: an Outcome. `out` gets warnings only; report()
+    renders the outcome."""
     start = time.monotonic()
-    rules = Rules.from_args(args)
-    paths = args.paths or ["/usr/local"]
-    check_targets(root, paths, getattr(args, "allow_system_dirs", False))
+    rules = Rules(tests=not no_tests, bytecode=not keep_bytecode, static_libs=static_libs,
+                  docs=docs, caches=caches, tk=tk, keep=keep or (),
+                  import_check=not no_import_check)
+    paths = paths or ["/usr/local"]
+    check_targets(root, paths, allow_system_dirs)
     mounts = MountTable.load()
     if not mounts.available:
         out.warn("cannot read %s: bind mounts inside the tree cannot be detected, "
                  "only mounts of another file system" % "/proc/self/mountinfo")
     plan = make_plan(root, paths, rules, mounts, out)
-    dry = bool(getattr(args, "dry_run", False))
-    if dry:
+    if dry_run:
         done, failures = plan.removals, []
     else:
         done, failures = apply_plan(plan)
-    failures = plan.errors + failures
-    elapsed = time.monotonic() - start
-    _report(out, plan, done, failures, dry, elapsed, args.verbose)
-    if failures:
-        raise PyimgtoolsError("%s could not be %s (see the warnings above)" % (
-            format_count(len(failures), "path"), "read" if dry else "read or removed"))
+    return Outcome(plan, done, plan.errors + failures, bool(dry_run), time.monotonic() - start)
+
+
+def failure(outcome):
+    """The PyimgtoolsError the command ends with, or None."""
+    if not outcome.failures:
+        return None
+    return PyimgtoolsError("%s could not be %s (see the warnings above)" % (
+        format_count(len(outcome.failures), "path"),
+        "read" if outcome.dry_run else "read or removed"))
+
+
+def exit_code(outcome):
+    """The exit status when failure() is None: 0."""
+    del outcome
+    return 0
+
+
+def run(args, out, root):
+    outcome = prune_trees(root=root, out=out, dry_run=bool(getattr(args, "dry_run", False)),
+                          **{k: getattr(args, k) for k in OPTION_NAMES})
+    report(outcome, out)
+    if out.json_mode:
+        out.data(document(outcome))
+    error = failure(outcome)
+    if error:
+        raise error
     return EXIT_OK
+
+
+def report(outcome, out):
+    """The outcome's lines and summary line (the JSON document: document())."""
+    _report(out, outcome.plan, outcome.done, outcome.failures, outcome.dry_run,
+            outcome.seconds, out.verbose)
+
+
+def document(outcome):
+    """The --json document of the outcome."""
+    plan, done, failures = outcome.plan, outcome.done, outcome.failures
+    files, dirs, total, by_rule, hard = plan.totals(done)
+    return {
+        "command": NAME,
+        "dry_run": outcome.dry_run,
+        "trees": [t.image for t in plan.trees],
+        "rules": plan.rules.names(),
+        "import_check": plan.rules.import_check,
+        "removed": [{"path": json_path(r.path()), "type": KINDS[r.kind], "rule": r.rule,
+                     "bytes": r.size} for r in done],
+        "kept": [{"path": json_path(k.path), "module": k.module, "importer": json_path(k.importer),
+                  "line": k.lineno, "imports": k.imported, "note": k.note} for k in plan.kept],
+        "kept_sourceless": [json_path(p) for p in plan.sourceless],
+        "skipped": [{"path": json_path(p), "reason": reason} for p, reason in plan.skipped],
+        "warnings": [{"path": json_path(p), "message": m} for p, m in plan.warnings],
+        "failed": [{"path": json_path(p), "error": m} for p, m in failures],
+        "totals": {"files": files, "dirs": dirs, "bytes": total, "by_rule": by_rule,
+                   "hard_links": hard, "kept_sourceless": len(plan.sourceless)},
+        "seconds": round(outcome.seconds, 3),
+    }
 
 
 def _report(out, plan, done, failures, dry, elapsed, verbose):
@@ -976,22 +1058,3 @@ def _report(out, plan, done, failures, dry, elapsed, verbose):
     out.summary("pyimgtools prune: %s %s in %s (%s) from %s in %.2f s" % (
         verb, format_count(files, "file"), format_count(dirs, "directory", "directories"),
         format_bytes(total), where, elapsed))
-    if out.json_mode:
-        out.data({
-            "command": NAME,
-            "dry_run": dry,
-            "trees": [t.image for t in plan.trees],
-            "rules": plan.rules.names(),
-            "import_check": plan.rules.import_check,
-            "removed": [{"path": json_path(r.path()), "type": KINDS[r.kind], "rule": r.rule,
-                         "bytes": r.size} for r in done],
-            "kept": [{"path": json_path(k.path), "module": k.module, "importer": json_path(k.importer),
-                      "line": k.lineno, "imports": k.imported, "note": k.note} for k in plan.kept],
-            "kept_sourceless": [json_path(p) for p in plan.sourceless],
-            "skipped": [{"path": json_path(p), "reason": reason} for p, reason in plan.skipped],
-            "warnings": [{"path": json_path(p), "message": m} for p, m in plan.warnings],
-            "failed": [{"path": json_path(p), "error": m} for p, m in failures],
-            "totals": {"files": files, "dirs": dirs, "bytes": total, "by_rule": by_rule,
-                       "hard_links": hard, "kept_sourceless": len(plan.sourceless)},
-            "seconds": round(elapsed, 3),
-        })

@@ -15,6 +15,7 @@ import dataclasses
 import os
 import re
 import time
+from typing import Optional
 
 from pyimgtools import apt, cli, debversion, dpkg, fs, osrelease, pkgchange
 from pyimgtools.errors import EXIT_OK, EXIT_WORK_FOUND, PyimgtoolsError
@@ -313,146 +314,236 @@ def register(subparsers, common):
             "pyimgtools security-upgrade --check --json   # CI gate: exit 100 when pending",
             "pyimgtools security-upgrade --dry-run --keep-lists"))
     cli.add_dry_run(parser)
-    parser.add_argument("--check", action="store_true",
-                        help="only report the pending security updates; exit 100 when there "
-                             "are any (works without root when the apt lists are present)")
-    parser.add_argument("--no-update", action="store_true",
-                        help="use the apt lists as they are, do not run apt-get update")
-    parser.add_argument("--no-add-source", action="store_true",
-                        help="fail instead of adding a temporary security source when none "
-                             "is configured")
-    parser.add_argument("--keep-lists", action="store_true",
-                        help="keep /var/lib/apt/lists and the cached .debs afterwards")
-    parser.add_argument("--lock-timeout", type=int, default=apt.DEFAULT_LOCK_TIMEOUT,
-                        metavar="SECONDS",
-                        help="wait this long for the apt/dpkg lock (default: %(default)s)")
+    add_options(parser.add_argument)
     parser.set_defaults(run=run)
 
 
-def run(args, out, root):
+# The keyword arguments of upgrade() that are options (finalize passes them through).
+OPTION_NAMES = ("check", "no_update", "no_add_source", "keep_lists", "lock_timeout")
+
+
+def add_options(add):
+    """security-upgrade's own options, declared through `add` (argparse's
+    add_argument signature): its parser's, and finalize's copies."""
+    add("--check", action="store_true",
+        help="only report the pending security updates; exit 100 when there "
+             "are any (works without root when the apt lists are present)")
+    add("--no-update", action="store_true",
+        help="use the apt lists as they are, do not run apt-get update")
+    add("--no-add-source", action="store_true",
+        help="fail instead of adding a temporary security source when none "
+             "is configured")
+    add("--keep-lists", action="store_true",
+        help="keep /var/lib/apt/lists and the cached .debs afterwards")
+    add("--lock-timeout", type=int, default=apt.DEFAULT_LOCK_TIMEOUT, metavar="SECONDS",
+        help="wait this long for the apt/dpkg lock (default: %(default)s)")
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What upgrade() did. mode: 'check', 'dry-run' or 'apply'; extras is None
+    with --check, applied None unless applying."""
+    mode: str
+    plan: Plan
+    extras: Optional[list] = None
+    applied: Optional[list] = None
+    lists_removed: bool = False
+    seconds: float = 0.0
+    # Installed-Size bytes (pkgchange.diff): announced by a dry run, measured by a real one
+    install_bytes: Optional[int] = None
+    installed_bytes: Optional[int] = None
+    change_bytes: Optional[int] = None
+
+
+def upgrade(*, root, out, check=False, dry_run=False, no_update=False, no_add_source=False,
+            keep_lists=False, lock_timeout=apt.DEFAULT_LOCK_TIMEOUT):
+    """Plan the pending security updates of `root`, and unless `check` or
+    `dry_run` install them: an Outcome. The lines of what is held, pending or
+    changed go to `out` as they happen; report() prints the summary line."""
     started = time.monotonic()
     distro = detect(root)
+    mode = "check" if check else "dry-run" if dry_run else "apply"
+    is_root = _preflight(root, out, mode)
+    sources = apt.read_sources(root)
+    security = [s for s in sources if is_security_source(s, distro)]
+    stream = out._log if out.verbose else None
+    lists_were_present = apt.lists_present(root)
+    lists = _Lists(root, out, lock_timeout, stream)
+    try:
+        if not security:
+            lists.add_temporary_source(sources, distro, no_add_source, is_root)
+        lists.refresh(is_root and not no_update, lists_were_present)
+        plan = make_plan(root, distro, security, lists.added)
+        for u in plan.held:
+            out.line("held, skipped: %s %s -> %s (%s)" % (u.package, u.installed, u.candidate,
+                                                           u.suite))
+        outcome = Outcome(mode, plan)
+        if mode == "check":
+            for u in plan.pending:
+                out.line("%s %s -> %s (%s)" % (u.package, u.installed, u.candidate, u.suite))
+            return outcome
+        outcome.extras = simulate(root, plan, lock_timeout) if plan.pending else []
+        db = dpkg.Database(root)
+        before = db.installed()
+        if mode == "dry-run":
+            # sized as the real run measures its change (pkgchange.diff)
+            change = pkgchange.diff(before, pkgchange.predict(
+                before, db.native_arch(),
+                [(u.package, u.candidate) for u in plan.pending]
+                + [(e.package, e.version) for e in outcome.extras], [], root=root))
+            outcome.install_bytes = change.installed_bytes + change.upgraded_bytes
+            outcome.change_bytes = change.change_bytes
+            _print_changes(out, plan.pending, outcome.extras, "would upgrade ", "would install ")
+            return outcome
+        outcome.applied = apply(root, plan, lock_timeout, stream) if plan.pending else []
+        change = pkgchange.diff(before, dpkg.Database(root).installed())
+        outcome.installed_bytes = change.installed_bytes + change.upgraded_bytes
+        outcome.change_bytes = change.change_bytes
+        # Only now: a failed install raises above with what was and was not applied.
+        _print_changes(out, outcome.applied, outcome.extras, "upgraded ", "installed ")
+    finally:
+        lists.remove_temporary_source()
+        clean = mode == "apply" or (lists.updated and not lists_were_present)
+        if clean and not keep_lists:
+            lists.remove()
+    outcome.lists_removed = not keep_lists
+    outcome.seconds = time.monotonic() - started
+    return outcome
+
+
+def _preflight(root, out, mode):
+    """Whether this runs as root; refuses what cannot work before anything is changed."""
     is_root = os.geteuid() == 0
-    applying = not args.check and not args.dry_run
-    if applying:
+    if mode == "apply":
         apt.require_root("security-upgrade (applying updates)")
     if not root.is_host and not is_root:
         raise PyimgtoolsError("--root other than / needs root (apt runs there through chroot)")
-    if args.check:
+    if mode == "check":
         reason = apt.dpkg_interrupted(root)
         if reason:
             out.warn(reason + "; run 'dpkg --configure -a'")
     else:
         # The real run and its dry run refuse here alike (same call, same message).
         apt.check_dpkg_state(root)
+    return is_root
 
-    sources = apt.read_sources(root)
-    security = [s for s in sources if is_security_source(s, distro)]
-    stream = out._log if out.verbose else None
-    added = ""
-    lists_were_present = apt.lists_present(root)
-    updated = False
-    try:
-        if not security:
-            where = ", ".join(apt.source_files(root)) or "no sources files"
-            if args.no_add_source:
-                raise PyimgtoolsError(
-                    "no %s security source configured (%s); add one or drop --no-add-source"
-                    % (distro.codename, where))
-            if not is_root:
-                raise PyimgtoolsError(
-                    "no %s security source configured (%s); run as root to add one for this "
-                    "run" % (distro.codename, where))
-            added = temporary_source(sources, distro)
-            out.line("no security source configured: adding '%s' for this run only"
-                     % added.strip())
-            # Through descriptors from the root down: a link in the image's /etc
-            # cannot send the file (or its removal) out of the root.
-            with fs.open_dir(root, os.path.dirname(TEMP_SOURCE), create=True) as parts:
-                parts.write_atomic(os.path.basename(TEMP_SOURCE), (
-                    "# added by pyimgtools security-upgrade for one run; removed afterwards\n"
-                    + added).encode())
-        if is_root and not args.no_update:
-            out.detail("refreshing the apt lists (apt-get update)")
-            apt.update_lists(root, lock_timeout=args.lock_timeout, stream=stream)
-            updated = True
-        elif added:
+
+class _Lists:
+    """The apt lists during one run: the temporary security source, the
+    refresh, and their removal afterwards."""
+
+    def __init__(self, root, out, lock_timeout, stream):
+        self.root, self.out, self.lock_timeout, self.stream = root, out, lock_timeout, stream
+        self.added = ""
+        self.updated = False
+
+    def add_temporary_source(self, sources, distro, no_add_source, is_root):
+        where = ", ".join(apt.source_files(self.root)) or "no sources files"
+        if no_add_source:
+            raise PyimgtoolsError(
+                "no %s security source configured (%s); add one or drop --no-add-source"
+                % (distro.codename, where))
+        if not is_root:
+            raise PyimgtoolsError(
+                "no %s security source configured (%s); run as root to add one for this "
+                "run" % (distro.codename, where))
+        self.added = temporary_source(sources, distro)
+        self.out.line("no security source configured: adding '%s' for this run only"
+                      % self.added.strip())
+        # Through descriptors from the root down: a link in the image's /etc
+        # cannot send the file (or its removal) out of the root.
+        with fs.open_dir(self.root, os.path.dirname(TEMP_SOURCE), create=True) as parts:
+            parts.write_atomic(os.path.basename(TEMP_SOURCE), (
+                "# added by pyimgtools security-upgrade for one run; removed afterwards\n"
+                + self.added).encode())
+
+    def refresh(self, update_all, lists_were_present):
+        if update_all:
+            self.out.detail("refreshing the apt lists (apt-get update)")
+            apt.update_lists(self.root, lock_timeout=self.lock_timeout, stream=self.stream)
+            self.updated = True
+        elif self.added:
             # Only the temporary source, without deleting the other lists
             # (apt-get update with a restricted source list cleans the rest).
-            apt.update_lists(root, lock_timeout=args.lock_timeout, stream=stream, options=[
-                "-o", "Dir::Etc::sourcelist=" + TEMP_SOURCE,
-                "-o", "Dir::Etc::sourceparts=-",
-                "-o", "APT::Get::List-Cleanup=0"])
-            updated = True
+            apt.update_lists(self.root, lock_timeout=self.lock_timeout, stream=self.stream,
+                             options=["-o", "Dir::Etc::sourcelist=" + TEMP_SOURCE,
+                                      "-o", "Dir::Etc::sourceparts=-",
+                                      "-o", "APT::Get::List-Cleanup=0"])
+            self.updated = True
         elif not lists_were_present:
             raise PyimgtoolsError(
                 "no apt lists in /var/lib/apt/lists: run 'apt-get update' first, or run as "
                 "root without --no-update")
 
-        plan = make_plan(root, distro, security, added)
-        doc = {"command": NAME, "distribution": distro.id, "codename": distro.codename,
-               "security_sources": plan.security_sources, "added_source": added.strip() or None,
-               "pending": plan.pending, "held": plan.held}
-        for u in plan.held:
-            out.line("held, skipped: %s %s -> %s (%s)" % (u.package, u.installed, u.candidate,
-                                                           u.suite))
-        if args.check:
-            for u in plan.pending:
-                out.line("%s %s -> %s (%s)" % (u.package, u.installed, u.candidate, u.suite))
-            out.data(doc)
-            out.summary("pyimgtools %s: %s pending%s" % (
-                NAME, format_count(len(plan.pending), "security update"),
-                ", %d held" % len(plan.held) if plan.held else ""))
-            return EXIT_WORK_FOUND if plan.pending else EXIT_OK
+    def remove_temporary_source(self):
+        if not self.added:
+            return
+        try:
+            with fs.open_dir(self.root, os.path.dirname(TEMP_SOURCE)) as parts:
+                parts.unlink(os.path.basename(TEMP_SOURCE))
+        except FileNotFoundError:
+            pass
 
-        extras = simulate(root, plan, args.lock_timeout) if plan.pending else []
-        doc["extras"] = extras
-        db = dpkg.Database(root)
-        before = db.installed()
-        if args.dry_run:
-            # sized as the real run measures its change (pkgchange.diff)
-            change = pkgchange.diff(before, pkgchange.predict(
-                before, db.native_arch(),
-                [(u.package, u.candidate) for u in plan.pending]
-                + [(e.package, e.version) for e in extras], [], root=root))
-            doc.update(install_bytes=change.installed_bytes + change.upgraded_bytes,
-                       change_bytes=change.change_bytes)
-            _print_changes(out, plan.pending, extras, "would upgrade ", "would install ")
-            out.data(doc)
-            out.summary("pyimgtools %s: would install %s%s (%s)%s (dry run)" % (
-                NAME, format_count(len(plan.pending), "security update"),
-                " and %s" % format_count(len(extras), "extra package") if extras else "",
-                format_bytes(doc["install_bytes"]),
-                ", %d held" % len(plan.held) if plan.held else ""))
-            return EXIT_OK
+    def remove(self):
+        lists = apt.remove_lists(self.root)
+        debs = apt.remove_cached_debs(self.root)
+        self.out.detail("removed %d list files and %d cached files" % (lists.files, debs.files))
 
-        applied = apply(root, plan, args.lock_timeout, stream) if plan.pending else []
-        change = pkgchange.diff(before, dpkg.Database(root).installed())
-        doc.update(applied=applied, installed_bytes=change.installed_bytes + change.upgraded_bytes,
-                   change_bytes=change.change_bytes)
-        # Only now: a failed install raises above with what was and was not applied.
-        _print_changes(out, applied, extras, "upgraded ", "installed ")
-    finally:
-        if added:
-            try:
-                with fs.open_dir(root, os.path.dirname(TEMP_SOURCE)) as parts:
-                    parts.unlink(os.path.basename(TEMP_SOURCE))
-            except FileNotFoundError:
-                pass
-        clean = applying or (updated and not lists_were_present)
-        if clean and not args.keep_lists:
-            lists = apt.remove_lists(root)
-            debs = apt.remove_cached_debs(root)
-            out.detail("removed %d list files and %d cached files" % (lists.files, debs.files))
-    doc["lists_removed"] = not args.keep_lists
-    out.data(doc)
-    out.summary("pyimgtools %s: installed %s%s (%s)%s in %.1f s" % (
-        NAME, format_count(len(applied), "security update"),
-        " (%s from other suites)" % format_count(len(extras), "extra package") if extras else "",
-        format_bytes(doc["installed_bytes"]),
-        ", skipped %s" % format_count(len(plan.held), "held package") if plan.held else "",
-        time.monotonic() - started))
-    return EXIT_OK
+
+def exit_code(outcome):
+    """100 when --check found pending updates, else 0."""
+    return EXIT_WORK_FOUND if outcome.mode == "check" and outcome.plan.pending else EXIT_OK
+
+
+def failure(outcome):
+    """Always None: upgrade() raises what fails."""
+    del outcome
+    return None
+
+
+def document(outcome):
+    """The --json document of the outcome."""
+    plan = outcome.plan
+    doc = {"command": NAME, "distribution": plan.distribution, "codename": plan.codename,
+           "security_sources": plan.security_sources, "added_source": plan.added_source or None,
+           "pending": plan.pending, "held": plan.held}
+    if outcome.mode != "check":
+        doc["extras"] = outcome.extras
+    if outcome.mode == "dry-run":
+        doc.update(install_bytes=outcome.install_bytes, change_bytes=outcome.change_bytes)
+    if outcome.mode == "apply":
+        doc.update(applied=outcome.applied, installed_bytes=outcome.installed_bytes,
+                   change_bytes=outcome.change_bytes, lists_removed=outcome.lists_removed)
+    return doc
+
+
+def report(outcome, out):
+    """The summary line (the other lines were printed as they happened)."""
+    plan = outcome.plan
+    held = ", %d held" % len(plan.held) if plan.held else ""
+    if outcome.mode == "check":
+        text = "%s pending%s" % (format_count(len(plan.pending), "security update"), held)
+    elif outcome.mode == "dry-run":
+        text = "would install %s%s (%s)%s (dry run)" % (
+            format_count(len(plan.pending), "security update"),
+            " and %s" % format_count(len(outcome.extras), "extra package") if outcome.extras
+            else "", format_bytes(outcome.install_bytes), held)
+    else:
+        text = "installed %s%s (%s)%s in %.1f s" % (
+            format_count(len(outcome.applied), "security update"),
+            " (%s from other suites)" % format_count(len(outcome.extras), "extra package")
+            if outcome.extras else "", format_bytes(outcome.installed_bytes),
+            ", skipped %s" % format_count(len(plan.held), "held package") if plan.held else "",
+            outcome.seconds)
+    out.summary("pyimgtools %s: %s" % (NAME, text))
+
+
+def run(args, out, root):
+    outcome = upgrade(root=root, out=out, dry_run=args.dry_run,
+                      **{k: getattr(args, k) for k in OPTION_NAMES})
+    out.data(document(outcome))
+    report(outcome, out)
+    return exit_code(outcome)
 
 
 def _print_changes(out, updates, extras, upgrade, install):
@@ -474,19 +565,32 @@ def query_names(installed, native):
 def make_plan(root, distro, security_sources, added):
     native = apt.native_architecture(root)
     installed = read_status(root)
-    names = query_names(installed, native)
+    _files, pending, held = plan_updates(
+        installed=installed, native_arch=native,
+        apt_cache=lambda query: apt.apt_cache(query, root=root))
+    return Plan(distro.id, distro.codename, [s.describe() for s in security_sources],
+                added.strip(), pending, held)
+
+
+def plan_updates(*, installed, native_arch, apt_cache, parallel=2):
+    """The pending security updates: (package files, pending, held).
+
+    installed: read_status() rows; apt_cache(arguments) -> the stdout of
+    `apt-cache ARGUMENTS` (audit passes its read-only one); `parallel`
+    apt-cache runs at a time.
+    """
+    names = query_names(installed, native_arch)
     queries = [["policy"]] + [["policy"] + names[i:i + 800] for i in range(0, len(names), 800)]
     # Each apt-cache run parses every list (Debian's images disable apt's
     # binary cache): run them side by side.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        outputs = list(pool.map(lambda q: apt.apt_cache(q, root=root), queries))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=parallel) as pool:
+        outputs = list(pool.map(apt_cache, queries))
     files = parse_policy_files(outputs[0])
     tables = {}
     for text in outputs[1:]:
         tables.update(parse_policy_packages(text))
-    pending, held = compute_updates(installed, files, tables, native)
-    return Plan(distro.id, distro.codename, [s.describe() for s in security_sources],
-                added.strip(), pending, held)
+    pending, held = compute_updates(installed, files, tables, native_arch)
+    return files, pending, held
 
 
 def _install_args(plan):

@@ -59,6 +59,29 @@ def test_only_the_chosen_command_module_is_imported():
     assert not loaded & others
 
 
+def test_version_imports_no_command_module():
+    # `pyimgtools --version` runs in RUN lines: its start-up is the parser alone.
+    code = ("import sys\nfrom pyimgtools import cli\n"
+            "try:\n    cli.main(['-q', '--version'])\nexcept SystemExit as exc:\n"
+            "    print('exit', exc.code)\n"
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith('pyimgtools.'))))")
+    import subprocess, sys
+    from tests.conftest import REPO
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "pyimgtools " + __version__ and lines[1] == "exit 0"
+    loaded = set(lines[2].split())
+    assert not loaded & {"pyimgtools." + module for _name, module in cli.COMMANDS}
+
+
+@pytest.mark.parametrize("argv, first", [
+    (["--version"], True), (["-q", "--root", "/x", "--version"], True),
+    (["--root", "--version"], False), (["prune", "--version"], False),
+    (["-h", "--version"], False), (["--", "--version"], False), ([], False)])
+def test_version_first(argv, first):
+    assert cli.version_first(argv) is first
+
+
 def test_chosen_command():
     assert cli.chosen_command(["--root", "prune", "keep", "-v"]) == "keep"
     assert cli.chosen_command(["-q", "audit"]) == "audit"

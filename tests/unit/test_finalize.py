@@ -1,7 +1,7 @@
 """`pyimgtools finalize`: option pass-through, order, skipping, failure, JSON.
 
-Expected namespaces come from the steps' own parsers (`pyimgtools prune …`
-parsed by the real CLI); the real-run test checks the tree with os.walk and
+Expected options come from the steps' own parsers (`pyimgtools prune …`
+parsed by the real CLI, read as the step's run() reads them); the real-run test checks the tree with os.walk and
 importlib.util.cache_from_source, not with finalize's report.
 """
 
@@ -40,9 +40,14 @@ def step_parse(*argv):
     return parser.parse_args(list(argv))
 
 
-def own_keys(ns):
-    return {k: v for k, v in vars(ns).items()
-            if k not in ("root", "json", "quiet", "verbose", "dry_run", "command", "run")}
+def set_values(options):
+    """The options that differ from "not given" (None, False, an empty list)."""
+    return {k: v for k, v in options.items() if v not in (None, False, [], ())}
+
+
+def step_module(command):
+    module = {c: m for c, m, _ in finalize.STEPS}[command]
+    return __import__("pyimgtools." + module, fromlist=["run"])
 
 
 @pytest.mark.parametrize("finalize_argv, step_argv", [
@@ -61,10 +66,13 @@ def test_options_reach_the_step_as_its_own_parser_gives_them(finalize_argv, step
     args = parse(*finalize_argv)
     expected = step_parse(*step_argv)
     command = step_argv[0]
-    module = {c: m for c, m, _ in finalize.STEPS}[command]
-    got = finalize.step_namespace(command, module, args)
-    assert own_keys(got) == own_keys(expected)
-    assert got.run is expected.run
+    module = step_module(command)
+    got = finalize.step_options(command, args)
+    # what the step's own run() passes its library function
+    own = {k: getattr(expected, k) for k in module.OPTION_NAMES}
+    assert set_values(got) == set_values(own)
+    assert set(got) <= set(module.OPTION_NAMES) | {"dry_run"}
+    assert expected.run is module.run
 
 
 def test_check_is_not_passed_through(capsys):
@@ -79,8 +87,11 @@ def test_every_option_of_every_step_is_reachable():
     finalize.register(sub, cli._common_parent())
     mine = set(sub.choices["finalize"]._option_string_actions)
     for command, module, excluded in finalize.STEPS:
-        step = finalize._step_parser(command, module)
-        for action in step._actions:
+        scratch = argparse.ArgumentParser()
+        steps = scratch.add_subparsers(dest="command")
+        __import__("pyimgtools." + module, fromlist=["register"]).register(
+            steps, cli._common_parent())
+        for action in steps.choices[command]._actions:
             if action.dest in ("help", "root", "json", "quiet", "verbose", "dry_run") \
                     or action.dest in excluded:
                 continue
@@ -91,26 +102,37 @@ def test_every_option_of_every_step_is_reachable():
                 (command, action.dest)
 
 
+class FakeOutcome:
+    def __init__(self, command, code):
+        self.command, self.code = command, code
+
+
 @pytest.fixture
 def fake_steps(monkeypatch):
-    """Replace each step's run() with a recorder; `fail` names a step that raises."""
+    """Replace each step's library function with a recorder of its keyword
+    arguments; behaviour[command] is "raise" (it raises) or an exit code."""
     calls = []
     behaviour = {}
 
     def make(command):
-        def run(args, out, root):
-            calls.append((command, args))
+        def function(*, root, out, **options):
+            calls.append((command, options))
             if behaviour.get(command) == "raise":
                 raise PyimgtoolsError("%s broke" % command)
             out.line("%s working" % command)
-            out.data({"command": command, "marker": 42})
-            out.summary("pyimgtools %s: did %s things in 0.0 s" % (command, command))
-            return behaviour.get(command, 0) if behaviour.get(command) != "raise" else 1
-        return run
+            return FakeOutcome(command, behaviour.get(command, 0))
+        return function
+
+    def report(outcome, out):
+        out.summary("pyimgtools %s: did %s things in 0.0 s" % (outcome.command, outcome.command))
 
     for command, module, _ in finalize.STEPS:
         mod = __import__("pyimgtools." + module, fromlist=["run"])
-        monkeypatch.setattr(mod, "run", make(command))
+        monkeypatch.setattr(mod, finalize.FUNCTIONS[module], make(command))
+        monkeypatch.setattr(mod, "report", report)
+        monkeypatch.setattr(mod, "document", lambda o: {"command": o.command, "marker": 42})
+        monkeypatch.setattr(mod, "failure", lambda o: None)
+        monkeypatch.setattr(mod, "exit_code", lambda o: o.code)
     return calls, behaviour
 
 
@@ -151,8 +173,7 @@ def test_each_step_can_be_skipped(fake_steps, skip):
 def test_dry_run_and_common_options_reach_every_step(fake_steps):
     calls, _ = fake_steps
     run_finalize("--dry-run")
-    assert all(ns.dry_run is True for _, ns in calls if hasattr(ns, "dry_run"))
-    assert [getattr(ns, "dry_run", None) for _, ns in calls] == [True, True, True]
+    assert [options.get("dry_run") for _, options in calls] == [True, True, True]
 
 
 def test_a_failing_step_stops_the_rest(fake_steps):
@@ -246,10 +267,10 @@ def test_the_default_target_is_python3_on_path(fake_steps, probed, tmp_path, mon
     monkeypatch.setenv("PATH", "%s:/usr/bin:/bin" % bindir)
     assert run_finalize("--no-security-upgrade")[0] == 0
     assert asked == [str(exe)]  # as found on PATH, not resolved: the venv is the symlink's
-    ns = dict(calls)
-    assert ns["prune"].paths == [target.prefix]
-    assert ns["compile"].python == str(exe)
-    assert ns["compile"].paths == [target.stdlib, target.site_packages[0], target.prefix]
+    options = dict(calls)
+    assert options["prune"]["paths"] == [target.prefix]
+    assert options["compile"]["python"] == str(exe)
+    assert options["compile"]["paths"] == [target.stdlib, target.site_packages[0], target.prefix]
 
 
 def test_prune_and_compile_paths_add_to_the_defaults(fake_steps, probed, tmp_path):
@@ -260,9 +281,9 @@ def test_prune_and_compile_paths_add_to_the_defaults(fake_steps, probed, tmp_pat
     code = run_finalize("--python", sys.executable, "--prune-path", str(app),
                         "--compile-path", "/srv/code")[0]
     assert code == 0
-    ns = dict(calls)
-    assert ns["prune"].paths == [target.prefix, str(app)]
-    assert ns["compile"].paths == [target.stdlib, target.site_packages[0], target.prefix,
+    options = dict(calls)
+    assert options["prune"]["paths"] == [target.prefix, str(app)]
+    assert options["compile"]["paths"] == [target.stdlib, target.site_packages[0], target.prefix,
                                    str(app), "/srv/code"]
 
 
@@ -271,7 +292,7 @@ def test_without_prune_compile_still_covers_stdlib_and_site(fake_steps, probed):
     target, _ = probed
     assert run_finalize("--python", sys.executable, "--no-prune")[0] == 0
     assert [c for c, _ in calls] == ["security-upgrade", "compile"]
-    assert dict(calls)["compile"].paths == [target.stdlib, target.site_packages[0]]
+    assert dict(calls)["compile"]["paths"] == [target.stdlib, target.site_packages[0]]
 
 
 def test_debians_own_python_prunes_usr_local_not_usr():
@@ -289,3 +310,25 @@ def test_json_names_the_target_and_its_trees(fake_steps, probed):
     doc = json.loads(stdout)
     assert doc["target"]["prefix"] == target.prefix and doc["target"]["venv"] is True
     assert doc["target"]["site_packages"] == target.site_packages
+
+
+def test_each_steps_document_is_the_commands_own(tmp_path, monkeypatch, capsys):
+    # The independent expectation: `pyimgtools prune --json` and `pyimgtools
+    # compile --json` run on the same tree (dry runs: the tree stays as it is).
+    pkg = tmp_path / "lib" / "pkg"
+    (pkg / "tests").mkdir(parents=True)
+    (pkg / "tests" / "test_x.py").write_text("assert True\n")
+    (pkg / "mod.py").write_text("X = 1\n")
+    monkeypatch.setattr(pytarget, "probe", lambda python, root=None: fake_target(tmp_path))
+    code, _, stdout, _ = run_finalize("--no-security-upgrade", "--dry-run", "--json",
+                                      "--python", sys.executable, json_mode=True)
+    assert code == 0
+    steps = {s["command"]: s["result"] for s in json.loads(stdout)["steps"] if not s["skipped"]}
+    capsys.readouterr()
+    for argv in (["prune", "--dry-run", "--json", str(tmp_path)],
+                 ["compile", "--dry-run", "--json", "--python", sys.executable, str(tmp_path)]):
+        assert cli.main(argv) == 0
+        own = json.loads(capsys.readouterr().out)
+        mine = dict(steps[argv[0]])
+        assert mine.pop("seconds") >= 0 and own.pop("seconds") >= 0
+        assert mine == own
