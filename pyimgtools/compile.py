@@ -295,12 +295,12 @@ class WorkerPool:
         for w in self.workers[1:]:
             spawn(feed, (w,))
         feed(self.workers[0])
-        if errors and not isinstance(errors[0], Exception):
+        if _interruption(errors):
             self.stop()  # interrupted: the other threads' workers stop now, not after their batch
         while threads:
             threads.pop().join()
         if errors:
-            raise errors[0]
+            raise _interruption(errors) or errors[0]
 
     def close(self):
         for worker in self.workers:  # all of them first, so they exit side by side
@@ -308,6 +308,13 @@ class WorkerPool:
         for worker in self.workers:
             worker.close()
         self.workers = []
+
+
+def _interruption(errors):
+    """The SIGINT/SIGTERM among `errors`, if any. A signal sent to the process group
+    stops the workers too, and another thread may record its worker's exit before the
+    main thread runs the signal's handler: the signal, not that exit, is the outcome."""
+    return next((exc for exc in errors if not isinstance(exc, Exception)), None)
 
 
 # --------------------------------------------------------------------------- plan

@@ -175,3 +175,44 @@ def test_sigterm_in_any_command_is_one_line_and_143_and_the_handler_is_restored(
     err = capsys.readouterr().err.splitlines()
     assert err == ["pyimgtools: error: terminated (SIGTERM)"]
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_a_signal_outranks_the_worker_exit_another_thread_saw_first():
+    """The race CI met: SIGTERM to the process group stops the workers, the thread
+    feeding worker 2 records that worker's exit, and only then does the main thread
+    (which alone runs Python's signal handlers) raise Terminated. The outcome is the
+    signal (exit 143), not "the compile worker stopped". The workers here are
+    stand-ins whose call() order is fixed, so the ordering is certain, not timed."""
+    import threading
+
+    from pyimgtools import compile as compile_
+    from pyimgtools.errors import Terminated
+
+    first_busy = threading.Event()
+    second_done = threading.Event()
+    second_thread = []
+
+    class Second:
+        def call(self, request):
+            assert first_busy.wait(60)  # both have taken a batch
+            second_thread.append(threading.current_thread())
+            second_done.set()
+            raise compile_.WorkerError("the compile worker stopped (exit status 143)")
+
+        def stop(self):
+            pass
+
+    class First:
+        def call(self, request):
+            first_busy.set()
+            assert second_done.wait(60)
+            second_thread[0].join(60)  # its error is recorded: that thread has ended
+            raise Terminated()
+
+        def stop(self):
+            pass
+
+    pool = compile_.WorkerPool.__new__(compile_.WorkerPool)
+    pool.workers = [First(), Second()]
+    with pytest.raises(Terminated):
+        pool.map("compile", [["a"], ["b"], ["c"]], lambda batch, reply: None)
