@@ -24,6 +24,8 @@ VIA_PRELOAD = "preload"
 
 
 class Node:
+    """One object of a load tree: its in-image path, ElfInfo, the object that
+    loaded it, and its search context (RPATH, RUNPATH, groups), computed once."""
     __slots__ = ("path", "info", "parent", "_origin", "_rpath", "_runpath", "_groups")
 
     def __init__(self, path, info, parent, origin=None):
@@ -143,6 +145,9 @@ class Search:
         return "".join(out)
 
     def dirs(self, entries, node, arch, warnings, what):
+        """RPATH/RUNPATH/LD_LIBRARY_PATH `entries` as absolute directories, DSTs
+        expanded; entries that cannot be expanded or are relative are warned about
+        and dropped, as ld.so cannot use them here."""
         dirs = []
         for entry in entries:
             d = self.expand(entry, node.origin, arch)

@@ -24,6 +24,8 @@ def _ssl_modules(ctx):
 
 @check("ca-certificates", "no-ca-certificates")
 def check_ca_certificates(ctx):
+    """An ssl module without a CA bundle (and no ca-certificates package): every TLS
+    verification fails at run time."""
     ssl = _ssl_modules(ctx)
     if not ssl:
         return []
@@ -48,6 +50,8 @@ _UTF8 = re.compile(r"utf-?8", re.IGNORECASE)
 
 @check("locale", "locale-not-utf8")
 def check_locale(ctx):
+    """The image's environment does not select a UTF-8 locale (LC_ALL, LC_CTYPE,
+    LANG, in glibc's order); skipped when the environment cannot be seen."""
     if ctx.env is None:
         raise Skip("environment not visible: %s" % ctx.env_source)
     env = ctx.env

@@ -89,6 +89,9 @@ def _dead_weight_rules():
 
 @check("dead-weight")
 def check_dead_weight(ctx):
+    """What prune's planner would remove under /usr/local, /opt and non-Debian
+    Pythons by the rules of waste in a finished image (tests, every static
+    library, docs; not bytecode, not the caches, which have their own ids)."""
     from pyimgtools import prune
     from pyimgtools.mounts import MountTable
     paths = library_scan_paths(ctx)

@@ -42,6 +42,8 @@ _APT_LEFTOVER_FINDINGS = (
 @check("package-manager-leftovers", "apt-lists", "apt-debs", "apt-pkgcache", "pip-cache", "uv-cache",
        "not-checked")
 def check_leftovers(ctx):
+    """apt's lists, .debs and pkgcache (apt.LEFTOVERS: the same definition
+    security-upgrade and prune use) and pip/uv caches left in the image."""
     from pyimgtools import apt
     findings = []
     left = {}
@@ -93,6 +95,8 @@ def is_build_tool(name):
 
 @check("build-tools")
 def check_build_tools(ctx):
+    """Compilers, -dev packages and build systems left installed (is_build_tool),
+    with their installed size and whether they are marked manual."""
     if ctx.dpkg is None:
         raise Skip("no dpkg database (/var/lib/dpkg/status)")
     pkgs = sorted((p for p in ctx.installed().values() if is_build_tool(p.name)),
@@ -194,6 +198,8 @@ def dangling_symlinks(ctx):
 
 @check("broken-metadata", "broken-dist-info", "dangling-symlinks", "not-checked")
 def check_broken_metadata(ctx):
+    """.dist-info directories without METADATA or RECORD, and symlinks whose
+    target is missing (outside dpkg's path-exclude filters)."""
     findings = []
     broken = []
     for path, names in sorted(ctx.tree.dist_infos):

@@ -78,6 +78,8 @@ def pulled_in_by(ctx, targets):
 
 @check("two-pythons")
 def check_two_pythons(ctx):
+    """More than one Python installation (e.g. Debian's python3 pulled in beside
+    /usr/local's), with the packages that pulled Debian's in."""
     installs = ctx.pythons
     if len(installs) < 2:
         return []

@@ -60,6 +60,9 @@ def _lists_age(ctx):
 
 @check("security-updates", "security-updates", "security-updates-unknown", background=True)
 def check_security_updates(ctx):
+    """Pending security updates, by security-upgrade's planner over the image's own
+    apt lists and a read-only apt-cache; `security-updates-unknown` when the image
+    holds no lists or no security source to tell."""
     from pyimgtools import apt, security
     from pyimgtools.errors import PyimgtoolsError
     if ctx.dpkg is None:
