@@ -127,6 +127,8 @@ class Worker:
             pass  # reported by the first call()
 
     def call(self, request):
+        """Send one request, return the worker's reply; WorkerError (with why the
+        worker stopped) when it does not answer."""
         import marshal
         payload = marshal.dumps(request, 2)
         try:

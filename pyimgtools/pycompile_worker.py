@@ -521,6 +521,7 @@ def _write_frame(stream, obj):
 
 
 def serve(stdin, stdout):
+    """Answer framed requests (info, config, check, compile) until EOF on stdin."""
     flags, levels, force = 3, (0,), False
     while True:
         request = _read_frame(stdin)

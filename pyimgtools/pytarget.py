@@ -78,6 +78,7 @@ DISTRIBUTION_PREFIXES = ("/usr",)
 
 @dataclasses.dataclass
 class PyTarget:
+    """What the target interpreter says of itself (pycompile_worker.target_info)."""
     executable: str
     version: str
     prefix: str

@@ -54,6 +54,10 @@ class Tree:
 
 
 class Context:
+    """What the checks of one audit share, each computed once on first use: the
+    root, the image's environment, the Python installations, one walk of the tree,
+    dpkg's database and its installed packages."""
+
     def __init__(self, root, env=None, env_source="", warn=None):
         self.root = root
         self.env = env

@@ -36,6 +36,8 @@ class CheckRun:
 
 @dataclass
 class Audit:
+    """The result of one audit: every finding, how each check ran, where the
+    environment came from, and how long it took."""
     root: str
     findings: List[Finding]
     checks: List[CheckRun]
