@@ -22,8 +22,6 @@ from pyimgtools.commands import HelpFormatter, add_common, common_parent, exampl
 from pyimgtools.errors import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE,
                                LibraryError, PyimgtoolsError, RequestError, Terminated,
                                UsageError)
-from pyimgtools.fs import Root
-from pyimgtools.report import Output
 
 DESCRIPTION = """\
 Small, tested, stdlib-only commands for the RUN steps of Python container
@@ -100,6 +98,11 @@ def main(argv=None):
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    # Only here: `pyimgtools --version` (argparse exits in parse_args) needs
+    # neither, and its start-up counts in RUN lines; a command's library has
+    # imported both already.
+    from pyimgtools.fs import Root
+    from pyimgtools.report import Output
     out = Output(json_mode=args.json, quiet=args.quiet, verbose=args.verbose)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
