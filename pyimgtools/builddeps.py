@@ -155,8 +155,9 @@ def install(*, root, out, packages, state_file=STATE_FILE, dry_run=False):
     install adds to it), then install `packages` with --no-install-recommends
     (apt-get update first when there are no lists): an InstallOutcome. A dry
     run simulates with apt-get -s and names and sizes the change as the real
-    run does. Progress lines go to `out` as they happen; install_report() and
-    install_document() render the outcome."""
+    run does. The lines of what is (or would be) done go to `out` as they
+    happen; install_report() prints the summary line, install_document() is
+    the JSON document."""
     start = time.monotonic()
     packages = list(packages)
     state = read_state(root, state_file)
@@ -168,9 +169,15 @@ def install(*, root, out, packages, state_file=STATE_FILE, dry_run=False):
             format_count(len(db.showmanual()), "package"), state_file))
         refresh = need_update and os.geteuid() == 0
         if need_update and not refresh:
+            out.line("would run apt-get update (no package lists)")
+            out.line("would install: %s" % " ".join(packages))
             change = pkgchange.Change()
         else:
             change = _simulate_install(root, packages, before, db.native_arch(), refresh, out)
+            for name in change.installed:
+                out.line("would install: %s" % name)
+            for name in change.upgraded:
+                out.line("would upgrade: %s" % name)
         return InstallOutcome(packages, True, state_file, change, need_update,
                               simulated=not (need_update and not refresh),
                               seconds=time.monotonic() - start)
@@ -195,7 +202,7 @@ def install(*, root, out, packages, state_file=STATE_FILE, dry_run=False):
 
 
 def install_report(outcome, out):
-    """The outcome's lines and summary line (the JSON document: install_document())."""
+    """The summary line (the other lines were printed as they happened)."""
     packages, change = outcome.requested, outcome.change
     if not outcome.dry_run:
         out.summary("pyimgtools %s install: installed %s (%s)%s, saved %s manual packages "
@@ -206,14 +213,6 @@ def install_report(outcome, out):
                         if change.upgraded else "",
                         len(outcome.saved_manual), outcome.state_file, outcome.seconds))
         return
-    if not outcome.simulated:
-        out.line("would run apt-get update (no package lists)")
-        out.line("would install: %s" % " ".join(packages))
-    else:
-        for name in change.installed:
-            out.line("would install: %s" % name)
-        for name in change.upgraded:
-            out.line("would upgrade: %s" % name)
     if not outcome.simulated:
         what = "would install %s after apt-get update" % " ".join(packages)
     elif change.installed or change.upgraded:

@@ -61,8 +61,8 @@ def _add_state_file(parser):
 def run_install(args, out, root):
     outcome = builddeps.install(root=root, out=out, packages=args.packages,
                                 state_file=args.state_file, dry_run=bool(args.dry_run))
-    builddeps.install_report(outcome, out)
     out.data(builddeps.install_document(outcome))
+    builddeps.install_report(outcome, out)
     return EXIT_OK
 
 
