@@ -345,3 +345,21 @@ def test_install_dry_run_labels_upgrades(fake_apt, monkeypatch):
     for key in ("install_bytes", "upgrade_bytes", "change_bytes"):
         assert real[key.replace("install_", "installed_").replace("upgrade_", "upgraded_")] \
             == dry[key], key
+
+
+def test_install_is_a_library_function_returning_what_it_did(fake_apt, monkeypatch):
+    # No argparse namespace: keyword arguments in, an outcome out (the adapter renders it).
+    monkeypatch.setattr(builddeps, "lists_present", lambda root: True)
+    SIMULATION["output"] = "Inst cpp (4:12.2.0-4 Debian:12/stable [amd64])\n"
+    log = io.StringIO()
+    out = Output(stdout=log, stderr=log)
+    dry = builddeps.install(root=fake_apt, out=out, packages=("cpp",), dry_run=True)
+    assert dry.dry_run and dry.simulated and dry.requested == ["cpp"]
+    assert dry.change.installed == ["cpp"] and dry.change.installed_bytes == 7 * 1024
+    assert log.getvalue().splitlines()[-1] == "would install: cpp"   # no summary line yet
+    assert builddeps.read_state(fake_apt, builddeps.STATE_FILE) is None   # nothing saved
+    real = builddeps.install(root=fake_apt, out=out, packages=["cpp"])
+    # no extended_states in the root: every package of PURGE_STATUS is manual
+    assert not real.dry_run and real.saved_manual == ["dpkg", "gcc", "libc6:i386", "libpq-dev",
+                                                      "libpq5", "tzdata"]
+    assert builddeps.read_state(fake_apt, builddeps.STATE_FILE)["requested"] == ["cpp"]

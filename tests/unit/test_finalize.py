@@ -332,3 +332,23 @@ def test_each_steps_document_is_the_commands_own(tmp_path, monkeypatch, capsys):
         mine = dict(steps[argv[0]])
         assert mine.pop("seconds") >= 0 and own.pop("seconds") >= 0
         assert mine == own
+
+
+def test_run_steps_is_a_library_function(fake_steps, probed):
+    # No argparse namespace: keyword arguments in, an Outcome out; nothing rendered yet.
+    calls, _ = fake_steps
+    target, _ = probed
+    stdout = io.StringIO()
+    out = Output(stdout=stdout, stderr=stdout)
+    outcome = finalize.run_steps(root=Root("/"), out=out, python=sys.executable,
+                                 skip=["security-upgrade"], dry_run=True,
+                                 options={"compile": {"workers": 3}})
+    assert [c for c, _ in calls] == ["prune", "compile"]
+    assert dict(calls)["compile"] == {"workers": 3, "dry_run": True, "python": sys.executable,
+                                      "paths": [target.stdlib, target.site_packages[0],
+                                                target.prefix]}
+    assert outcome.code == 0 and outcome.error is None and outcome.not_run == []
+    assert [s["command"] for s in outcome.steps] == ["security-upgrade", "prune", "compile"]
+    assert "pyimgtools finalize:" not in stdout.getvalue()
+    finalize.report(outcome, out)
+    assert stdout.getvalue().splitlines()[-1].startswith("pyimgtools finalize: prune did")
