@@ -30,12 +30,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, List
 
-from pyimgtools import apt, cli, keep, pkgchange
+from pyimgtools import apt, commandnames, keep, pkgchange
 from pyimgtools.apt import lists_present
 from pyimgtools.dpkg import Database, by_apt_spelling
 from pyimgtools.errors import EXIT_OK, PyimgtoolsError
 from pyimgtools.report import display_path, format_bytes, format_count
 
+NAME = commandnames.BUILD_DEPS
 STATE_FILE = "/var/lib/pyimgtools/build-deps.json"
 STATE_VERSION = 1
 PURGE_OPTIONS = ["-o", "APT::AutoRemove::RecommendsImportant=false"]
@@ -136,16 +137,36 @@ def _stream(out):
     return out.stderr if out.json_mode else out.stdout
 
 
-def run_install(args, out, root):
+@dataclass
+class InstallOutcome:
+    """What install() did, or on a dry run would do."""
+    requested: List[str]
+    dry_run: bool
+    state_file: str
+    change: "pkgchange.Change"
+    need_update: bool           # no apt lists: the real run runs apt-get update first
+    simulated: bool = True      # dry run: False when apt-get -s could not run (no lists, not root)
+    saved_manual: List[str] = field(default_factory=list)   # real run: the state file's manual set
+    seconds: float = 0.0
+
+
+def install(*, root, out, packages, state_file=STATE_FILE, dry_run=False):
+    """`build-deps install`: save the manual set to `state_file` (a second
+    install adds to it), then install `packages` with --no-install-recommends
+    (apt-get update first when there are no lists): an InstallOutcome. A dry
+    run simulates with apt-get -s and names and sizes the change as the real
+    run does. The lines of what is (or would be) done go to `out` as they
+    happen; install_report() prints the summary line, install_document() is
+    the JSON document."""
     start = time.monotonic()
-    packages = list(args.packages)
-    state = read_state(root, args.state_file)
+    packages = list(packages)
+    state = read_state(root, state_file)
     db = Database(root)
     before = db.installed()
     need_update = not lists_present(root)
-    if args.dry_run:
+    if dry_run:
         out.line("would save the manual set (%s) to %s" % (
-            format_count(len(db.showmanual()), "package"), args.state_file))
+            format_count(len(db.showmanual()), "package"), state_file))
         refresh = need_update and os.geteuid() == 0
         if need_update and not refresh:
             out.line("would run apt-get update (no package lists)")
@@ -157,31 +178,18 @@ def run_install(args, out, root):
                 out.line("would install: %s" % name)
             for name in change.upgraded:
                 out.line("would upgrade: %s" % name)
-        out.data({"command": "build-deps", "action": "install", "dry_run": True,
-                  "requested": packages, "install": change.installed,
-                  "install_bytes": change.installed_bytes, "upgrade": change.upgraded,
-                  "upgrade_bytes": change.upgraded_bytes, "remove": change.removed,
-                  "change_bytes": change.change_bytes, "update": need_update})
-        if need_update and not refresh:
-            what = "would install %s after apt-get update" % " ".join(packages)
-        elif change.installed or change.upgraded:
-            what = "would install %s (%s)" % (format_count(len(change.installed), "package"),
-                                               format_bytes(change.installed_bytes))
-            if change.upgraded:
-                what += ", upgrade %s" % format_count(len(change.upgraded), "package")
-        else:
-            what = "nothing to install (%s already installed)" % " ".join(packages)
-        out.summary("pyimgtools build-deps install: %s (dry run)" % what)
-        return EXIT_OK
+        return InstallOutcome(packages, True, state_file, change, need_update,
+                              simulated=not (need_update and not refresh),
+                              seconds=time.monotonic() - start)
 
-    apt.require_root("build-deps install")
+    apt.require_root("%s install" % NAME)
     apt.check_dpkg_state(None if root.is_host else root)
     if state is None:
         state = {"version": STATE_VERSION, "manual": db.showmanual(), "requested": [],
                  "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     # A second install before the purge adds to the same state.
     state["requested"] = sorted(set(state.get("requested", [])) | set(packages))
-    write_state(root, args.state_file, state)
+    write_state(root, state_file, state)
     if need_update:
         # update_lists fails on a mirror that cannot be reached (apt-get exits 0).
         apt.update_lists(root=None if root.is_host else root, stream=_stream(out))
@@ -189,20 +197,49 @@ def run_install(args, out, root):
                 root=None if root.is_host else root, stream=_stream(out),
                 what="apt-get install")
     change = pkgchange.diff(before, Database(root).installed())
-    out.data({"command": "build-deps", "action": "install", "dry_run": False,
-              "requested": packages, "installed": change.installed,
-              "installed_bytes": change.installed_bytes, "upgraded": change.upgraded,
-              "upgraded_bytes": change.upgraded_bytes, "removed": change.removed,
-              "change_bytes": change.change_bytes,
-              "state_file": args.state_file, "saved_manual": state["manual"]})
-    out.summary("pyimgtools build-deps install: installed %s (%s)%s, saved %s manual packages "
-                "to %s in %.1f s" % (
-                    format_count(len(change.installed), "package"),
-                    format_bytes(change.installed_bytes),
-                    ", upgraded %s" % format_count(len(change.upgraded), "package")
-                    if change.upgraded else "",
-                    len(state["manual"]), args.state_file, time.monotonic() - start))
-    return EXIT_OK
+    return InstallOutcome(packages, False, state_file, change, need_update,
+                          saved_manual=state["manual"], seconds=time.monotonic() - start)
+
+
+def install_report(outcome, out):
+    """The summary line (the other lines were printed as they happened)."""
+    packages, change = outcome.requested, outcome.change
+    if not outcome.dry_run:
+        out.summary("pyimgtools %s install: installed %s (%s)%s, saved %s manual packages "
+                    "to %s in %.1f s" % (
+                        NAME, format_count(len(change.installed), "package"),
+                        format_bytes(change.installed_bytes),
+                        ", upgraded %s" % format_count(len(change.upgraded), "package")
+                        if change.upgraded else "",
+                        len(outcome.saved_manual), outcome.state_file, outcome.seconds))
+        return
+    if not outcome.simulated:
+        what = "would install %s after apt-get update" % " ".join(packages)
+    elif change.installed or change.upgraded:
+        what = "would install %s (%s)" % (format_count(len(change.installed), "package"),
+                                           format_bytes(change.installed_bytes))
+        if change.upgraded:
+            what += ", upgrade %s" % format_count(len(change.upgraded), "package")
+    else:
+        what = "nothing to install (%s already installed)" % " ".join(packages)
+    out.summary("pyimgtools %s install: %s (dry run)" % (NAME, what))
+
+
+def install_document(outcome):
+    """The --json document of the outcome."""
+    change = outcome.change
+    if outcome.dry_run:
+        return {"command": NAME, "action": "install", "dry_run": True,
+                "requested": outcome.requested, "install": change.installed,
+                "install_bytes": change.installed_bytes, "upgrade": change.upgraded,
+                "upgrade_bytes": change.upgraded_bytes, "remove": change.removed,
+                "change_bytes": change.change_bytes, "update": outcome.need_update}
+    return {"command": NAME, "action": "install", "dry_run": False,
+            "requested": outcome.requested, "installed": change.installed,
+            "installed_bytes": change.installed_bytes, "upgraded": change.upgraded,
+            "upgraded_bytes": change.upgraded_bytes, "removed": change.removed,
+            "change_bytes": change.change_bytes,
+            "state_file": outcome.state_file, "saved_manual": outcome.saved_manual}
 
 
 def removal(names, installed, native):
@@ -293,13 +330,6 @@ def plan_purge(root, saved, keep_paths, excludes, allow_missing, ld_library_path
     return pp, db, installed
 
 
-def run_purge(args, out, root):
-    return purge(root=root, out=out, saved=args.saved, state_file=args.state_file,
-                 keep_runtime=args.keep_runtime, exclude=args.exclude,
-                 allow_missing=args.allow_missing, allow_unreadable=args.allow_unreadable,
-                 dry_run=bool(args.dry_run))
-
-
 def purge(*, root, out, saved=None, state_file=STATE_FILE, keep_runtime=(), exclude=(),
           allow_missing=False, allow_unreadable=False, dry_run=False):
     """`build-deps purge`: restore the manual set saved in `saved` (an
@@ -309,11 +339,11 @@ def purge(*, root, out, saved=None, state_file=STATE_FILE, keep_runtime=(), excl
     manual, source, state = _saved_manual(root, saved, state_file)
     keep_paths = keep_runtime or list(keep.DEFAULT_PATHS)
     if not dry_run:
-        apt.require_root("build-deps purge")
+        apt.require_root("%s purge" % NAME)
         apt.check_dpkg_state(None if root.is_host else root)
     pp, db, installed = plan_purge(root, manual, keep_paths, exclude, allow_missing)
     keep.report_plan(out, pp.keep, "dry-run" if dry_run else "run")
-    refused = {"command": "build-deps", "action": "purge", "dry_run": bool(dry_run),
+    refused = {"command": NAME, "action": "purge", "dry_run": bool(dry_run),
                "saved_from": source, "removed": [], "keep": keep.plan_document(pp.keep)}
     if pp.keep.unreadable and not allow_unreadable:
         out.data(refused)
@@ -329,13 +359,13 @@ def purge(*, root, out, saved=None, state_file=STATE_FILE, keep_runtime=(), excl
     removed, removed_bytes, cleaned = _purge_apply(root, out, pp, installed, kept_lines)
     if state is not None:
         _forget_state(root, state_file)
-    out.data({"command": "build-deps", "action": "purge", "dry_run": False,
+    out.data({"command": NAME, "action": "purge", "dry_run": False,
               "saved_from": source, "manual": pp.manual, "kept": pp.kept,
               "removed": removed, "removed_bytes": removed_bytes,
               "cleaned_bytes": cleaned, "keep": keep.plan_document(pp.keep)})
-    out.summary("pyimgtools build-deps purge: removed %s (%s), kept %s for %s, cleaned %s of apt "
+    out.summary("pyimgtools %s purge: removed %s (%s), kept %s for %s, cleaned %s of apt "
                 "lists and cache in %.1f s"
-                % (format_count(len(removed), "package"), format_bytes(removed_bytes),
+                % (NAME, format_count(len(removed), "package"), format_bytes(removed_bytes),
                    format_count(len(pp.kept), "runtime package"), where,
                    format_bytes(cleaned), time.monotonic() - start))
     return EXIT_OK
@@ -376,12 +406,12 @@ def _purge_dry_run(root, out, pp, installed, native, kept_lines, source, where):
         out.line(line)
     for name in pp.remove:
         out.line("would remove: %s" % name)
-    out.data({"command": "build-deps", "action": "purge", "dry_run": True,
+    out.data({"command": NAME, "action": "purge", "dry_run": True,
               "saved_from": source, "manual": pp.manual, "kept": pp.kept,
               "remove": pp.remove, "remove_bytes": pp.remove_bytes,
               "keep": keep.plan_document(pp.keep)})
-    out.summary("pyimgtools build-deps purge: would remove %s (%s), keep %s for %s (dry run)"
-                % (format_count(len(pp.remove), "package"), format_bytes(pp.remove_bytes),
+    out.summary("pyimgtools %s purge: would remove %s (%s), keep %s for %s (dry run)"
+                % (NAME, format_count(len(pp.remove), "package"), format_bytes(pp.remove_bytes),
                    format_count(len(pp.kept), "runtime package"), where))
 
 
@@ -417,57 +447,3 @@ def _forget_state(root, state_file):
             os.rmdir(root.host(os.path.dirname(STATE_FILE)))   # only when empty
         except OSError:
             pass
-
-
-# -- command ----------------------------------------------------------------
-
-def register(subparsers, common):
-    p = subparsers.add_parser(
-        "build-deps", parents=[common], formatter_class=cli.HelpFormatter,
-        help="install build dependencies; purge them later, keeping the runtime libraries",
-        description="Install build dependencies and later purge them again, keeping the "
-                    "packages whose libraries the built files load (see `keep`).",
-        epilog=cli.examples(
-            "pyimgtools build-deps install gcc libpq-dev python3-dev",
-            "pyimgtools build-deps purge --keep-runtime /opt/venv",
-            "apt-mark showmanual > /tmp/manual.txt; ...; "
-            "pyimgtools build-deps purge --saved /tmp/manual.txt"))
-    sub = p.add_subparsers(dest="action", metavar="ACTION", title="actions")
-    sub.required = True
-
-    inst = sub.add_parser(
-        "install", parents=[common], formatter_class=cli.HelpFormatter,
-        help="save the manual set, install packages with --no-install-recommends",
-        epilog=cli.examples("pyimgtools build-deps install gcc libpq-dev",
-                            "pyimgtools build-deps install --dry-run build-essential"))
-    inst.add_argument("packages", nargs="+", metavar="PKG")
-    _add_state_file(inst)
-    cli.add_dry_run(inst)
-    inst.set_defaults(run=run_install)
-
-    purge = sub.add_parser(
-        "purge", parents=[common], formatter_class=cli.HelpFormatter,
-        help="restore the saved manual set, keep runtime packages, purge the rest",
-        epilog=cli.examples(
-            "pyimgtools build-deps purge                            # keeps what /usr/local needs",
-            "pyimgtools build-deps purge --keep-runtime /opt/venv --keep-runtime /usr/local",
-            "pyimgtools build-deps purge --saved /tmp/manual.txt --exclude '*tkinter*'"))
-    purge.add_argument("--keep-runtime", metavar="PATH", action="append", default=[],
-                       help="keep the packages the ELF files under PATH need (repeatable; "
-                            "default /usr/local)")
-    purge.add_argument("--exclude", metavar="GLOB", action="append", default=[],
-                       help="passed to keep: leave matching files out of the scan")
-    purge.add_argument("--allow-missing", action="store_true",
-                       help="go on when a needed library cannot be found")
-    keep.add_allow_unreadable(purge)
-    purge.add_argument("--saved", metavar="FILE",
-                       help="take the manual set from FILE, a plain 'apt-mark showmanual' "
-                            "listing, instead of the state file")
-    _add_state_file(purge)
-    cli.add_dry_run(purge)
-    purge.set_defaults(run=run_purge)
-
-
-def _add_state_file(parser):
-    parser.add_argument("--state-file", metavar="FILE", default=STATE_FILE,
-                        help="in-image path of the state file (default %s)" % STATE_FILE)

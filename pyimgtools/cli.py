@@ -1,13 +1,14 @@
-"""Command-line entry point: argparse wiring, common options, error -> exit code.
+"""Command-line entry point: the top-level parser, error -> exit code.
 
-Each command lives in its own module, which exposes
+Each command's adapter is a module of pyimgtools.commands (commandnames
+names them all) exposing
 
     register(subparsers, common) -> None   # adds its sub-parser, sets defaults(run=...)
     run(args, out, root) -> int            # (set as the sub-parser's `run` default)
 
-and is listed in COMMANDS. `common` is the parent parser with the
-options every command takes; commands that change anything also call
-add_dry_run(parser).
+`common` is the parent parser with the options every command takes
+(commands.common_parent); commands that change anything also call
+commands.add_dry_run(parser).
 """
 
 import argparse
@@ -16,23 +17,11 @@ import signal
 import sys
 
 from pyimgtools import __version__
+from pyimgtools.commandnames import COMMANDS, adapter_module
+from pyimgtools.commands import HelpFormatter, add_common, common_parent, examples
 from pyimgtools.errors import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE,
                                LibraryError, PyimgtoolsError, RequestError, Terminated,
                                UsageError)
-from pyimgtools.fs import Root
-from pyimgtools.report import Output
-
-# (command name, module) in the order `--help` lists them. Only the module of
-# the command being run is imported: start-up time counts in RUN lines.
-COMMANDS = (
-    ("compile", "compile"),
-    ("prune", "prune"),
-    ("keep", "keep"),
-    ("build-deps", "builddeps"),
-    ("security-upgrade", "security"),
-    ("finalize", "finalize"),
-    ("audit", "audit"),
-)
 
 DESCRIPTION = """\
 Small, tested, stdlib-only commands for the RUN steps of Python container
@@ -45,51 +34,13 @@ exit codes: 0 done; 1 failed (one line 'pyimgtools: error: ...' on stderr);
 143 terminated (SIGTERM)."""
 
 
-class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Keeps the examples in epilogs as written."""
-
-
-def examples(*lines):
-    """An epilog listing real examples, for every command's --help."""
-    return "examples:\n" + "\n".join("  " + line for line in lines)
-
-
-def _common_parent():
-    """Options every command accepts, after the command name.
-
-    Their defaults are SUPPRESS so that a value given before the command name
-    (`pyimgtools --json audit`) is not overwritten by the sub-parser.
-    """
-    common = argparse.ArgumentParser(add_help=False)
-    _add_common(common, argparse.SUPPRESS)
-    return common
-
-
-def _add_common(parser, default):
-    group = parser.add_argument_group("common options")
-    group.add_argument("--root", metavar="DIR", default="/" if default is None else default,
-                       help="the image's file-system root; absolute paths are read inside it (default: /)")
-    group.add_argument("--json", action="store_true", default=False if default is None else default,
-                       help="print one JSON document on stdout; logs go to stderr")
-    group.add_argument("-q", "--quiet", action="store_true", default=False if default is None else default,
-                       help="print only the summary line and errors")
-    group.add_argument("-v", "--verbose", action="store_true", default=False if default is None else default,
-                       help="more detail; tracebacks for unexpected errors")
-
-
-def add_dry_run(parser):
-    """For commands that change the file system or the package database."""
-    parser.add_argument("--dry-run", action="store_true",
-                        help="print exactly what a real run would do, change nothing")
-
-
 def chosen_command(argv):
     """The command named in argv, found without importing any command module.
 
     None when there is none, when it is unknown, or when --help comes first
     (then the full parser is built, to list or reject commands).
     """
-    names = {name for name, _ in COMMANDS}
+    names = set(COMMANDS)
     tokens = iter(argv)
     for token in tokens:
         if token in ("-h", "--help"):
@@ -117,8 +68,9 @@ def version_first(argv):
 
 
 def build_parser(only=None):
-    """The argument parser; with `only`, just that command's module is imported
-    (with only="", none: enough for --version)."""
+    """The argument parser; with `only`, just that command's adapter (and so
+    its library module) is imported (with only="", none: enough for --version).
+    Start-up time counts in RUN lines."""
     parser = argparse.ArgumentParser(
         prog="pyimgtools",
         description=DESCRIPTION,
@@ -129,12 +81,12 @@ def build_parser(only=None):
         formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version="pyimgtools " + __version__)
-    _add_common(parser, None)
-    common = _common_parent()
+    add_common(parser, None)
+    common = common_parent()
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
-    for name, module in COMMANDS:
+    for name in COMMANDS:
         if only is None or name == only:
-            importlib.import_module("pyimgtools." + module).register(subparsers, common)
+            importlib.import_module(adapter_module(name)).register(subparsers, common)
     return parser
 
 
@@ -146,6 +98,11 @@ def main(argv=None):
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    # Only here: `pyimgtools --version` (argparse exits in parse_args) needs
+    # neither, and its start-up counts in RUN lines; a command's library has
+    # imported both already.
+    from pyimgtools.fs import Root
+    from pyimgtools.report import Output
     out = Output(json_mode=args.json, quiet=args.quiet, verbose=args.verbose)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:

@@ -4,10 +4,11 @@ Runs `security-upgrade`, then `prune`, then `compile`, in this process (each
 step is its module's library function: security.upgrade, prune.prune_trees,
 compile.compile_trees, rendered by the module's report() and document()),
 each with its defaults, each skippable. Every option of a step is passed
-through under the step's name (declared by the step's own add_options):
-`--prune-docs`, `--compile-workers 4`, `--security-upgrade-keep-lists`. One
-combined summary line, and with `--json` one document holding each step's
-own document.
+through under the step's name (the step's adapter declares its options, and
+pyimgtools.commands.finalize declares each again as --STEP-NAME):
+`--prune-docs`, `--compile-workers 4`, `--security-upgrade-keep-lists`; it
+reaches run_steps() as a keyword argument of that step. One combined
+summary line, and with `--json` one document holding each step's own document.
 
 The app layer is covered by default. The target is the Python the RUN step
 would run (`python3` on PATH, or --python; pyimgtools.pytarget): prune runs
@@ -26,96 +27,31 @@ import dataclasses
 import importlib
 import os
 import time
+from typing import Optional
 
-from pyimgtools import cli, pytarget
+from pyimgtools import commandnames, pytarget
+from pyimgtools.commandnames import COMPILE, PRUNE
 from pyimgtools.errors import EXIT_FAILED, EXIT_OK, PyimgtoolsError
 from pyimgtools.report import Output
 
-NAME = "finalize"
+NAME = commandnames.FINALIZE
 
-# (command name, module, options of that command that finalize does not pass through)
+# (command name, module, options of that command that finalize does not pass
+# through: it always applies the updates, and it chooses compile's python)
 STEPS = (
-    ("security-upgrade", "security", ("check",)),
-    ("prune", "prune", ()),
-    ("compile", "compile", ("python",)),
+    (commandnames.SECURITY_UPGRADE, "security", ("check",)),
+    (PRUNE, "prune", ()),
+    (COMPILE, "compile", ("python",)),
 )
 
 # Each step module's library function: f(*, root, out, dry_run, **options) -> outcome.
-# The module also has add_options(add), report(outcome, out), document(outcome),
-# failure(outcome) and exit_code(outcome).
+# The module also has report(outcome, out), document(outcome), failure(outcome)
+# and exit_code(outcome).
 FUNCTIONS = {"security": "upgrade", "prune": "prune_trees", "compile": "compile_trees"}
 
 
 def _step_module(module_name):
     return importlib.import_module("pyimgtools." + module_name)
-
-
-def _flag_dest(command):
-    return command.replace("-", "_")
-
-
-class _Passthrough:
-    """An `add` for a step's add_options(): declares each of its options on
-    finalize's parser as --STEP-NAME (a PATH... positional as a repeatable
-    --STEP-path), stored under the destination STEP__NAME."""
-
-    def __init__(self, group, command, excluded):
-        self.group, self.command, self.excluded = group, command, excluded
-
-    def __call__(self, *flags, **kwargs):
-        prefix = "--" + self.command + "-"
-        if flags[0].startswith("-"):
-            longs = [f for f in flags if f.startswith("--")]
-            # the step's parser names its value as argparse does: the first long option
-            dest = kwargs.pop("dest", None) or longs[0][2:].replace("-", "_")
-            names = [prefix + f[2:] for f in longs]
-        else:  # a positional (PATH...): repeatable --STEP-path; the step's default when not given
-            dest = flags[0]
-            names = [prefix + "path"]
-            kwargs = {"action": "append", "default": None,
-                      "metavar": kwargs.get("metavar") or "PATH",
-                      "help": "%s; repeatable" % (kwargs.get("help") or "a path for " + self.command)}
-        if dest in self.excluded:
-            return
-        self.group.add_argument(*names, dest="%s__%s" % (_flag_dest(self.command), dest), **kwargs)
-
-
-def register(subparsers, common):
-    parser = subparsers.add_parser(
-        NAME, parents=[common], formatter_class=cli.HelpFormatter,
-        help="security-upgrade, prune and compile in one step (the last RUN of an image)",
-        description=(
-            "The last RUN step of an image: security-upgrade, then prune, then compile,\n"
-            "each with its defaults, each skippable. The target is the Python this RUN\n"
-            "step would run: python3 on PATH (ENV PATH=/opt/venv/bin:$PATH makes the\n"
-            "venv the target), or --python. prune runs over the target's prefix (a\n"
-            "venv's directory; /usr/local for a Python built there or for Debian's\n"
-            "/usr/bin/python3) plus every --prune-path; compile then writes the bytecode\n"
-            "of the standard library, the target's site-packages, every pruned tree and\n"
-            "every --compile-path (your own code: --compile-path /app).\n"
-            "Every other option of a step is accepted here under the step's name\n"
-            "(--prune-docs, --compile-workers N, --security-upgrade-keep-lists).\n"
-            "A step that fails stops the run; the steps before it stay done.\n"
-            "With --dry-run each step plans against the image as it is now (so the\n"
-            "compile step still sees the bytecode that prune would delete).\n"
-            "Exit codes: 0 done; 1 a step failed (or its own code, e.g. 100)."),
-        epilog=cli.examples(
-            "RUN pyimgtools finalize                       # venv on PATH, or pip into site-packages",
-            "RUN pyimgtools finalize --compile-path /app   # and your own code",
-            "pyimgtools finalize --dry-run --json"))
-    parser.add_argument("--python", metavar="PATH", default=None,
-                        help="the target interpreter (default: python3 on PATH, else the one "
-                             "running pyimgtools; with --root: a path in the image, default "
-                             "its python3 in /usr/local/bin, /usr/bin, /bin)")
-    cli.add_dry_run(parser)
-    for command, _module, _excluded in STEPS:
-        parser.add_argument("--no-" + command, action="store_true",
-                            dest="skip_" + _flag_dest(command),
-                            help="skip the %s step" % command)
-    for command, module_name, excluded in STEPS:
-        group = parser.add_argument_group("%s options (passed through)" % command)
-        _step_module(module_name).add_options(_Passthrough(group, command, excluded))
-    parser.set_defaults(run=run)
 
 
 class _StepOutput(Output):
@@ -133,15 +69,6 @@ class _StepOutput(Output):
     @property
     def is_tty(self):
         return False
-
-
-def step_options(command, args):
-    """The keyword arguments finalize's --STEP-NAME options give the step's function."""
-    prefix = _flag_dest(command) + "__"
-    options = {key[len(prefix):]: value for key, value in vars(args).items()
-               if key.startswith(prefix) and value is not None}
-    options["dry_run"] = bool(getattr(args, "dry_run", False))
-    return options
 
 
 def _short(summary, command):
@@ -169,14 +96,12 @@ def app_trees(target, root, prune_paths=(), compile_paths=(), pruning=True):
     return prune, list(dict.fromkeys(trees))
 
 
-def _resolve(args, root, out):
+def _resolve(root, out, python, prune_paths, compile_paths, pruning):
     """The target (PyTarget) and the steps' PATHs, once the upgrade is done."""
-    python = pytarget.choose(root, args.python)
+    python = pytarget.choose(root, python)
     target = pytarget.probe(python, root)
     target.executable = python  # as found (a venv's bin/python3 is a symlink)
-    pruning = not args.skip_prune
-    prune, trees = app_trees(target, root, getattr(args, "prune__paths", None),
-                             getattr(args, "compile__paths", None), pruning)
+    prune, trees = app_trees(target, root, prune_paths, compile_paths, pruning)
     out.line("target: %s" % target.describe())
     return target, prune, trees
 
@@ -187,9 +112,9 @@ def _target_doc(target, steps):
     doc = dataclasses.asdict(target)
     for s in steps:
         result = s.get("result") or {}
-        if s["command"] == "prune" and not s["skipped"]:
+        if s["command"] == PRUNE and not s["skipped"]:
             doc["pruned"] = result.get("trees")
-        if s["command"] == "compile" and not s["skipped"]:
+        if s["command"] == COMPILE and not s["skipped"]:
             doc["compiled"] = result.get("trees")
     return doc
 
@@ -206,30 +131,54 @@ def _run_step(module_name, options, root, step_out):
     return module.exit_code(outcome), None, document
 
 
-def run(args, out, root):
+@dataclasses.dataclass
+class Outcome:
+    """What run_steps did: one dict per step in STEPS order that was reached
+    (command, skipped; for a step that ran: exit_code, summary, seconds and
+    result, the step's own JSON document), the target (None when neither prune
+    nor compile ran), the steps not reached, the exit status and the failure."""
+    steps: list
+    target: Optional[pytarget.PyTarget]
+    not_run: list
+    code: int
+    error: Optional[str]
+    dry_run: bool
+    seconds: float
+
+
+def run_steps(*, root, out, python=None, skip=(), options=None, dry_run=False):
+    """Run the steps of STEPS not named in `skip`, in order, each step's
+    function called with its keyword arguments options[command] plus dry_run
+    (prune's and compile's paths are the target's trees plus the ones given,
+    compile's python is the target): an Outcome. `python` chooses the target
+    (pytarget.choose). A step that fails stops the rest. The steps' own lines
+    go to `out` as they come; report() prints the combined summary line."""
+    options = options or {}
     started = time.monotonic()
     steps = []
     code = EXIT_OK
     failure = None
     target = None
     for command, module_name, _excluded in STEPS:
-        if getattr(args, "skip_" + _flag_dest(command), False):
+        if command in skip:
             steps.append({"command": command, "skipped": True})
             continue
-        options = step_options(command, args)
-        if command in ("prune", "compile"):
+        kwargs = dict(options.get(command) or {}, dry_run=bool(dry_run))
+        if command in (PRUNE, COMPILE):
             if target is None:
-                target, prune_paths, compile_paths = _resolve(args, root, out)
-            if command == "prune":
-                options["paths"] = prune_paths
+                target, prune_paths, compile_paths = _resolve(
+                    root, out, python, (options.get(PRUNE) or {}).get("paths"),
+                    (options.get(COMPILE) or {}).get("paths"), PRUNE not in skip)
+            if command == PRUNE:
+                kwargs["paths"] = prune_paths
             else:
-                options["paths"], options["python"] = compile_paths, target.executable
+                kwargs["paths"], kwargs["python"] = compile_paths, target.executable
         step_out = _StepOutput(out)
         out.line("== %s" % command)
         step_started = time.monotonic()
         document = None
         try:
-            rc, error, document = _run_step(module_name, options, root, step_out)
+            rc, error, document = _run_step(module_name, kwargs, root, step_out)
             if error is not None:
                 failure = "%s: %s" % (command, error)
         except PyimgtoolsError as exc:
@@ -250,23 +199,41 @@ def run(args, out, root):
             if failure is None:
                 failure = "%s exited %d" % (command, rc)
             break
-    elapsed = time.monotonic() - started
-    ran = [s for s in steps if not s["skipped"]]
     not_run = [c for c, _m, _e in STEPS if c not in {s["command"] for s in steps}]
-    doc = {"command": NAME, "dry_run": bool(getattr(args, "dry_run", False)),
-           "target": _target_doc(target, steps), "steps": steps,
-           "not_run": not_run, "exit_code": code, "error": failure,
-           "seconds": round(elapsed, 3)}
-    out.data(doc)
+    return Outcome(steps, target, not_run, code, failure, bool(dry_run),
+                   time.monotonic() - started)
+
+
+def document(outcome):
+    """The --json document: finalize's own fields and each step's document."""
+    return {"command": NAME, "dry_run": outcome.dry_run,
+            "target": _target_doc(outcome.target, outcome.steps), "steps": outcome.steps,
+            "not_run": outcome.not_run, "exit_code": outcome.code, "error": outcome.error,
+            "seconds": round(outcome.seconds, 3)}
+
+
+def report(outcome, out):
+    """The combined summary line (the steps' own lines were printed as they came)."""
+    ran = [s for s in outcome.steps if not s["skipped"]]
     parts = [_short(s["summary"], s["command"]) if s.get("summary") else s["command"] + " failed"
              for s in ran]
-    skipped = [s["command"] for s in steps if s["skipped"]]
+    skipped = [s["command"] for s in outcome.steps if s["skipped"]]
     if skipped:
         parts.append("skipped " + ", ".join(skipped))
-    if failure:
-        parts.append("stopped: " + failure + (", not run: " + ", ".join(not_run) if not_run else ""))
+    if outcome.error:
+        parts.append("stopped: " + outcome.error + (", not run: " + ", ".join(outcome.not_run)
+                                                    if outcome.not_run else ""))
     out.summary("pyimgtools %s: %s; %.1f s in all" % (NAME, "; ".join(parts) or "nothing to do",
-                                                      elapsed))
-    if failure:
-        raise PyimgtoolsError(failure, code)
-    return code
+                                                      outcome.seconds))
+
+
+def failure(outcome):
+    """The PyimgtoolsError the command ends with (the first failing step's), or None."""
+    if outcome.error:
+        return PyimgtoolsError(outcome.error, outcome.code)
+    return None
+
+
+def exit_code(outcome):
+    """The exit status when failure() is None: 0."""
+    return outcome.code

@@ -17,11 +17,11 @@ import re
 import time
 from typing import Optional
 
-from pyimgtools import apt, cli, debversion, dpkg, fs, osrelease, pkgchange
+from pyimgtools import apt, commandnames, debversion, dpkg, fs, osrelease, pkgchange
 from pyimgtools.errors import EXIT_OK, EXIT_WORK_FOUND, PyimgtoolsError
 from pyimgtools.report import format_bytes, format_count
 
-NAME = "security-upgrade"
+NAME = commandnames.SECURITY_UPGRADE
 TEMP_SOURCE = "/etc/apt/sources.list.d/zz-pyimgtools-security-temporary.list"
 
 # Oldest supported releases (VERSION_ID); newer ones work without changes.
@@ -296,48 +296,7 @@ def parse_simulation(text):
     return installs, removals
 
 
-# ---------------------------------------------------------------- command
-
-def register(subparsers, common):
-    parser = subparsers.add_parser(
-        NAME, parents=[common], formatter_class=cli.HelpFormatter,
-        help="install exactly the pending security updates (or --check for them)",
-        description=(
-            "Install the distribution's pending security updates and nothing else\n"
-            "(Debian buster+ and Ubuntu focal+), non-interactively, then remove the apt\n"
-            "lists and cached .debs. Updates are chosen from the release fields apt\n"
-            "reports (Label Debian-Security, Suite/Codename CODENAME-security).\n"
-            "Exit codes: 0 done / nothing pending; 1 failed; 100 --check found\n"
-            "pending updates."),
-        epilog=cli.examples(
-            "RUN pyimgtools security-upgrade",
-            "pyimgtools security-upgrade --check --json   # CI gate: exit 100 when pending",
-            "pyimgtools security-upgrade --dry-run --keep-lists"))
-    cli.add_dry_run(parser)
-    add_options(parser.add_argument)
-    parser.set_defaults(run=run)
-
-
-# The keyword arguments of upgrade() that are options (finalize passes them through).
-OPTION_NAMES = ("check", "no_update", "no_add_source", "keep_lists", "lock_timeout")
-
-
-def add_options(add):
-    """security-upgrade's own options, declared through `add` (argparse's
-    add_argument signature): its parser's, and finalize's copies."""
-    add("--check", action="store_true",
-        help="only report the pending security updates; exit 100 when there "
-             "are any (works without root when the apt lists are present)")
-    add("--no-update", action="store_true",
-        help="use the apt lists as they are, do not run apt-get update")
-    add("--no-add-source", action="store_true",
-        help="fail instead of adding a temporary security source when none "
-             "is configured")
-    add("--keep-lists", action="store_true",
-        help="keep /var/lib/apt/lists and the cached .debs afterwards")
-    add("--lock-timeout", type=int, default=apt.DEFAULT_LOCK_TIMEOUT, metavar="SECONDS",
-        help="wait this long for the apt/dpkg lock (default: %(default)s)")
-
+# ---------------------------------------------------------------- the task
 
 @dataclasses.dataclass
 class Outcome:
@@ -415,7 +374,7 @@ def _preflight(root, out, mode):
     """Whether this runs as root; refuses what cannot work before anything is changed."""
     is_root = os.geteuid() == 0
     if mode == "apply":
-        apt.require_root("security-upgrade (applying updates)")
+        apt.require_root("%s (applying updates)" % NAME)
     if not root.is_host and not is_root:
         raise PyimgtoolsError("--root other than / needs root (apt runs there through chroot)")
     if mode == "check":
@@ -536,14 +495,6 @@ def report(outcome, out):
             ", skipped %s" % format_count(len(plan.held), "held package") if plan.held else "",
             outcome.seconds)
     out.summary("pyimgtools %s: %s" % (NAME, text))
-
-
-def run(args, out, root):
-    outcome = upgrade(root=root, out=out, dry_run=args.dry_run,
-                      **{k: getattr(args, k) for k in OPTION_NAMES})
-    out.data(document(outcome))
-    report(outcome, out)
-    return exit_code(outcome)
 
 
 def _print_changes(out, updates, extras, upgrade, install):

@@ -20,12 +20,12 @@ import os
 import threading
 import time
 
-from pyimgtools import cli
+from pyimgtools import commandnames
 from pyimgtools.audit.model import RANK, SEVERITIES, Audit, CheckRun, Finding, at_or_above  # noqa: F401
 from pyimgtools.errors import EXIT_OK, EXIT_WORK_FOUND, UsageError
 from pyimgtools.report import display_path, format_bytes, format_count
 
-NAME = "audit"
+NAME = commandnames.AUDIT
 
 FAIL_ON_CHOICES = ("error", "warn", "info", "never")
 
@@ -131,20 +131,20 @@ def _same_root_as_pid1():
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
-def _read_env(args, root):
+def read_env(root, env_file=None):
     """(env dict or None, description of its source).
 
-    --env FILE first. Inside the image (--root /): PID 1's environment when
+    env_file (--env FILE) first. Inside the image (--root /): PID 1's environment when
     PID 1 shares this root (`docker run IMAGE pyimgtools audit`), otherwise
     this process's own (a RUN step: the image's ENV plus build arguments).
     From outside (--root DIR) the image's environment cannot be seen.
     """
-    if args.env:
+    if env_file:
         try:
-            with open(args.env, "rb") as f:
-                return parse_env(f.read()), "--env %s" % display_path(args.env)
+            with open(env_file, "rb") as f:
+                return parse_env(f.read()), "--env %s" % display_path(env_file)
         except OSError as exc:
-            raise UsageError("--env %s: %s" % (display_path(args.env), exc.strerror or exc)) from None
+            raise UsageError("--env %s: %s" % (display_path(env_file), exc.strerror or exc)) from None
     if not root.is_host:
         return None, "not visible from outside (--root); give --env FILE"
     if _same_root_as_pid1():
@@ -163,48 +163,7 @@ def _read_env(args, root):
         return dict(os.environ), "this process's environment"
 
 
-# -- command line -----------------------------------------------------------------
-
-def register(subparsers, common):
-    parser = subparsers.add_parser(
-        NAME, parents=[common], formatter_class=cli.HelpFormatter,
-        help="read-only hygiene report of an image (exit 100 on findings)",
-        description=(
-            "Look inside a built image (or a mounted rootfs with --root) for the usual\n"
-            "mistakes of Python images: two Python installations, a standard library\n"
-            "without usable bytecode, pending security updates, package-manager caches,\n"
-            "build tools left installed, ELF files with unresolvable libraries, dead\n"
-            "weight, broken metadata, missing CA certificates, a non-UTF-8 locale.\n"
-            "Changes nothing. Exit 100 when a finding at or above --fail-on exists."),
-        epilog=cli.examples(
-            "RUN pyimgtools audit --fail-on warn",
-            "pyimgtools audit --root \"$(buildah mount $ctr)\" --json   # from outside, read-only",
-            "pyimgtools audit --env env.txt --ignore dangling-symlinks   # env.txt: one NAME=VALUE a line"))
-    parser.add_argument("--fail-on", choices=FAIL_ON_CHOICES, default="error",
-                        help="exit 100 when a finding of this severity or worse exists (default: error)")
-    parser.add_argument("--env", metavar="FILE",
-                        help="the image's environment (NAME=VALUE lines, or NUL-separated like "
-                             "/proc/PID/environ) for the locale and cache checks; default inside "
-                             "the image: PID 1's environment when PID 1 runs in this root, else "
-                             "this process's")
-    parser.add_argument("--ignore", metavar="ID", action="append", default=[],
-                        help="leave out a finding or check id (repeatable)")
-    parser.set_defaults(run=run)
-
-
-def run(args, out, root):
-    from pyimgtools.audit import checks as audit_checks
-
-    known = audit_checks.known_ids()
-    unknown = [i for i in args.ignore if i not in known]
-    if unknown:
-        raise UsageError("--ignore: unknown id %s (known: %s)" % (", ".join(unknown), ", ".join(sorted(known))))
-    env, source = _read_env(args, root)
-    result = plan(root, env=env, env_source=source, ignore=set(args.ignore), warn=out.warn)
-    code = exit_code(result.findings, args.fail_on)
-    render(result, out, args.fail_on, code)
-    return code
-
+# -- rendering ----------------------------------------------------------------------
 
 def render(result, out, fail_on, code):
     counts = result.counts()

@@ -20,7 +20,8 @@ import subprocess
 
 import pytest
 
-from pyimgtools import cli, finalize, pytarget
+from pyimgtools import commands, pytarget
+from pyimgtools.commands import finalize as finalize_command
 from pyimgtools.fs import Root
 from pyimgtools.report import Output
 from tests.harness.prereq import require_pyenv_python
@@ -102,7 +103,7 @@ def run_finalize(python, monkeypatch, tmp_path):
 
     monkeypatch.setattr(pytarget, "probe", probe)
     parser = argparse.ArgumentParser(prog="pyimgtools")
-    finalize.register(parser.add_subparsers(dest="command"), cli._common_parent())
+    finalize_command.register(parser.add_subparsers(dest="command"), commands.common_parent())
     ns = parser.parse_args(["finalize", "--no-security-upgrade", "--python", python])
     ns.root, ns.json, ns.quiet, ns.verbose = "/", False, False, False
     log = io.StringIO()

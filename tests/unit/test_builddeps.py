@@ -178,6 +178,7 @@ import io  # noqa: E402
 
 from pyimgtools import apt  # noqa: E402
 from pyimgtools.apt import AptResult  # noqa: E402
+from pyimgtools.commands import build_deps  # noqa: E402
 from pyimgtools.report import Output  # noqa: E402
 
 PURGE_STATUS = b"""\
@@ -308,11 +309,11 @@ def _run(fn, root, **kw):
 
 def test_purge_dry_run_counts_what_the_real_run_counts(fake_apt):
     builddeps.write_state(fake_apt, builddeps.STATE_FILE, {"version": 1, "manual": ["dpkg"]})
-    dry, log = _run(builddeps.run_purge, fake_apt, dry_run=True)
+    dry, log = _run(build_deps.run_purge, fake_apt, dry_run=True)
     assert dry["remove"] == sorted(GONE)
     assert dry["remove_bytes"] == GONE_BYTES
     assert "would remove 5 packages (24.8 MiB)" in log
-    real, _ = _run(builddeps.run_purge, fake_apt, dry_run=False)
+    real, _ = _run(build_deps.run_purge, fake_apt, dry_run=False)
     assert real["removed"] == dry["remove"]
     assert real["removed_bytes"] == dry["remove_bytes"]
 
@@ -320,7 +321,7 @@ def test_purge_dry_run_counts_what_the_real_run_counts(fake_apt):
 def test_install_dry_run_of_installed_packages_has_nothing_to_install(fake_apt, monkeypatch):
     monkeypatch.setattr(builddeps, "lists_present", lambda root: True)
     SIMULATION["output"] = "NOTE: This is only a simulation!\n0 upgraded, 0 newly installed\n"
-    dry, log = _run(builddeps.run_install, fake_apt, dry_run=True, packages=["gcc"])
+    dry, log = _run(build_deps.run_install, fake_apt, dry_run=True, packages=["gcc"])
     assert dry["install"] == [] and dry["upgrade"] == []
     assert "would install" not in log
     assert "nothing to install (gcc already installed)" in log
@@ -332,15 +333,33 @@ def test_install_dry_run_labels_upgrades(fake_apt, monkeypatch):
                        "Inst cpp (4:12.2.0-4 Debian:12/stable [amd64])\n"
                        "Inst libfoo1 (1.0 Debian:12/stable [amd64])\n"
                        "Conf cpp (4:12.2.0-4 Debian:12/stable [amd64])\n")
-    dry, log = _run(builddeps.run_install, fake_apt, dry_run=True, packages=["gcc", "cpp"])
+    dry, log = _run(build_deps.run_install, fake_apt, dry_run=True, packages=["gcc", "cpp"])
     # libfoo1 is Multi-Arch: same: named as dpkg and the real run name it
     assert dry["install"] == ["cpp", "libfoo1:amd64"] and dry["upgrade"] == ["gcc"]
     assert dry["install_bytes"] == (7 + 9) * 1024 and dry["upgrade_bytes"] == 50 * 1024
     assert "would install: cpp\n" in log and "would upgrade: gcc\n" in log
     assert "would install: gcc" not in log
     assert "would install 2 packages (16.0 KiB), upgrade 1 package (dry run)" in log
-    real, log = _run(builddeps.run_install, fake_apt, dry_run=False, packages=["gcc", "cpp"])
+    real, log = _run(build_deps.run_install, fake_apt, dry_run=False, packages=["gcc", "cpp"])
     assert real["installed"] == dry["install"] and real["upgraded"] == dry["upgrade"]
     for key in ("install_bytes", "upgrade_bytes", "change_bytes"):
         assert real[key.replace("install_", "installed_").replace("upgrade_", "upgraded_")] \
             == dry[key], key
+
+
+def test_install_is_a_library_function_returning_what_it_did(fake_apt, monkeypatch):
+    # No argparse namespace: keyword arguments in, an outcome out (the adapter renders it).
+    monkeypatch.setattr(builddeps, "lists_present", lambda root: True)
+    SIMULATION["output"] = "Inst cpp (4:12.2.0-4 Debian:12/stable [amd64])\n"
+    log = io.StringIO()
+    out = Output(stdout=log, stderr=log)
+    dry = builddeps.install(root=fake_apt, out=out, packages=("cpp",), dry_run=True)
+    assert dry.dry_run and dry.simulated and dry.requested == ["cpp"]
+    assert dry.change.installed == ["cpp"] and dry.change.installed_bytes == 7 * 1024
+    assert log.getvalue().splitlines()[-1] == "would install: cpp"   # no summary line yet
+    assert builddeps.read_state(fake_apt, builddeps.STATE_FILE) is None   # nothing saved
+    real = builddeps.install(root=fake_apt, out=out, packages=["cpp"])
+    # no extended_states in the root: every package of PURGE_STATUS is manual
+    assert not real.dry_run and real.saved_manual == ["dpkg", "gcc", "libc6:i386", "libpq-dev",
+                                                      "libpq5", "tzdata"]
+    assert builddeps.read_state(fake_apt, builddeps.STATE_FILE)["requested"] == ["cpp"]

@@ -2,8 +2,21 @@
 
 import pytest
 
-from pyimgtools import __version__, cli
+from pyimgtools import __version__, cli, commands
+from pyimgtools.commandnames import COMMANDS, adapter_module
 from tests.conftest import run_cli
+
+# Each command's library module (its adapter is adapter_module(name)).
+LIBRARY = {"compile": "pyimgtools.compile", "prune": "pyimgtools.prune", "keep": "pyimgtools.keep",
+           "build-deps": "pyimgtools.builddeps", "security-upgrade": "pyimgtools.security",
+           "finalize": "pyimgtools.finalize", "audit": "pyimgtools.audit"}
+
+
+def test_every_command_has_an_adapter_and_a_library_module():
+    assert sorted(LIBRARY) == sorted(COMMANDS)
+    for name in COMMANDS:
+        adapter = __import__(adapter_module(name), fromlist=["register"])
+        assert callable(adapter.register)
 
 
 def test_version():
@@ -15,7 +28,7 @@ def test_version():
 def test_help_lists_every_registered_command_and_examples():
     proc = run_cli("--help")
     assert proc.returncode == 0
-    for name, _ in cli.COMMANDS:
+    for name in COMMANDS:
         assert "\n    %s " % name in proc.stdout or "\n    %s\n" % name in proc.stdout
     assert "examples:" in proc.stdout
     assert "100" in proc.stdout  # the exit codes are documented in --help
@@ -33,7 +46,7 @@ def test_no_command_is_a_usage_error():
     assert proc.returncode == 2
 
 
-@pytest.mark.parametrize("command", [name for name, _ in cli.COMMANDS])
+@pytest.mark.parametrize("command", COMMANDS)
 def test_nonexistent_root_is_one_line_error(command):
     command = "build-deps purge" if command == "build-deps" else command
     proc = run_cli(*command.split(), "--root", "/nonexistent/pyimgtools-root", "--help")
@@ -54,8 +67,8 @@ def test_only_the_chosen_command_module_is_imported():
     from tests.conftest import REPO
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     loaded = set(proc.stdout.split())
-    assert "pyimgtools.prune" in loaded
-    others = {"pyimgtools." + module for name, module in cli.COMMANDS if name != "prune"}
+    assert {"pyimgtools.prune", "pyimgtools.commands.prune"} <= loaded
+    others = {m for name in COMMANDS if name != "prune" for m in (adapter_module(name), LIBRARY[name])}
     assert not loaded & others
 
 
@@ -71,7 +84,7 @@ def test_version_imports_no_command_module():
     lines = proc.stdout.splitlines()
     assert lines[0] == "pyimgtools " + __version__ and lines[1] == "exit 0"
     loaded = set(lines[2].split())
-    assert not loaded & {"pyimgtools." + module for _name, module in cli.COMMANDS}
+    assert not loaded & {m for name in COMMANDS for m in (adapter_module(name), LIBRARY[name])}
 
 
 @pytest.mark.parametrize("argv, first", [
@@ -119,7 +132,7 @@ REAL_BUILD_PARSER = cli.build_parser
 
 def _with_command(parser, func):
     sub = parser._subparsers._group_actions[0] if parser._subparsers else parser.add_subparsers(dest="command")
-    fake = sub.add_parser("fake", parents=[cli._common_parent()])
+    fake = sub.add_parser("fake", parents=[commands.common_parent()])
     fake.set_defaults(run=func)
     return parser
 

@@ -163,7 +163,8 @@ def test_a_signal_stops_compile_cleanly_and_the_next_run_completes(tmp_path, sig
 
 def test_sigterm_in_any_command_is_one_line_and_143_and_the_handler_is_restored(
         tmp_path, monkeypatch, capsys):
-    from pyimgtools import cli, prune
+    from pyimgtools import cli
+    from pyimgtools.commands import prune
 
     def run(args, out, root):
         os.kill(os.getpid(), signal.SIGTERM)  # handled before the next line runs

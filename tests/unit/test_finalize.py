@@ -1,7 +1,7 @@
 """`pyimgtools finalize`: option pass-through, order, skipping, failure, JSON.
 
 Expected options come from the steps' own parsers (`pyimgtools prune …`
-parsed by the real CLI, read as the step's run() reads them); the real-run test checks the tree with os.walk and
+parsed by the real CLI, read as the step's adapter's run() reads them); the real-run test checks the tree with os.walk and
 importlib.util.cache_from_source, not with finalize's report.
 """
 
@@ -14,7 +14,9 @@ import sys
 
 import pytest
 
-from pyimgtools import cli, finalize, pytarget
+from pyimgtools import cli, commands, finalize, pytarget
+from pyimgtools.commandnames import adapter_module
+from pyimgtools.commands import finalize as finalize_command
 from pyimgtools.errors import PyimgtoolsError
 from pyimgtools.fs import Root
 from pyimgtools.report import Output
@@ -23,7 +25,7 @@ from pyimgtools.report import Output
 def parse(*argv):
     parser = argparse.ArgumentParser(prog="pyimgtools")
     sub = parser.add_subparsers(dest="command")
-    finalize.register(sub, cli._common_parent())
+    finalize_command.register(sub, commands.common_parent())
     args = parser.parse_args(["finalize"] + list(argv))
     for key, value in (("root", "/"), ("json", False), ("quiet", False), ("verbose", False)):
         if not hasattr(args, key):
@@ -35,8 +37,8 @@ def step_parse(*argv):
     """What the step's own command line gives (the independent expectation)."""
     parser = argparse.ArgumentParser(prog="pyimgtools")
     sub = parser.add_subparsers(dest="command")
-    for command, module, _ in finalize.STEPS:
-        __import__("pyimgtools." + module, fromlist=["register"]).register(sub, cli._common_parent())
+    for command, _module, _ in finalize.STEPS:
+        step_adapter(command).register(sub, commands.common_parent())
     return parser.parse_args(list(argv))
 
 
@@ -45,9 +47,8 @@ def set_values(options):
     return {k: v for k, v in options.items() if v not in (None, False, [], ())}
 
 
-def step_module(command):
-    module = {c: m for c, m, _ in finalize.STEPS}[command]
-    return __import__("pyimgtools." + module, fromlist=["run"])
+def step_adapter(command):
+    return __import__(adapter_module(command), fromlist=["run"])
 
 
 @pytest.mark.parametrize("finalize_argv, step_argv", [
@@ -66,8 +67,8 @@ def test_options_reach_the_step_as_its_own_parser_gives_them(finalize_argv, step
     args = parse(*finalize_argv)
     expected = step_parse(*step_argv)
     command = step_argv[0]
-    module = step_module(command)
-    got = finalize.step_options(command, args)
+    module = step_adapter(command)
+    got = finalize_command.step_options(command, args)
     # what the step's own run() passes its library function
     own = {k: getattr(expected, k) for k in module.OPTION_NAMES}
     assert set_values(got) == set_values(own)
@@ -84,13 +85,12 @@ def test_check_is_not_passed_through(capsys):
 def test_every_option_of_every_step_is_reachable():
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command")
-    finalize.register(sub, cli._common_parent())
+    finalize_command.register(sub, commands.common_parent())
     mine = set(sub.choices["finalize"]._option_string_actions)
-    for command, module, excluded in finalize.STEPS:
+    for command, _module, excluded in finalize.STEPS:
         scratch = argparse.ArgumentParser()
         steps = scratch.add_subparsers(dest="command")
-        __import__("pyimgtools." + module, fromlist=["register"]).register(
-            steps, cli._common_parent())
+        step_adapter(command).register(steps, commands.common_parent())
         for action in steps.choices[command]._actions:
             if action.dest in ("help", "root", "json", "quiet", "verbose", "dry_run") \
                     or action.dest in excluded:
@@ -231,7 +231,7 @@ def test_real_prune_then_compile_on_a_tree(tmp_path, monkeypatch):
     args = ["finalize", "--no-security-upgrade", "--python", sys.executable]
     parser = argparse.ArgumentParser(prog="pyimgtools")
     sub = parser.add_subparsers(dest="command")
-    finalize.register(sub, cli._common_parent())
+    finalize_command.register(sub, commands.common_parent())
     ns = parser.parse_args(args)
     ns.root, ns.json, ns.quiet, ns.verbose = "/", False, False, False
     out = Output(stdout=io.StringIO(), stderr=io.StringIO())
@@ -332,3 +332,23 @@ def test_each_steps_document_is_the_commands_own(tmp_path, monkeypatch, capsys):
         mine = dict(steps[argv[0]])
         assert mine.pop("seconds") >= 0 and own.pop("seconds") >= 0
         assert mine == own
+
+
+def test_run_steps_is_a_library_function(fake_steps, probed):
+    # No argparse namespace: keyword arguments in, an Outcome out; nothing rendered yet.
+    calls, _ = fake_steps
+    target, _ = probed
+    stdout = io.StringIO()
+    out = Output(stdout=stdout, stderr=stdout)
+    outcome = finalize.run_steps(root=Root("/"), out=out, python=sys.executable,
+                                 skip=["security-upgrade"], dry_run=True,
+                                 options={"compile": {"workers": 3}})
+    assert [c for c, _ in calls] == ["prune", "compile"]
+    assert dict(calls)["compile"] == {"workers": 3, "dry_run": True, "python": sys.executable,
+                                      "paths": [target.stdlib, target.site_packages[0],
+                                                target.prefix]}
+    assert outcome.code == 0 and outcome.error is None and outcome.not_run == []
+    assert [s["command"] for s in outcome.steps] == ["security-upgrade", "prune", "compile"]
+    assert "pyimgtools finalize:" not in stdout.getvalue()
+    finalize.report(outcome, out)
+    assert stdout.getvalue().splitlines()[-1].startswith("pyimgtools finalize: prune did")
