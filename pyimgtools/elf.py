@@ -259,93 +259,136 @@ class _BytesReader(_Reader):
         _Reader.__init__(self, -1, len(data), data)
 
 
+class _Layout:
+    """The struct layouts of one (ELF class, byte order), chosen once per file
+    (as packaging's _elffile does): the ELF header after e_ident, a program
+    header, a dynamic entry and section header 0."""
+
+    __slots__ = ("bits", "ehdr_size", "ehdr", "phdr", "ph_size", "ph_fields", "dyn_order",
+                 "dyn_entry", "dyn_size", "shdr")
+
+    def __init__(self, bits, order):
+        wide = bits == 64
+        self.bits = bits
+        self.ehdr_size = 64 if wide else 52
+        # e_type e_machine e_version e_entry e_phoff e_shoff e_flags e_ehsize
+        # e_phentsize e_phnum e_shentsize e_shnum e_shstrndx
+        self.ehdr = struct.Struct(order + ("HHIQQQIHHHHHH" if wide else "HHIIIIIHHHHHH"))
+        # Elf64_Phdr puts p_flags second, Elf32_Phdr seventh: ph_fields picks
+        # p_type, p_offset, p_vaddr, p_filesz, p_memsz out of either.
+        self.phdr = struct.Struct(order + ("IIQQQQQQ" if wide else "IIIIIIII"))
+        self.ph_size = self.phdr.size
+        self.ph_fields = (0, 2, 3, 5, 6) if wide else (0, 1, 2, 4, 5)
+        self.dyn_order = order
+        self.dyn_entry = "qQ" if wide else "iI"     # d_tag (signed), d_val
+        self.dyn_size = struct.calcsize(order + self.dyn_entry)
+        self.shdr = struct.Struct(order + ("IIQQQQIIQQ" if wide else "IIIIIIIIII"))
+
+    def dynamic_words(self, data, count):
+        """d_tag, d_val, d_tag, ... of `count` dynamic entries."""
+        return struct.unpack(self.dyn_order + self.dyn_entry * count, data)
+
+
+_CLASSES = {ELFCLASS32: 32, ELFCLASS64: 64}
+_ORDERS = {ELFDATA2LSB: "<", ELFDATA2MSB: ">"}
+_LAYOUTS = {(c, d): _Layout(bits, order) for c, bits in _CLASSES.items() for d, order in _ORDERS.items()}
+
+
 def _parse(r):
+    layout, info, e_phoff, e_phnum, e_phentsize, e_shoff = _header(r)
+    if e_phnum == 0:
+        return info  # e.g. a relocatable object: nothing for the loader
+    if e_phnum == 0xFFFF:  # PN_XNUM: the real count is in section header 0's sh_info
+        e_phnum = _xnum_phnum(r, layout, e_shoff)
+    if e_phentsize < layout.ph_size:
+        raise ElfError("program header entry size %d is smaller than %d" % (e_phentsize, layout.ph_size))
+    if e_phnum > _MAX_PHNUM:
+        raise ElfError("absurd program header count %d" % e_phnum)
+    loads, dynamic, interp = _segments(r, layout, e_phoff, e_phnum, e_phentsize)
+    if interp is not None:
+        info.interp = _interp(r, *interp)
+    info.has_load = bool(loads)
+    if dynamic is None:
+        return info
+    info._has_dynamic = True
+    _dynamic(r, layout, loads, dynamic, info)
+    return info
+
+
+def _header(r):
+    """Check e_ident and read the ELF header: (layout, ElfInfo, e_phoff, e_phnum,
+    e_phentsize, e_shoff)."""
     head = r.head
     if len(head) < 16 or head[:4] != ELF_MAGIC:
         raise ElfError("not an ELF file (no ELF magic)" if head[:4] != ELF_MAGIC or len(head) < 4
                        else "truncated ELF identification")
     ei_class, ei_data, ei_version, osabi = head[4], head[5], head[6], head[7]
-    if ei_class == ELFCLASS64:
-        bits, ehdr_size = 64, 64
-    elif ei_class == ELFCLASS32:
-        bits, ehdr_size = 32, 52
-    else:
+    if ei_class not in _CLASSES:
         raise ElfError("invalid ELF class %d" % ei_class)
-    if ei_data == ELFDATA2LSB:
-        e = "<"
-    elif ei_data == ELFDATA2MSB:
-        e = ">"
-    else:
+    if ei_data not in _ORDERS:
         raise ElfError("invalid ELF data encoding %d" % ei_data)
+    layout = _LAYOUTS[(ei_class, ei_data)]
     if ei_version != 1:
         raise ElfError("invalid ELF identification version %d" % ei_version)
-    if len(head) < ehdr_size:
-        raise ElfError("truncated ELF header (%d of %d bytes)" % (len(head), ehdr_size))
-    if bits == 64:
-        (e_type, e_machine, _e_version, _entry, e_phoff, e_shoff, e_flags, _ehsize,
-         e_phentsize, e_phnum, _shentsize, _shnum, _shstrndx) = struct.unpack_from(
-            e + "HHIQQQIHHHHHH", head, 16)
-        ph_fmt, ph_size = e + "IIQQQQQQ", 56
-        dyn_fmt, dyn_size = e + "qQ", 16
-    else:
-        (e_type, e_machine, _e_version, _entry, e_phoff, e_shoff, e_flags, _ehsize,
-         e_phentsize, e_phnum, _shentsize, _shnum, _shstrndx) = struct.unpack_from(
-            e + "HHIIIIIHHHHHH", head, 16)
-        ph_fmt, ph_size = e + "IIIIIIII", 32
-        dyn_fmt, dyn_size = e + "iI", 8
-    info = ElfInfo(elf_class=bits, little_endian=(e == "<"), machine=e_machine, osabi=osabi,
-                   type=e_type, e_flags=e_flags, ehdr=bytes(head[:64]))
-    if e_phnum == 0:
-        return info  # e.g. a relocatable object: nothing for the loader
-    if e_phnum == 0xFFFF:  # PN_XNUM: the real count is in section header 0's sh_info
-        e_phnum = _xnum_phnum(r, e, bits, e_shoff)
-    if e_phentsize < ph_size:
-        raise ElfError("program header entry size %d is smaller than %d" % (e_phentsize, ph_size))
-    if e_phnum > _MAX_PHNUM:
-        raise ElfError("absurd program header count %d" % e_phnum)
+    if len(head) < layout.ehdr_size:
+        raise ElfError("truncated ELF header (%d of %d bytes)" % (len(head), layout.ehdr_size))
+    (e_type, e_machine, _e_version, _entry, e_phoff, e_shoff, e_flags, _ehsize,
+     e_phentsize, e_phnum, _shentsize, _shnum, _shstrndx) = layout.ehdr.unpack_from(head, 16)
+    info = ElfInfo(elf_class=layout.bits, little_endian=(ei_data == ELFDATA2LSB), machine=e_machine,
+                   osabi=osabi, type=e_type, e_flags=e_flags, ehdr=bytes(head[:64]))
+    return layout, info, e_phoff, e_phnum, e_phentsize, e_shoff
+
+
+def _segments(r, layout, e_phoff, e_phnum, e_phentsize):
+    """The program headers the loader uses: (PT_LOADs as (p_vaddr, p_filesz,
+    p_offset, p_memsz), PT_DYNAMIC's address or None, PT_INTERP's (p_offset,
+    p_filesz) or None)."""
     phdata = r.read(e_phoff, e_phnum * e_phentsize, "program header table")
+    unpack = layout.phdr.unpack_from
+    t, o, v, f, m = layout.ph_fields
     loads = []
     dynamic = None
     interp = None
     for i in range(e_phnum):
-        if bits == 64:
-            p_type, _p_flags, p_offset, p_vaddr, _p_paddr, p_filesz, p_memsz, _al = \
-                struct.unpack_from(ph_fmt, phdata, i * e_phentsize)
-        else:
-            p_type, p_offset, p_vaddr, _p_paddr, p_filesz, p_memsz, _p_flags, _al = \
-                struct.unpack_from(ph_fmt, phdata, i * e_phentsize)
+        ph = unpack(phdata, i * e_phentsize)
+        p_type = ph[t]
         if p_type == PT_LOAD:
-            loads.append((p_vaddr, p_filesz, p_offset, p_memsz))
+            loads.append((ph[v], ph[f], ph[o], ph[m]))
         elif p_type == PT_DYNAMIC:
             # glibc (_dl_map_object_from_fd) takes the last one with a file size
             # and uses only its address: p_offset and p_filesz are not read.
-            if p_filesz:
-                dynamic = p_vaddr
+            if ph[f]:
+                dynamic = ph[v]
         elif p_type == PT_INTERP:
             if interp is None:
-                interp = (p_offset, p_filesz)
-    if interp is not None:
-        off, size = interp
-        if size == 0 or size > _MAX_INTERP:
-            raise ElfError("absurd PT_INTERP size %d" % size)
-        raw = r.read(off, size, "PT_INTERP")
-        end = raw.find(b"\0")
-        if end < 0:
-            raise ElfError("PT_INTERP is not NUL-terminated")
-        if end == 0:
-            raise ElfError("PT_INTERP is empty")
-        info.interp = _decode(raw[:end])
-    info.has_load = bool(loads)
-    if dynamic is None:
-        return info
-    info._has_dynamic = True
+                interp = (ph[o], ph[f])
+    return loads, dynamic, interp
+
+
+def _interp(r, off, size):
+    """The PT_INTERP string (p_filesz bytes at p_offset, up to the NUL)."""
+    if size == 0 or size > _MAX_INTERP:
+        raise ElfError("absurd PT_INTERP size %d" % size)
+    raw = r.read(off, size, "PT_INTERP")
+    end = raw.find(b"\0")
+    if end < 0:
+        raise ElfError("PT_INTERP is not NUL-terminated")
+    if end == 0:
+        raise ElfError("PT_INTERP is empty")
+    return _decode(raw[:end])
+
+
+def _dynamic(r, layout, loads, dynamic, info):
+    """Fill info's DT_NEEDED, DT_RPATH, DT_RUNPATH, DT_SONAME and DT_FLAGS_1 from
+    the dynamic entries at address `dynamic`."""
+    dyn_size = layout.dyn_size
     data = _dynamic_entries(r, loads, dynamic, dyn_size)
     count = len(data) // dyn_size
     needed, rpath, runpath = [], [], []
     soname = None
     strtab = None
     flags_1 = 0
-    words = struct.unpack(dyn_fmt[0] + dyn_fmt[1:] * count, data)
+    words = layout.dynamic_words(data, count)
     tags = words[0::2]
     try:
         end = tags.index(DT_NULL)
@@ -372,7 +415,7 @@ def _parse(r):
             flags_1 = val
     info.flags_1 = flags_1
     if not (needed or rpath or runpath or soname is not None):
-        return info
+        return
     if strtab is None:
         raise ElfError("dynamic segment has strings but no DT_STRTAB")
     if _load_of(loads, strtab) is None:
@@ -385,19 +428,14 @@ def _parse(r):
         info.runpath.extend(strings.get(v, "DT_RUNPATH").split(":"))
     if soname is not None:
         info.soname = strings.get(soname, "DT_SONAME")
-    return info
 
 
-def _xnum_phnum(r, e, bits, e_shoff):
+def _xnum_phnum(r, layout, e_shoff):
+    """e_phnum when it is PN_XNUM: sh_info of section header 0."""
     if e_shoff == 0:
         raise ElfError("e_phnum is PN_XNUM but there is no section header")
-    if bits == 64:
-        raw = r.read(e_shoff, 64, "section header 0")
-        sh_info = struct.unpack_from(e + "IIQQQQIIQQ", raw)[7]
-    else:
-        raw = r.read(e_shoff, 40, "section header 0")
-        sh_info = struct.unpack_from(e + "IIIIIIIIII", raw)[7]
-    return sh_info
+    raw = r.read(e_shoff, layout.shdr.size, "section header 0")
+    return layout.shdr.unpack_from(raw)[7]
 
 
 # ld.so reads the dynamic segment and its strings in the mapped file, by

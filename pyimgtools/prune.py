@@ -52,6 +52,10 @@ KINDS = {"f": "file", "l": "symlink", "o": "other", "d": "dir"}
 # directory around it goes as a whole, e.g. a test directory).
 SOURCELESS = "sourceless"
 
+# What Walker.file_rule returns besides a rule name or None.
+STAYS = "stays"      # stays even inside a recorded subtree
+LEGACY = "legacy"    # a legacy .pyc: decided by the .py files beside it
+
 
 class Rules:
     """Which rules are on (from the command line)."""
@@ -199,175 +203,134 @@ class Walker:
 
     # -- classification of one directory's entries
     def scan(self, tree, node, fd, mode, record):
-        """List one directory; returns the subdirectories to enter as (name, mode, record, setup)."""
-        rules = self.rules
-        plan = self.plan
+        """List one directory; returns the subdirectories to enter as (name, mode, record, setup).
+
+        The rules themselves are subdir() and file_rule(); this applies them to
+        each entry, after the mount points and --keep patterns that override them.
+        """
         to_enter = []
-        mount_points = self._mount_children(tree, node)
-        selector = node.selector
-        parent_name = node.name if node.parent is not None else os.path.basename(node.name)
         try:
             with os.scandir(fd) as it:
                 entries = list(it)
         except OSError as exc:
-            plan.errors.append((tree.image_path(node.path()), exc.strerror or str(exc)))
+            self.plan.errors.append((tree.image_path(node.path()), exc.strerror or str(exc)))
             node.kept += 1
             return to_enter
-        if mode == M_NORMAL and not record and selector is None and mount_points is None \
-                and not self.keep and not rules.tk:
-            return self._scan_plain(tree, node, entries, parent_name)
+        mount_points = self._mount_children(tree, node)
+        keep = self.keep
+        parent_name = node.name if node.parent is not None else os.path.basename(node.name)
+        subdir = self.subdir
+        file_rule = self.file_rule
         legacy = []
+        kept = 0
         for entry in entries:
             name = entry.name
             if mount_points is not None and name in mount_points:
-                node.kept += 1
-                node.mounts = (node.mounts or []) + [name]
-                if name in TEST_DIRS and rules.tests:
-                    plan.skipped.append((tree.image_path(node.child_path(name)),
-                                         "mount point named like a test directory"))
+                self._mount_point(tree, node, name)
+                kept += 1
                 continue
-            if self.keep and self._protected(tree, node, name):
-                node.kept += 1
+            if keep and self._protected(tree, node, name):
+                kept += 1
                 continue
             try:
                 is_dir = entry.is_dir(follow_symlinks=False)
             except OSError:
                 is_dir = False
             if is_dir:
-                if selector is not None:
-                    if selector.wants(name, True):
-                        to_enter.append((name, M_INERT, True, ("subtree", "caches")))
-                        continue
-                    if mode == M_CACHE:
-                        node.kept += 1
-                        continue
-                if mode == M_NORMAL:
-                    if name in TEST_DIRS and rules.tests:
-                        to_enter.append((name, M_NORMAL, True, ("candidate", "tests")))
-                    elif name.endswith(".dist-info"):
-                        if record:
-                            to_enter.append((name, M_INERT, True, None))
-                        else:
-                            node.kept += 1
-                    elif name == "__pycache__" and rules.bytecode:
-                        to_enter.append((name, M_NORMAL, record, ("pycache", None)))
-                    elif rules.tk and name in TK_DIRS and parent_name.startswith("python"):
-                        to_enter.append((name, M_INERT, True, ("subtree", "tk")))
-                    elif rules.docs and name in DOC_DIRS and parent_name == "share":
-                        to_enter.append((name, M_DOC if name == "doc" else M_INERT, True,
-                                         ("docroot", name)))
-                    else:
-                        to_enter.append((name, M_NORMAL, record, None))
-                elif mode == M_DOC:
-                    to_enter.append((name, M_DOC, True, None))
-                elif node.docroot == "man" and _MAN_SECTION.match(name):
-                    to_enter.append((name, M_INERT, True, ("mansection",)))
-                else:
-                    to_enter.append((name, M_INERT, record, None))
-                continue
-            # not a directory
-            rule = None
-            if selector is not None and selector.wants(name, False) and \
-                    (not selector.files_only or entry.is_file(follow_symlinks=False)):
-                rule = "caches"
-            elif mode == M_NORMAL:
-                if name[-4:] in (".pyc", ".pyo"):
-                    if rules.bytecode and entry.is_file(follow_symlinks=False):
-                        if name[-1] == "c" and not node.pycache:
-                            legacy.append(entry)  # decided once every .py here is known
-                            continue
-                        rule = "bytecode"
-                elif name.endswith(".py"):
-                    if entry.is_file(follow_symlinks=False):
-                        if node.py is None:
-                            node.py = [name]
-                        else:
-                            node.py.append(name)
-                        if name == "__init__.py":
-                            node.has_init = True
-                elif name.endswith(".a"):
-                    if (rules.static_libs or name.startswith("libpython")) and \
-                            entry.is_file(follow_symlinks=False):
-                        rule = "static-libs" if rules.static_libs else "libpython-static"
-                elif rules.tk:
-                    if parent_name == "lib-dynload" and name.startswith("_tkinter") and \
-                            entry.is_file(follow_symlinks=False):
-                        rule = "tk"
-                    elif parent_name == "bin" and _IDLE_SCRIPT.match(name):
-                        rule = "tk"
-            elif mode == M_DOC:
-                if name == "copyright":
-                    node.kept += 1
-                    continue
-            elif mode == M_CACHE or (node.docroot == "locale" and name == "locale.alias"):
-                node.kept += 1
-                continue
-            if rule is None and not record:
-                node.kept += 1
-                continue
-            self._record(tree, node, entry, rule)
-        if legacy:
-            self._legacy_bytecode(tree, node, legacy)
-        return to_enter
-
-    def _scan_plain(self, tree, node, entries, parent_name):
-        """scan() for the common case (normal rules, nothing recorded, no mount point,
-        no --keep, no --tk): the same decisions with less work per entry."""
-        rules = self.rules
-        tests = rules.tests
-        bytecode = rules.bytecode
-        static = rules.static_libs
-        docs = rules.docs and parent_name == "share"
-        to_enter = []
-        kept = 0
-        py = node.py
-        legacy = []
-        for entry in entries:
-            name = entry.name
-            try:
-                is_dir = entry.is_dir(follow_symlinks=False)
-            except OSError:
-                is_dir = False
-            if is_dir:
-                if name in TEST_DIRS and tests:
-                    to_enter.append((name, M_NORMAL, True, ("candidate", "tests")))
-                elif name == "__pycache__" and bytecode:
-                    to_enter.append((name, M_NORMAL, False, ("pycache", None)))
-                elif name.endswith(".dist-info"):
+                step = subdir(node, name, mode, record, parent_name)
+                if step is None:
                     kept += 1
-                elif docs and name in DOC_DIRS:
-                    to_enter.append((name, M_DOC if name == "doc" else M_INERT, True, ("docroot", name)))
                 else:
-                    to_enter.append((name, M_NORMAL, False, None))
+                    to_enter.append(step)
                 continue
-            if name.endswith(".py"):
+            rule = file_rule(node, entry, name, mode, parent_name)
+            if rule is LEGACY:
+                legacy.append(entry)  # decided once every .py here is known
+            elif rule is STAYS or (rule is None and not record):
                 kept += 1
-                if entry.is_file(follow_symlinks=False):
-                    if py is None:
-                        py = node.py = [name]
-                    else:
-                        py.append(name)
-                    if name == "__init__.py":
-                        node.has_init = True
-                continue
-            if bytecode and name[-4:] in (".pyc", ".pyo"):
-                rule = "bytecode"
-            elif name.endswith(".a") and (static or name.startswith("libpython")):
-                rule = "static-libs" if static else "libpython-static"
             else:
-                kept += 1
-                continue
-            if not entry.is_file(follow_symlinks=False):
-                kept += 1
-                continue
-            if rule == "bytecode" and name[-1] == "c" and not node.pycache:
-                legacy.append(entry)
-                continue
-            self._record(tree, node, entry, rule)
+                self._record(tree, node, entry, rule)
         node.kept += kept
         if legacy:
             self._legacy_bytecode(tree, node, legacy)
         return to_enter
+
+    def subdir(self, node, name, mode, record, parent_name):
+        """Prune's rules for the subdirectory `name` of `node` (scanned in `mode`,
+        its entries recorded or not): (name, mode, record, setup) to enter it, or
+        None to leave it unentered (it stays)."""
+        rules = self.rules
+        selector = node.selector
+        if selector is not None:
+            if selector.wants(name, True):
+                return (name, M_INERT, True, ("subtree", "caches"))
+            if mode == M_CACHE:
+                return None
+        if mode == M_NORMAL:
+            if name in TEST_DIRS and rules.tests:
+                return (name, M_NORMAL, True, ("candidate", "tests"))
+            if name.endswith(".dist-info"):
+                return (name, M_INERT, True, None) if record else None
+            if name == "__pycache__" and rules.bytecode:
+                return (name, M_NORMAL, record, ("pycache", None))
+            if rules.tk and name in TK_DIRS and parent_name.startswith("python"):
+                return (name, M_INERT, True, ("subtree", "tk"))
+            if rules.docs and name in DOC_DIRS and parent_name == "share":
+                return (name, M_DOC if name == "doc" else M_INERT, True, ("docroot", name))
+            return (name, M_NORMAL, record, None)
+        if mode == M_DOC:
+            return (name, M_DOC, True, None)
+        if node.docroot == "man" and _MAN_SECTION.match(name):
+            return (name, M_INERT, True, ("mansection",))
+        return (name, M_INERT, record, None)
+
+    def file_rule(self, node, entry, name, mode, parent_name):
+        """Prune's rules for the non-directory `entry` of `node`: the rule that
+        removes it, None (no rule: it goes only with a recorded subtree), STAYS
+        (it stays even then) or LEGACY (a legacy .pyc: it depends on the .py files
+        beside it). Notes the regular .py files of a normal directory in node.py."""
+        selector = node.selector
+        if selector is not None and selector.wants(name, False) and \
+                (not selector.files_only or entry.is_file(follow_symlinks=False)):
+            return "caches"
+        if mode == M_NORMAL:
+            rules = self.rules
+            if name[-4:] in (".pyc", ".pyo"):
+                if rules.bytecode and entry.is_file(follow_symlinks=False):
+                    if name[-1] == "c" and not node.pycache:
+                        return LEGACY
+                    return "bytecode"
+            elif name.endswith(".py"):
+                if entry.is_file(follow_symlinks=False):
+                    if node.py is None:
+                        node.py = [name]
+                    else:
+                        node.py.append(name)
+                    if name == "__init__.py":
+                        node.has_init = True
+            elif name.endswith(".a"):
+                if (rules.static_libs or name.startswith("libpython")) and \
+                        entry.is_file(follow_symlinks=False):
+                    return "static-libs" if rules.static_libs else "libpython-static"
+            elif rules.tk:
+                if parent_name == "lib-dynload" and name.startswith("_tkinter") and \
+                        entry.is_file(follow_symlinks=False):
+                    return "tk"
+                if parent_name == "bin" and _IDLE_SCRIPT.match(name):
+                    return "tk"
+            return None
+        if mode == M_DOC:
+            return STAYS if name == "copyright" else None
+        if mode == M_CACHE or (node.docroot == "locale" and name == "locale.alias"):
+            return STAYS
+        return None
+
+    def _mount_point(self, tree, node, name):
+        """`name` in `node` is a mount point: never entered, it stays."""
+        node.mounts = (node.mounts or []) + [name]
+        if name in TEST_DIRS and self.rules.tests:
+            self.plan.skipped.append((tree.image_path(node.child_path(name)),
+                                      "mount point named like a test directory"))
 
     def _legacy_bytecode(self, tree, node, entries):
         """Legacy foo.pyc files of one directory (regular files, outside __pycache__):

@@ -20,10 +20,10 @@ import pytest
 
 from tests.unit.test_prune_support import listing, make_tree, path_bytes, prune_json, removed_paths
 
-# Modes that take each of the walker's two scanning paths: the fast one
-# (Walker._scan_plain: default rules) and the general one (Walker.scan: --keep, --tk).
+# Option sets that change how Walker.scan treats a directory's entries: the
+# default rules, --keep patterns (checked before the rules), --tk (more rules).
 MODES = {
-    "fast path": [],
+    "default rules": [],
     "general path (--keep)": ["--keep", "*/no-such-path"],
     "general path (--tk)": ["--tk"],
 }
