@@ -19,7 +19,7 @@ from pyimgtools.fs import Root
 from pyimgtools.loader import Loader
 from tests.harness.loadview import ldd_view
 from tests.harness.prereq import require
-from tests.unit.test_elf import build_elf
+from tests.harness.elfbuild import build_elf
 
 RTLD = "/lib64/ld-linux-x86-64.so.2"
 

@@ -18,7 +18,7 @@ import sys
 
 import pytest
 
-from tests.unit.test_prune_support import listing, make_tree, path_bytes, prune_json, removed_paths
+from tests.harness.prune_support import listing, make_tree, path_bytes, prune_json, removed_paths
 
 # Modes that take each of the walker's two scanning paths: the fast one
 # (Walker._scan_plain: default rules) and the general one (Walker.scan: --keep, --tk).

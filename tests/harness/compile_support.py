@@ -7,6 +7,7 @@ Each is passed with `-c`, so it works in a chroot that has no copy of this file.
 
 import fcntl
 import glob
+import importlib.util
 import json
 import os
 import shutil
@@ -128,6 +129,11 @@ for name in ("asyncio", "json", "email", "http.client"):
 """
 
 MODULES = ("asyncio", "json", "email", "http")
+
+
+def pyc(path, level=0):
+    """Where the running interpreter's importer looks for the .pyc of `path` (importlib's own rule)."""
+    return importlib.util.cache_from_source(str(path), optimization=level if level else "")
 
 
 def pyc_name(rel_source, cache_tag, level):
