@@ -14,7 +14,6 @@ import subprocess
 
 import pytest
 
-from tests.conftest import run_cli
 from tests.harness.ldcachebuild import new_cache
 from tests.harness.prereq import require
 
@@ -150,10 +149,6 @@ def image(image_template, tmp_path):
     root = tmp_path / "root"
     shutil.copytree(str(image_template), str(root), symlinks=True)
     return root
-
-
-def keep_cli(image, *args):
-    return run_cli("--root", str(image), "keep", *args)
 
 
 def stale_cache_image(image):

@@ -16,6 +16,7 @@ import pytest
 from pyimgtools import elf
 from pyimgtools.elf import ElfError, has_elf_magic, parse_elf_bytes, read_elf
 from tests.harness.elfbuild import DT_NEEDED, DT_STRSZ, DT_STRTAB, build_elf
+from tests.harness.elfwalk import is_elf_file
 from tests.harness.prereq import require
 
 
@@ -246,7 +247,7 @@ def _sample_files():
             continue
         for n in names[::7]:
             p = os.path.join(d, n)
-            if os.path.isfile(p) and not os.path.islink(p) and has_elf_magic(p):
+            if is_elf_file(p):
                 out.append(p)
     return out[:150]
 

@@ -17,8 +17,9 @@ from pyimgtools.dpkg import Database
 from pyimgtools.fs import Root
 from pyimgtools import keep
 from tests.conftest import run_cli
+from tests.harness.keepcli import keep_cli
 from tests.harness.keepimage import (LIBDIR, STATUS, image, image_template,  # noqa: F401 (fixtures)
-                                     keep_cli, program, shlib, stale_cache_image)
+                                     program, shlib, stale_cache_image)
 from tests.harness.prereq import require
 
 

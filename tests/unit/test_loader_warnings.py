@@ -6,7 +6,8 @@ import shutil
 from pyimgtools.fs import Root
 from pyimgtools.loader import Loader
 from tests.harness.prereq import require
-from tests.harness.keepimage import image_template, keep_cli  # noqa: F401 (a fixture)
+from tests.harness.keepcli import keep_cli
+from tests.harness.keepimage import image_template  # noqa: F401 (a fixture)
 from tests.harness.loaderimage import Image
 
 
