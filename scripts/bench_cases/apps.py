@@ -52,7 +52,7 @@ def measure(work):
     sys.path.insert(0, REPO)
     from tests.harness import startup
     from tests.harness.buildah import Builder
-    from tests.integration.test_app_images import app_base, app_context
+    from tests.harness.appimage import app_base, app_context
 
     builder = Builder()
     atexit.register(builder.cleanup)

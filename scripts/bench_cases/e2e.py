@@ -2,7 +2,7 @@
 python:3.13-slim-trixie), upstream's finish vs pyimgtools'.
 
 PYIMGTOOLS_BENCH_E2E=trixie (or bookworm; comma-separated) limits it to those
-recipes; the default is every recipe of tests/integration/test_e2e_support.py.
+recipes; the default is every recipe of tests/harness/e2e.py.
 
 Builds examples/official-slim/ both ways (root, buildah, debootstrap; the
 shared CPython build and the upstream images are cached under the test
@@ -60,7 +60,7 @@ def _suites(e2e):
 
 
 def measure(work, recipe, pyz):
-    from tests.integration import test_e2e_support as e2e
+    from tests.harness import e2e
 
     class Images:
         images = _built
@@ -146,7 +146,7 @@ def measure(work, recipe, pyz):
 
 def variants(work):
     sys.path.insert(0, REPO)
-    from tests.integration import test_e2e_support as e2e
+    from tests.harness import e2e
     from tests.harness.buildah import STORAGE, buildah
     import atexit
 

@@ -18,40 +18,15 @@ installs its build dependencies and security updates from Debian's archive.
 import json
 import os
 import shlex
-import shutil
-import tempfile
 
 import pytest
 
 from tests.harness import startup
-from tests.harness.wheelhouse import wheelhouse
+from tests.harness.appimage import app_base, app_context
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-EXAMPLE = os.path.join(REPO, "examples", "app")
 NOBODY = 65534
-BASE_REPO = "localhost/pyimgtools-app-base"
-# What the three Dockerfiles start from, installed once per suite (each
-# Dockerfile installs it too: apt then finds it there).
-BASE_DOCKERFILE = ("FROM scratch\nRUN apt-get update && apt-get install -y --no-install-recommends "
-                   "python3 ca-certificates && rm -rf /var/lib/apt/lists/*\n")
 
 pytestmark = pytest.mark.main_only
-
-
-def app_base(suite):
-    from tests.harness.buildah import cached_image
-    with tempfile.TemporaryDirectory() as ctx:
-        with open(os.path.join(ctx, "Dockerfile"), "w") as f:
-            f.write(BASE_DOCKERFILE)
-        return cached_image(BASE_REPO, ctx, suite=suite, key_extra=suite)
-
-
-def app_context(dest, suite, pyz):
-    """The build context: examples/app/, pyimgtools.pyz and wheels/ (the suite's wheelhouse)."""
-    shutil.copytree(EXAMPLE, dest)
-    shutil.copytree(wheelhouse(suite), os.path.join(dest, "wheels"))
-    shutil.copy(pyz, os.path.join(dest, "pyimgtools.pyz"))
-    return dest
 
 
 def build_app(builder, flow, suite, pyz, tmp_path):

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from tests.unit.test_compile import main
+from tests.harness.inprocess import in_process
 
 # Swaps DIR/__pycache__ (a real directory) and DIR/swap (a symlink to outside)
 # until killed.
@@ -56,7 +56,7 @@ def test_swapped_pycache_never_leads_outside(tmp_path):
         assert swapper.stdout.readline() == b"go\n"
         codes = []
         for _ in range(RUNS):
-            codes.append(main("compile", "--python", sys.executable, "--force", str(tree)).returncode)
+            codes.append(in_process("compile", "--python", sys.executable, "--force", str(tree)).returncode)
     finally:
         swapper.kill()
         swapper.wait()

@@ -23,12 +23,11 @@ import pytest
 
 from pyimgtools.compile import skip_rule
 from tests.conftest import run_cli
-from tests.harness.prereq import require_root, require_tools
-from tests.harness.rootfs import SID_PYTHONS, Chroot
-from tests.integration.test_compile_image import check_stdlib_matches_compileall, install_pyz
-from tests.system.test_compile_support import (BASE_SITE, VENV_FACTS, VENV_KINDS,
-                                               assert_no_base_site, expected_venv_trees,
-                                               make_venv_argv, venv_tools)
+from tests.harness.compile_support import (BASE_SITE, VENV_FACTS, VENV_KINDS,
+                                           assert_no_base_site, expected_venv_trees,
+                                           make_venv_argv, venv_tools)
+from tests.harness.sidroot import pyimgtools_in, sid  # noqa: F401 (a fixture)
+from tests.harness.stdlib_compile import check_stdlib_matches_compileall
 
 IMPORTS = "import asyncio, json, email, http.client, concurrent.futures, urllib.request"
 
@@ -54,19 +53,6 @@ print(json.dumps(sorted(bad)))
 """
 # `python -v` lines for a module compiled from source are unquoted (field notes).
 COMPILED_FROM_SOURCE = re.compile(r"^# code object from /\S*\.py$", re.M)
-
-
-@pytest.fixture
-def sid(pyz):
-    require_root()
-    require_tools("debootstrap", "chroot")
-    with Chroot("sid", SID_PYTHONS) as root:
-        install_pyz(root, pyz)
-        yield root
-
-
-def pyimgtools_in(root, python, *args, check=True):
-    return root.run([python, "/usr/local/bin/pyimgtools"] + list(args), check=check)
 
 
 @pytest.mark.parametrize("minor", ["3.14", "3.15"])

@@ -24,7 +24,7 @@ import os
 import pytest
 
 from tests.harness.prereq import require_root, require_tools
-from tests.integration import test_e2e_support as e2e
+from tests.harness import e2e
 
 pytestmark = [pytest.mark.main_only]
 

@@ -13,6 +13,8 @@ import pytest
 
 from tests.conftest import REPO, run_cli
 from tests.harness import keepref
+from tests.harness.elfwalk import elf_files
+from tests.harness.ldd import resolved_and_missing
 
 pytestmark = pytest.mark.main_only
 
@@ -21,9 +23,9 @@ SCANNED = ("/usr/lib/python3/dist-packages", "/usr/bin")
 
 def expected_inside(root, tops):
     links = keepref.outside_link_targets(root, tops)
-    files = [f for top in tops for f in keepref.elf_files(root.host(top), root.path)] + links
+    files = [f for top in tops for f in elf_files(root.host(top), root.path)] + links
     script = 'for f in "$@"; do ldd "$f" 2>/dev/null; done'
-    resolved, _missing = keepref.parse_ldd(root.run(["sh", "-c", script, "ldd-all"] + files).stdout)
+    resolved, _missing = resolved_and_missing(root.run(["sh", "-c", script, "ldd-all"] + files).stdout)
     libs = {l for l in resolved if not any(l.startswith(t + "/") for t in tops)} | set(links)
     owners = keepref.chroot_owners(root, sorted(libs))
     return set().union(*owners.values())

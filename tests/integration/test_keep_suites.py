@@ -23,6 +23,8 @@ import pytest
 
 from tests.conftest import run_cli
 from tests.harness import keepref
+from tests.harness.elfwalk import elf_files
+from tests.harness.ldd import resolved_and_missing
 from tests.harness.prereq import require_root, require_tools
 
 pytestmark = pytest.mark.main_only
@@ -86,14 +88,14 @@ def within(path, tops):
 def reference(root, tops):
     """(packages, unowned libraries, missing (file, name)) from ldd and dpkg-query inside."""
     targets = keepref.outside_link_targets(root, tops)
-    files = [f for top in tops for f in keepref.elf_files(root.host(top), root.path)]
+    files = [f for top in tops for f in elf_files(root.host(top), root.path)]
     files += sorted(targets)
     script = 'for f in "$@"; do printf "==%s\\n" "$f"; ldd "$f" 2>&1; done'
     out = root.run(["sh", "-c", script, "ldd-all"] + files, check=False).stdout
     libs, missing = set(targets), set()
     for chunk in out.split("\n=="):
         name, _, text = chunk.lstrip("=").partition("\n")
-        resolved, lost = keepref.parse_ldd(text)
+        resolved, lost = resolved_and_missing(text)
         libs.update(p for p in resolved if not within(p, tops))
         missing.update((name, n) for n in lost)
     owners = keepref.chroot_owners(root, sorted(libs))

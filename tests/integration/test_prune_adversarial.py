@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import REPO
 from tests.harness.prereq import require, require_root, require_tools
-from tests.unit.test_prune_support import listing, make_tree, path_bytes, prune_json, rm_tree
+from tests.harness.prune_support import listing, make_tree, path_bytes, prune_json, rm_tree
 
 SENTINEL = b"do not delete\n"
 

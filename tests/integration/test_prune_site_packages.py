@@ -19,7 +19,7 @@ import zipfile
 import pytest
 
 from tests.harness.prereq import CACHE_DIR, require, require_pyenv_python
-from tests.unit.test_prune_support import copy_tree, prune_json, rm_tree, upstream_find
+from tests.harness.prune_support import copy_tree, prune_json, rm_tree, upstream_find
 
 WHEELS = os.path.join(CACHE_DIR, "wheels")
 REQUIREMENTS = ["numpy==2.2.6", "scipy==1.15.3", "networkx==3.6.1"]

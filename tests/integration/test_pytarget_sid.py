@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from tests.integration.test_compile_sid import pyimgtools_in, sid  # noqa: F401 - the fixture
+from tests.harness.sidroot import pyimgtools_in, sid  # noqa: F401 (a fixture)
 
 # Debian's site.getsitepackages() in a venv also names dist-packages directories
 # under the venv that never exist: the ones that exist are compared.

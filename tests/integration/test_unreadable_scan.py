@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import REPO
 from tests.harness.prereq import require_root, require_tools
-from tests.unit.test_keep import gcc, image, image_template, program  # noqa: F401
+from tests.harness.keepimage import gcc, image, image_template, program  # noqa: F401
 
 NOBODY = 65534
 DROP = ["setpriv", "--inh-caps=-all", "--bounding-set=-dac_read_search,-dac_override"]

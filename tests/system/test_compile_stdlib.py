@@ -18,37 +18,16 @@ import time
 import pytest
 
 from tests.conftest import run_cli
+from tests.harness.compile_support import (COMPARE, COMPILEALL, IMPORT, pyc_name,
+                                           recompiled_lines, run_json, used_pyc_lines)
 from tests.harness.prereq import require_pyenv_python
-from tests.system.test_compile_support import (COMPARE, COMPILEALL, IMPORT, pyc_name,
-                                               recompiled_lines, run_json, used_pyc_lines)
+from tests.harness.stdlib_compile import copy_stdlib_sources, link_tree
 
 pytestmark = pytest.mark.main_only
 
 MODES = ("timestamp", "checked-hash", "unchecked-hash")
 LEVELS = (0, 1, 2)
 LEVEL_FLAGS = {0: [], 1: ["-O"], 2: ["-OO"]}
-
-
-def copy_stdlib_sources(stdlib, dest):
-    """The .py files of `stdlib` (no site-packages, no __pycache__), mtimes kept, symlinks as such."""
-    count = 0
-    for d, dirs, files in os.walk(stdlib):
-        rel = os.path.relpath(d, stdlib)
-        dirs[:] = sorted(x for x in dirs if x != "__pycache__" and not (rel == "." and x == "site-packages"))
-        os.makedirs(os.path.join(dest, rel), exist_ok=True)
-        for f in files:
-            if f.endswith(".py"):
-                shutil.copy2(os.path.join(d, f), os.path.join(dest, rel, f), follow_symlinks=False)
-                count += 1
-    return count
-
-
-def link_tree(src, dest):
-    for d, dirs, files in os.walk(src):
-        rel = os.path.relpath(d, src)
-        os.makedirs(os.path.join(dest, rel), exist_ok=True)
-        for f in files:
-            os.link(os.path.join(d, f), os.path.join(dest, rel, f))
 
 
 def assert_imports_use_pycs(exe, tree, level):

@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import run_cli
 from tests.harness.prereq import require_pyenv_python
-from tests.system.test_compile_support import (BASE_SITE, VENV_FACTS, VENV_KINDS,
+from tests.harness.compile_support import (BASE_SITE, VENV_FACTS, VENV_KINDS,
                                                assert_no_base_site, expected_venv_trees,
                                                make_venv_argv, run_json, venv_tools)
 

@@ -5,6 +5,7 @@ import subprocess
 
 from pyimgtools.dpkg import Database
 from pyimgtools.fs import Root
+from tests.harness.dpkgquery import host_search, parse_search
 from tests.harness.prereq import require_tools
 
 
@@ -59,14 +60,7 @@ def test_owners_match_dpkg_query_search_on_both_spellings():
     asked += ["/usr/bin/pg_config", "/bin/ls", "/usr/bin/ls", "/lib64/ld-linux-x86-64.so.2",
               "/usr/lib64/ld-linux-x86-64.so.2"]
     got = d.owners(asked).owners
-    proc = subprocess.run(["dpkg-query", "--search"] + asked, capture_output=True, text=True)
-    by_path = {}
-    for line in proc.stdout.splitlines():
-        if line.startswith("diversion by"):
-            continue
-        pkgs, sep, path = line.partition(": /")
-        if sep:
-            by_path.setdefault("/" + path, set()).update(p.strip() for p in pkgs.split(","))
+    by_path, _diverted = parse_search(host_search(asked))
     for path in asked:
         alias = (path.replace("/usr/lib/", "/lib/", 1) if path.startswith("/usr/lib/")
                  else path.replace("/lib/", "/usr/lib/", 1) if path.startswith("/lib/")

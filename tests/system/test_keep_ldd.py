@@ -7,15 +7,16 @@ the tree -> `dpkg-query --search` on both usrmerge spellings. Differences
 between the two are listed in KNOWN_DIFFERENCES, each with its own test below.
 """
 
-import json
 import os
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from tests.conftest import run_cli
 from tests.harness import keepref
+from tests.harness.elfwalk import elf_files, is_elf_file
+from tests.harness.keepcli import keep_json, keep_packages
+from tests.harness.ldd import resolved_and_missing, run_ldd
 from tests.harness.prereq import PYENV_VERSIONS, require, require_tools
 
 pytestmark = pytest.mark.main_only
@@ -23,14 +24,9 @@ pytestmark = pytest.mark.main_only
 PYENV_TREE = os.path.join(PYENV_VERSIONS, "3.11.7")
 MULTIARCH_DIR = "/usr/lib/x86_64-linux-gnu"
 
-def elf_files(tree):
-    return keepref.elf_files(tree)
-
 
 def ldd(path):
-    proc = subprocess.run(["ldd", path], capture_output=True, text=True,
-                          errors="surrogateescape")
-    return keepref.parse_ldd(proc.stdout)
+    return resolved_and_missing(run_ldd(path))
 
 
 _LDD_CACHE = {}
@@ -42,12 +38,6 @@ def ldd_all(tree):
         with ThreadPoolExecutor(4) as ex:
             _LDD_CACHE[tree] = dict(zip(files, ex.map(ldd, files)))
     return _LDD_CACHE[tree]
-
-
-def dpkg_search(paths):
-    """{path: set of packages} from dpkg-query --search on both spellings."""
-    return keepref.owners(paths, lambda args: subprocess.run(
-        ["dpkg-query", "--search"] + args, capture_output=True, text=True).stdout)
 
 
 def outside(path, tree):
@@ -65,10 +55,8 @@ def outside_links(tree):
             if not os.path.islink(path):
                 continue
             target = os.path.realpath(path)
-            if outside(target, tree) and os.path.isfile(target):
-                with open(target, "rb") as f:
-                    if f.read(4) == b"\x7fELF":
-                        found.setdefault(target, path)
+            if outside(target, tree) and is_elf_file(target):
+                found.setdefault(target, path)
     return found
 
 
@@ -87,19 +75,9 @@ def ldd_packages(tree, with_links=True):
             results.update(zip(targets, ex.map(ldd, sorted(targets))))
     for resolved, _ in results.values():
         libs.update(p for p in resolved if outside(p, tree))
-    owners = dpkg_search(sorted(libs))
+    owners = keepref.host_owners(sorted(libs))
     packages = set().union(*owners.values()) if owners else set()
     return packages, sorted(p for p, o in owners.items() if not o)
-
-
-def keep_json(*args):
-    proc = run_cli("keep", "--json", "--print", *args)
-    assert proc.returncode in (0, 1), proc.stderr
-    return json.loads(proc.stdout), proc
-
-
-def keep_packages(doc):
-    return {p["name"] for p in doc["packages"]}
 
 
 def require_system():
@@ -170,7 +148,7 @@ def test_full_mapping_of_every_library_in_the_multiarch_dir(tmp_path):
     libs = set(results)
     for resolved, _ in results.values():
         libs.update(resolved)
-    owners = dpkg_search(sorted(libs))
+    owners = keepref.host_owners(sorted(libs))
     expected = set().union(*owners.values())
     doc, proc = keep_json("--scan-all", "--allow-missing", str(farm))
     assert proc.returncode == 0, proc.stderr
@@ -210,7 +188,7 @@ def test_symlink_out_of_the_tree_keeps_its_target():
     targets = outside_links(MULTIARCH_DIR)
     if not targets:
         pytest.skip("no symlink under %s to an ELF file outside it" % MULTIARCH_DIR)
-    owners = dpkg_search(sorted(targets))
+    owners = keepref.host_owners(sorted(targets))
     doc, _ = keep_json("--allow-missing", MULTIARCH_DIR)
     kept = {p["name"]: p for p in doc["packages"]}
     for target, pkgs in owners.items():

@@ -17,16 +17,17 @@ import glob
 import os
 import shutil
 import struct
-import subprocess
 import sys
 
 import pytest
 
 from pyimgtools.fs import Root
 from pyimgtools.loader import Loader
+from tests.harness import keepref
+from tests.harness.keepcli import keep_json, keep_packages
+from tests.harness.ldd import LEVELS, RTLD, cpu_hwcaps, ld_so_list
 from tests.harness.loadview import ldd_view
 from tests.harness.prereq import require
-from tests.unit.test_loader_rules import RTLD, _parse_trace
 
 pytestmark = pytest.mark.main_only
 
@@ -42,18 +43,6 @@ def sample_library():
         if os.path.isfile(path):
             return os.path.realpath(path)
     return None
-
-
-def ld_so_list(path, library_path=None):
-    """(returncode, {name: path}, stderr) of the real `ld.so --list PATH`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LD_")}
-    env["LC_ALL"] = "C"
-    argv = [RTLD, "--list", path]
-    if library_path:
-        argv[1:1] = ["--library-path", ":".join(library_path)]
-    proc = subprocess.run(argv, capture_output=True, text=True, errors="surrogateescape", env=env,
-                          timeout=60, stdin=subprocess.DEVNULL)
-    return proc.returncode, _parse_trace(proc.stdout), proc.stderr
 
 
 class Elf64:
@@ -156,7 +145,6 @@ def test_malformed_copies_that_ld_so_loads_are_read(tmp_path, sample, mutation):
 
 def test_keep_keeps_the_packages_of_what_ld_so_loads_for_every_copy(tmp_path, sample):
     # The issue's symptom: keep gave a warning, no libssl3, exit 0.
-    from tests.system.test_keep_ldd import dpkg_search, keep_json, keep_packages
     require(shutil.which("dpkg-query") is not None, "needs dpkg-query")
     path, _original = sample
     wrong = {}
@@ -170,7 +158,7 @@ def test_keep_keeps_the_packages_of_what_ld_so_loads_for_every_copy(tmp_path, sa
             f.write(e.data)
         rc, deps, err = ld_so_list(copy)
         assert rc == 0, err
-        owners = dpkg_search(sorted(p for p in deps.values() if p))
+        owners = keepref.host_owners(sorted(p for p in deps.values() if p))
         expected = set().union(*owners.values())
         assert len(expected) >= 2, owners     # libc6 and the library's own (libssl3)
         doc, proc = keep_json(str(tmp_path / mutation))
@@ -261,7 +249,6 @@ def test_a_bad_glibc_hwcaps_candidate_stops_the_cpus_that_search_it(tmp_path, sa
     # plain library; the loader told this CPU's levels does the same. Told nothing
     # (any CPU), the dependency is unresolved and the plain library is what CPUs
     # without those levels load.
-    from tests.unit.test_loader_rules import LEVELS, _cpu_hwcaps
     path, _deps = sample
     name, target = _shadowed(sample)
     top = str(tmp_path / "h")
@@ -270,7 +257,7 @@ def test_a_bad_glibc_hwcaps_candidate_stops_the_cpus_that_search_it(tmp_path, sa
         with open(os.path.join(top, "glibc-hwcaps", level, name), "wb") as f:
             f.write(TEXT_SCRIPT)
     shutil.copyfile(target, os.path.join(top, name))
-    cpu = _cpu_hwcaps()
+    cpu = cpu_hwcaps()
     rc, expected, err = ld_so_list(path, [top])
     tree = Loader(Root("/"), ld_library_path=[top], hwcaps=cpu).load_tree(path)
     dep = [d for d in tree.dependencies if d.name == name][0]

@@ -10,23 +10,19 @@ are about context, and each has its own test below.
 
 import concurrent.futures
 import os
-import re
 import shutil
-import subprocess
 
 import pytest
 
-from pyimgtools.elf import has_elf_magic
 from pyimgtools.fs import Root
 from pyimgtools.loader import Loader
+from tests.harness.elfwalk import elf_files as walk_elf_files
+from tests.harness.ldd import RTLD, ldd
 from tests.harness.loadview import ldd_view
 from tests.harness.prereq import PYENV_VERSIONS, require
 
 TREES = ["/usr/bin", "/usr/lib/x86_64-linux-gnu"]
 SITE = "lib/python3.11/site-packages"
-RTLD = "/lib64/ld-linux-x86-64.so.2"
-_LINE = re.compile(r"^\s*(\S.*?) => (.*?)(?: \(0x[0-9a-f]+\))?$")
-_PATH_LINE = re.compile(r"^\s*(/\S.*?) \(0x[0-9a-f]+\)$")
 
 
 def pyenv_311():
@@ -41,34 +37,10 @@ _FILES = {}
 
 
 def elf_files(top):
-    """Regular (non-symlink) files under `top` that start with the ELF magic (cached)."""
-    if top in _FILES:
-        return _FILES[top]
-    out = []
-    for dirpath, _dirs, files in os.walk(top):
-        for name in files:
-            path = os.path.join(dirpath, name)
-            if not os.path.islink(path) and has_elf_magic(path):
-                out.append(path)
-    _FILES[top] = sorted(out)
+    """tests.harness.elfwalk.elf_files, cached per tree."""
+    if top not in _FILES:
+        _FILES[top] = walk_elf_files(top)
     return _FILES[top]
-
-
-def ldd(path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LD_")}
-    env["LC_ALL"] = "C"
-    out = subprocess.run(["ldd", path], capture_output=True, env=env, timeout=120,
-                         stdin=subprocess.DEVNULL).stdout.decode("utf-8", "surrogateescape")
-    result = {}
-    for line in out.splitlines():
-        m = _LINE.match(line)
-        if m:
-            result.setdefault(m.group(1), None if m.group(2) == "not found" else m.group(2))
-            continue
-        m = _PATH_LINE.match(line)
-        if m and m.group(1) != RTLD:
-            result.setdefault(m.group(1), m.group(1))
-    return result
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import tempfile
 import pytest
 
 from tests.harness.prereq import require_pyenv_python, require_tools
-from tests.unit.test_prune_support import (
+from tests.harness.prune_support import (
     copy_tree, listing, prune, prune_json, removed_paths, rm_tree, upstream_find)
 
 

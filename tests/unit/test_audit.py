@@ -17,7 +17,7 @@ from pyimgtools import audit
 from pyimgtools.audit import checks as audit_checks
 from pyimgtools.fs import Root
 from tests.conftest import run_cli
-from tests.unit.test_elf import build_elf
+from tests.harness.elfbuild import build_elf
 
 TAG = "cpython-%d%d" % __import__("sys").version_info[:2]
 
@@ -462,7 +462,7 @@ def test_unresolved_libraries_through_keeps_planner(tmp_path):
 def test_unresolved_libraries_with_a_stale_cache_are_found_as_the_image_is(tmp_path):
     """keep runs ldconfig for a stale cache; audit judges the image as it is: the
     loader would not find the library, and the evidence says why."""
-    from tests.unit.test_ldcache import new_cache
+    from tests.harness.ldcachebuild import new_cache
     dpkg_status(tmp_path, stanza("libc6", "2.36", 100))
     write(tmp_path, "/usr/lib/x86_64-linux-gnu/libc.so.6", build_elf(soname="libc.so.6"))
     write(tmp_path, "/lib64/ld-linux-x86-64.so.2", build_elf(soname="ld-linux-x86-64.so.2"))

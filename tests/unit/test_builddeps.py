@@ -125,8 +125,8 @@ def test_usage():
     assert "--keep-runtime PATH" in helptext and "examples:" in helptext
 
 
-# The keep fixture image (tests/unit/test_keep.py), with a cache older than /usr/local/lib.
-from tests.unit.test_keep import image, image_template, stale_cache_image  # noqa: E402,F401
+# The keep fixture image (tests/harness/keepimage.py), with a cache older than /usr/local/lib.
+from tests.harness.keepimage import image, image_template, stale_cache_image  # noqa: E402,F401
 
 
 def test_purge_plan_with_a_stale_cache_runs_ldconfig_first_and_keeps_what_it_finds(image):

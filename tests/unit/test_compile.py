@@ -7,7 +7,6 @@ importer's behaviour.
 
 import contextlib
 import importlib.util
-import io
 import json
 import marshal
 import os
@@ -21,8 +20,9 @@ import pytest
 from pyimgtools import compile as compile_cmd
 from pyimgtools import pycompile_worker as worker
 from pyimgtools import pytarget
-from pyimgtools.cli import main as cli_main
 from tests.conftest import run_cli
+from tests.harness.compile_support import pyc
+from tests.harness.inprocess import in_process
 
 TAG = sys.implementation.cache_tag
 MODES = {"timestamp": py_compile.PycInvalidationMode.TIMESTAMP,
@@ -40,28 +40,13 @@ def umask(mask):
         os.umask(old)
 
 
-def main(*argv):
-    """pyimgtools ARGV in this process (the workers are real processes all the same)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = cli_main([str(a) for a in argv])
-        except SystemExit as exc:  # argparse's usage errors
-            code = exc.code
-    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
-
-
 def cli(*args):
-    return main("compile", "--python", sys.executable, *args)
+    return in_process("compile", "--python", sys.executable, *args)
 
 
 def cli_json(*args):
-    proc = main("--json", "compile", "--python", sys.executable, *args)
+    proc = in_process("--json", "compile", "--python", sys.executable, *args)
     return proc, json.loads(proc.stdout) if proc.stdout.strip() else None
-
-
-def pyc(path, level=0):
-    return importlib.util.cache_from_source(str(path), optimization=level if level else "")
 
 
 def code_eq(a, b):
@@ -302,7 +287,7 @@ def test_bad_options_are_usage_errors(tree):
     assert cli("--invalidation-mode", "never", str(tree)).returncode == 2
     missing = cli(str(tree / "nope"))
     assert missing.returncode == 1 and "no such file" in missing.stderr
-    proc = main("compile", "--python", str(tree / "nopython"), str(tree))
+    proc = in_process("compile", "--python", str(tree / "nopython"), str(tree))
     assert proc.returncode == 1 and proc.stderr.startswith("pyimgtools: error: --python")
     assert "Traceback" not in proc.stderr
 

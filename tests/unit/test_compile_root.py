@@ -20,7 +20,8 @@ import pytest
 from pyimgtools import image_python
 from pyimgtools.fs import Root
 from pyimgtools.loader import Loader
-from tests.unit.test_compile import main, pyc
+from tests.harness.compile_support import pyc
+from tests.harness.inprocess import in_process
 
 
 def _put(image, src, dest):
@@ -46,7 +47,7 @@ def image(tmp_path):
 
 
 def compile_in(image, *args):
-    proc = main("--json", "compile", "--root", str(image), *args)
+    proc = in_process("--json", "compile", "--root", str(image), *args)
     return proc, json.loads(proc.stdout) if proc.stdout.strip() else None
 
 
@@ -71,7 +72,7 @@ def test_root_compiles_image_paths_and_never_writes_outside(image, tmp_path):
         code = marshal.loads(f.read()[16:])
     assert code.co_filename == "/srv/app/alias.py"
     # PATH relative to nothing in the image: a usage error
-    assert main("compile", "--root", str(image), "--python", "/usr/bin/python3", "srv").returncode == 2
+    assert in_process("compile", "--root", str(image), "--python", "/usr/bin/python3", "srv").returncode == 2
 
 
 def test_python_defaults_to_the_images_python3(image):
@@ -87,19 +88,19 @@ def test_python_is_a_path_in_the_image(image):
     (image / "srv").mkdir()
     # the host path of the image's interpreter is not a path in the image
     host_path = str(image / "usr" / "bin" / "python3")
-    proc = main("compile", "--root", str(image), "--python", host_path, "/srv")
+    proc = in_process("compile", "--root", str(image), "--python", host_path, "/srv")
     assert proc.returncode == 1
     assert proc.stderr.strip() == "pyimgtools: error: --python %s: no such file in the image %s" % (
         host_path, image)
-    assert main("compile", "--root", str(image), "--python", "usr/bin/python3", "/srv").returncode == 2
+    assert in_process("compile", "--root", str(image), "--python", "usr/bin/python3", "/srv").returncode == 2
     (image / "usr" / "bin" / "wrapper").write_text("#!/bin/sh\nexec /usr/bin/python3 \"$@\"\n")
     os.chmod(str(image / "usr" / "bin" / "wrapper"), 0o755)
-    proc = main("compile", "--root", str(image), "--python", "/usr/bin/wrapper", "/srv")
+    proc = in_process("compile", "--root", str(image), "--python", "/usr/bin/wrapper", "/srv")
     assert proc.returncode == 1 and len(proc.stderr.splitlines()) == 1
     assert "a script, not the interpreter" in proc.stderr
     empty = image.parent / "empty"
     empty.mkdir()
-    proc = main("compile", "--root", str(empty), "/")
+    proc = in_process("compile", "--root", str(empty), "/")
     assert proc.returncode == 2 and "no python3 in the image" in proc.stderr
 
 
@@ -112,7 +113,7 @@ def test_a_loader_failure_is_reported_as_such(image):
     loader.write_text("#!/bin/sh\necho \"$5: error while loading shared libraries: libpython9.so: "
                       "cannot open shared object file: No such file or directory\" >&2\nexit 127\n")
     os.chmod(str(loader), 0o755)
-    proc = main("compile", "--root", str(image), "--python", "/usr/bin/python3", "/srv")
+    proc = in_process("compile", "--root", str(image), "--python", "/usr/bin/python3", "/srv")
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
@@ -123,7 +124,7 @@ def test_a_loader_failure_is_reported_as_such(image):
 
 
 def test_a_stdlib_outside_the_image_is_one_error_line(image):
-    proc = main("compile", "--root", str(image), "--python", "/usr/bin/python3", "--dry-run")
+    proc = in_process("compile", "--root", str(image), "--python", "/usr/bin/python3", "--dry-run")
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
         "pyimgtools: error: --python /usr/bin/python3: its standard library is not inside the root %s"

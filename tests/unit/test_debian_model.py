@@ -5,8 +5,8 @@ import os
 
 from pyimgtools import apt, audit, builddeps, dpkg
 from pyimgtools.fs import Root
-from tests.unit.test_dpkg import make_db
-from tests.unit.test_prune_support import prune
+from tests.harness.dpkgdb import make_db
+from tests.harness.prune_support import prune
 
 
 def test_showmanual_is_spelled_as_apt_mark_prints_it(tmp_path):

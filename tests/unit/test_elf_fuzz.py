@@ -1,6 +1,6 @@
 """Fuzzing pyimgtools.elf with hypothesis: only ElfError ever escapes the reader.
 
-Inputs are valid files from the gABI builder of test_elf, then attacked:
+Inputs are valid files from the gABI builder of tests/harness/elfbuild.py, then attacked:
 header fields, program headers and dynamic entries set to arbitrary values
 (offsets past the end, huge counts and sizes, DT_STRTAB anywhere, missing
 DT_NULL, string offsets anywhere), bytes overwritten, and the file truncated.
@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from pyimgtools.elf import ElfError, ElfInfo, parse_elf_bytes, read_elf  # noqa: E402
-from tests.unit.test_elf import build_elf  # noqa: E402
+from tests.harness.elfbuild import build_elf  # noqa: E402
 
 EXAMPLES = 500
 MUTANTS = 40

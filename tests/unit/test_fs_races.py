@@ -11,8 +11,8 @@ from pyimgtools import apt
 from pyimgtools.errors import PyimgtoolsError
 from pyimgtools.fs import Root
 from tests.harness import race
+from tests.harness.fstree import outside_var, tree_files
 from tests.harness.prereq import require
-from tests.unit.test_fs_tree import _files, _outside
 
 pytestmark = pytest.mark.main_only
 
@@ -30,8 +30,8 @@ def _image(base):
 
 def test_apt_cleanup_under_a_symlink_swapping_race(tmp_path):
     require(race.available(), "needs renameat2 (glibc >= 2.28)")
-    outside = _outside(tmp_path)
-    before = _files(outside)
+    outside = outside_var(tmp_path)
+    before = tree_files(outside)
     swaps = 0
     for run in range(RUNS):
         img = tmp_path / ("img%d" % run)
@@ -55,5 +55,5 @@ def test_apt_cleanup_under_a_symlink_swapping_race(tmp_path):
                     except PyimgtoolsError:
                         pass    # a directory replaced mid-way is an error, not an escape
         swaps += swapper.swaps
-        assert _files(outside) == before, "run %d changed the outside directory" % run
+        assert tree_files(outside) == before, "run %d changed the outside directory" % run
     assert swaps >= RUNS

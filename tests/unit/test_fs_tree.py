@@ -12,45 +12,24 @@ import pytest
 
 from pyimgtools import apt, fs
 from pyimgtools.fs import Root
-
-
-def _files(top):
-    """{relative path: bytes} of every file under `top` (links as 'link -> target')."""
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(str(top)):
-        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
-            p = os.path.join(dirpath, name)
-            rel = os.path.relpath(p, str(top))
-            out[rel] = ("link -> " + os.readlink(p)) if os.path.islink(p) else open(p, "rb").read()
-    return out
-
-
-def _outside(tmp_path):
-    """A host directory shaped like an image's /var, full of files that must survive."""
-    out = tmp_path / "outside"
-    for rel in ("lib/apt/lists/deb.debian.org_dists_InRelease", "lib/apt/lists/partial/p",
-                "cache/apt/archives/keep.deb", "cache/apt/archives/partial/half.deb",
-                "cache/apt/pkgcache.bin"):
-        (out / rel).parent.mkdir(parents=True, exist_ok=True)
-        (out / rel).write_bytes(b"outside")
-    return out
+from tests.harness.fstree import outside_var, tree_files
 
 
 def test_apt_cleanup_never_follows_an_absolute_var_link_out_of_the_root(tmp_path):
-    outside = _outside(tmp_path)
-    before = _files(outside)
+    outside = outside_var(tmp_path)
+    before = tree_files(outside)
     img = tmp_path / "img"
     img.mkdir()
     os.symlink(str(outside), str(img / "var"))    # absolute: means R/<that path> in the image
     root = Root(str(img))
     assert apt.remove_lists(root).files == 0
     assert apt.remove_cached_debs(root).files == 0
-    assert _files(outside) == before
+    assert tree_files(outside) == before
 
 
 def test_apt_cleanup_resolves_links_inside_the_root(tmp_path):
-    outside = _outside(tmp_path)
-    before = _files(outside)
+    outside = outside_var(tmp_path)
+    before = tree_files(outside)
     img = tmp_path / "img"
     (img / "data/var/lib/apt/lists/partial").mkdir(parents=True)
     (img / "data/var/lib/apt/lists/partial/x").write_bytes(b"x")
@@ -64,7 +43,7 @@ def test_apt_cleanup_resolves_links_inside_the_root(tmp_path):
     assert apt.remove_cached_debs(root).files == 1
     assert os.listdir(str(img / "data/var/lib/apt/lists")) == []
     assert os.listdir(str(img / "data/var/cache/apt/archives")) == []
-    assert _files(outside) == before
+    assert tree_files(outside) == before
 
 
 def test_open_dir_walks_from_the_root_down(tmp_path):

@@ -12,6 +12,7 @@ import pytest
 from pyimgtools import ldcache
 from pyimgtools.elf import ElfInfo, read_elf
 from pyimgtools.fs import Root
+from tests.harness.ldcachebuild import new_cache
 from tests.harness.prereq import require
 
 LDCONFIG = shutil.which("ldconfig") or "/sbin/ldconfig"
@@ -149,38 +150,6 @@ def test_missing_cache_is_none(tmp_path):
 
 
 # --- hand-made caches --------------------------------------------------------
-
-def new_cache(entries, endian="<", hwcaps=()):
-    """A new-format cache laid out per dl-cache.h (strings after the entries)."""
-    strings = bytearray()
-    offsets = {}
-    n = len(entries)
-    str_base = 48 + 24 * n
-
-    def s(text):
-        if text not in offsets:
-            offsets[text] = str_base + len(strings)
-            strings.extend(text.encode() + b"\0")
-        return offsets[text]
-
-    body = b""
-    for name, path, flags, hwcap in entries:
-        body += struct.pack(endian + "iIIIQ", flags, s(name), s(path), 0, hwcap)
-    sub_offsets = [s(h) for h in hwcaps]
-    data = bytearray(body + strings)
-    ext_off = 0
-    if hwcaps:
-        while (48 + len(data)) % 4:
-            data.append(0)
-        ext_off = 48 + len(data)
-        section = struct.pack(endian + "%dI" % len(sub_offsets), *sub_offsets)
-        sec_off = ext_off + 8 + 16
-        data += struct.pack(endian + "II", 0xEAA42174, 1)
-        data += struct.pack(endian + "IIII", 1, 0, sec_off, len(section)) + section
-    header = b"glibc-ld.so.cache1.1" + struct.pack(endian + "IIB3xI12x", n, len(strings),
-                                                  2 if endian == "<" else 3, ext_off)
-    return header + bytes(data)
-
 
 def test_hand_made_new_cache_both_byte_orders():
     entries = [("libq.so.1", "/usr/lib/x86_64-linux-gnu/glibc-hwcaps/x86-64-v2/libq.so.1", 0x303,

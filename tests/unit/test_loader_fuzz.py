@@ -25,7 +25,7 @@ from hypothesis import strategies as st  # noqa: E402
 from pyimgtools.elf import ElfError  # noqa: E402
 from pyimgtools.fs import Root  # noqa: E402
 from pyimgtools.loader import Loader  # noqa: E402
-from tests.unit.test_elf import build_elf  # noqa: E402
+from tests.harness.elfbuild import build_elf  # noqa: E402
 
 DIRS = ["/opt/a", "/opt/b", "/opt/a/sub", "/usr/lib/x86_64-linux-gnu", "/usr/lib",
         "/opt/a/glibc-hwcaps/x86-64-v3", "/usr/local/lib"]

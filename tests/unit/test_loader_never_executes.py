@@ -20,7 +20,7 @@ from pyimgtools.elf import has_elf_magic, read_elf
 from pyimgtools.fs import Root
 from pyimgtools.loader import Loader
 from tests.harness.prereq import require
-from tests.unit.test_elf import build_elf
+from tests.harness.elfbuild import build_elf
 
 
 def marker_interpreter(marker):

@@ -17,11 +17,10 @@ import pytest
 
 from pyimgtools.fs import Root
 from pyimgtools.loader import Loader
+from tests.harness.elfbuild import build_elf
+from tests.harness.ldd import LEVELS, RTLD, cpu_hwcaps, ldd, real_loader
 from tests.harness.loadview import ldd_view
 from tests.harness.prereq import require
-from tests.unit.test_elf import build_elf
-
-RTLD = "/lib64/ld-linux-x86-64.so.2"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -84,45 +83,6 @@ class Build:
 @pytest.fixture
 def build(tmp_path):
     return Build(tmp_path)
-
-
-_LINE = re.compile(r"^\s*(\S.*?) => (.*?)(?: \(0x[0-9a-f]+\))?$")
-
-
-def real_loader(binary, env=None):
-    """{needed name: path or None} as glibc maps them when `binary` starts (trace mode)."""
-    full = {k: v for k, v in os.environ.items() if not k.startswith("LD_")}
-    full.update(env or {})
-    full["LD_TRACE_LOADED_OBJECTS"] = "1"
-    out = subprocess.run([binary], env=full, capture_output=True, text=True, errors="surrogateescape")
-    return _parse_trace(out.stdout)
-
-
-_PATH_LINE = re.compile(r"^\s*(/\S.*?) \(0x[0-9a-f]+\)$")
-
-
-def _parse_trace(text):
-    """Trace lines "NAME => PATH (0x...)", "NAME => not found", "/PATH (0x...)" (a
-    DT_NEEDED path, loaded as itself); the interpreter's own line is left out."""
-    result = {}
-    for line in text.splitlines():
-        m = _LINE.match(line)
-        if m:
-            name, path = m.group(1), m.group(2)
-            result.setdefault(name, None if path == "not found" else path)
-            continue
-        m = _PATH_LINE.match(line)
-        if m and m.group(1) != RTLD:
-            result.setdefault(m.group(1), m.group(1))
-    return result
-
-
-def ldd(binary, env=None):
-    """What `ldd` prints: ld.so run on the file as given (not through the kernel)."""
-    full = {k: v for k, v in os.environ.items() if not k.startswith("LD_")}
-    full.update(env or {})
-    out = subprocess.run(["ldd", binary], env=full, capture_output=True, text=True)
-    return _parse_trace(out.stdout)
 
 
 def deps_by_name(tree):
@@ -260,24 +220,16 @@ def test_nodefaultlib(build):
     assert ldd_view(tree) == expected
 
 
-def _cpu_hwcaps(env=None):
-    """The glibc-hwcaps levels ld.so searches on this CPU (under `env`'s GLIBC_TUNABLES)."""
-    full = dict(os.environ, **(env or {}))
-    out = subprocess.run([RTLD, "--help"], env=full, capture_output=True, text=True).stdout
-    return tuple(re.findall(r"^\s+(x86-64-v\d) \(supported, searched\)", out, re.M))
-
-
 # A CPU without x86-64-v4, whatever CPU runs the test: glibc's tunable masks
 # AVX512F, which every v4 CPU has and v4 requires.
 WITHOUT_V4 = {"GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX512F"}
-LEVELS = ("x86-64-v4", "x86-64-v3", "x86-64-v2")
 
 
 def test_hwcaps_subdirectory(build):
     # A variant in every level: this CPU's ld.so takes its highest one, which
     # the loader told this CPU's levels takes too; told nothing, it takes v4
     # and lists what every less capable CPU loads.
-    cpu = _cpu_hwcaps()
+    cpu = cpu_hwcaps()
     base = build.lib("h/libH.so")
     variant = {level: build.lib("h/glibc-hwcaps/%s/libH.so" % level) for level in LEVELS}
     exe = build.exe("bin/prog", needs=[base], runpath=build.path("h"))
@@ -297,7 +249,7 @@ def test_hwcaps_level_the_cpu_lacks(build):
     # Only a v4 variant, on a CPU without v4: ld.so takes the plain library;
     # so does the loader told that CPU's levels. Told nothing (any CPU), it
     # takes the v4 variant and lists the plain one as the alternative.
-    cpu = _cpu_hwcaps(WITHOUT_V4)
+    cpu = cpu_hwcaps(WITHOUT_V4)
     assert "x86-64-v4" not in cpu
     base = build.lib("h/libH.so")
     v4 = build.lib("h/glibc-hwcaps/x86-64-v4/libH.so")

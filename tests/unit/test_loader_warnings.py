@@ -6,8 +6,9 @@ import shutil
 from pyimgtools.fs import Root
 from pyimgtools.loader import Loader
 from tests.harness.prereq import require
-from tests.unit.test_keep import image_template, keep_cli  # noqa: F401 (a fixture)
-from tests.unit.test_loader import Image
+from tests.harness.keepcli import keep_cli
+from tests.harness.keepimage import image_template  # noqa: F401 (a fixture)
+from tests.harness.loaderimage import Image
 
 
 def test_missing_cache_warning_is_carried_by_the_first_tree_only(tmp_path):

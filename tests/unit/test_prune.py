@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.unit.test_prune_support import (
+from tests.harness.prune_support import (
     copy_tree, listing, make_tree, path_bytes, prune, prune_json, removed_paths, rm_tree,
     upstream_find)
 

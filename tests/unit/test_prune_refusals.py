@@ -7,7 +7,7 @@ import os
 import pytest
 
 from pyimgtools import cli
-from tests.unit.test_prune_support import make_tree, prune
+from tests.harness.prune_support import make_tree, prune
 
 
 @pytest.mark.parametrize("path", ["/", "/usr", "/etc", "/var", "/home", "/usr/local/..", "/usr/./",

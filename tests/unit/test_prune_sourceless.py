@@ -18,7 +18,7 @@ import sys
 
 import pytest
 
-from tests.unit.test_prune_support import listing, make_tree, path_bytes, prune_json, removed_paths
+from tests.harness.prune_support import listing, make_tree, path_bytes, prune_json, removed_paths
 
 # Option sets that change how Walker.scan treats a directory's entries: the
 # default rules, --keep patterns (checked before the rules), --tk (more rules).

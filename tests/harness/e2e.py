@@ -1,7 +1,10 @@
 """Building and measuring the official-slim images of examples/official-slim/.
 
-No tests here: the functions shared by tests/integration/test_e2e_official_slim.py
-and scripts/bench_cases/e2e.py (`scripts/bench e2e`).
+The functions shared by tests/integration/test_e2e_official_slim.py and
+scripts/bench_cases/e2e.py (`scripts/bench e2e`). The facts of an image come from
+the image itself, independent of pyimgtools: du, dpkg-query (tests/harness/dpkgquery.py),
+ldd (tests/harness/ldd.py), apt-mark, `python -v`, the ELF magic
+(tests/harness/elfwalk.py) and the official images' own tests.
 
 The CPython source comes from Debian's source archive (its .orig.tar.gz of
 python3.11 is python.org's Python-3.11.2.tgz, same SHA-256), fetched on the host
@@ -16,6 +19,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -23,7 +27,9 @@ import urllib.request
 import uuid
 import xml.etree.ElementTree as ET
 
+from tests.harness import dpkgquery, ldd
 from tests.harness.buildah import buildah, cached_image
+from tests.harness.elfwalk import elf_files
 from tests.harness.prereq import CACHE_DIR
 from tests.harness.rootfs import MIRROR, _locked
 
@@ -401,18 +407,10 @@ def elf_files_under(session, names):
     """ELF files (by magic) below directories of /usr/local called one of `names`."""
     found = []
     top = os.path.join(session.path, "usr/local")
-    for dirpath, dirnames, filenames in os.walk(top):
-        if os.path.basename(dirpath) not in names:
-            continue
-        for sub, _dirs, files in os.walk(dirpath):
-            for name in files:
-                path = os.path.join(sub, name)
-                if os.path.islink(path) or not os.path.isfile(path):
-                    continue
-                with open(path, "rb") as f:
-                    if f.read(4) == b"\x7fELF":
-                        found.append(os.path.relpath(path, session.path))
-        dirnames[:] = []
+    for dirpath, dirnames, _filenames in os.walk(top):
+        if os.path.basename(dirpath) in names:
+            found += [os.path.relpath(p, session.path) for p in elf_files(dirpath)]
+            dirnames[:] = []
     return sorted(found)
 
 
@@ -571,15 +569,22 @@ def facts(image, startup_runs=10, with_dynload=False):
     return doc
 
 
-_READLINE_LIBRARY = r"""
-set -e
-so=$(python3 -c 'import readline; print(readline.__file__)')
-lib=$(ldd "$so" | awk '$1 ~ /^libreadline\.so/ { print $3 }')
-real=$(realpath "$lib")
-echo "library=$lib"
-# the owner by the file name, either /lib or /usr/lib spelling (usrmerge)
-dpkg-query --search "*${real#/usr}" | grep -v '^diversion by' | sed 's/^/owner=/'
-"""
+# The readline module's file, for ldd (run inside the image: its own loader and cache).
+_READLINE_LDD = "ldd \"$(python3 -c 'import readline; print(readline.__file__)')\""
+
+
+def readline_owner(run):
+    """(libreadline path the readline module loads, as ldd prints it; [owning packages,
+    without :arch]) with `run(shell command) -> stdout` inside the image. The owner
+    is dpkg-query's for the file's real path in either usrmerge spelling (a
+    pattern without the /usr prefix)."""
+    loaded = ldd.by_name(run(_READLINE_LDD))
+    found = [p for n, p in loaded.items() if n.startswith("libreadline.so")]
+    assert len(found) == 1 and found[0], loaded
+    real = run("realpath %s" % shlex.quote(found[0])).strip()
+    pattern = "*" + (real[len("/usr"):] if real.startswith("/usr/") else real)
+    listers, _diverted = dpkgquery.parse_search(run("dpkg-query --search %s" % shlex.quote(pattern)))
+    return found[0], sorted({p.split(":")[0] for pkgs in listers.values() for p in pkgs})
 
 
 def built_facts(built):
@@ -593,12 +598,9 @@ def built_facts(built):
         with Session(built) as s:
             with open(os.path.join(s.path, "tmp/manual.txt")) as f:
                 manual = sorted(f.read().split())
-            out = s.run(_READLINE_LIBRARY).stdout
-        owners = sorted({l[len("owner="):].split(":")[0] for l in out.splitlines()
-                         if l.startswith("owner=")})
-        assert len(owners) == 1, out
-        doc = {"manual": manual, "readline_package": owners[0],
-               "readline_library": re.search(r"^library=(.*)$", out, re.M).group(1)}
+            library, owners = readline_owner(lambda cmd: s.run(cmd).stdout)
+        assert len(owners) == 1, (library, owners)
+        doc = {"manual": manual, "readline_package": owners[0], "readline_library": library}
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path + ".part", "w") as f:
             json.dump(doc, f)

@@ -1,4 +1,4 @@
-"""Helpers shared by the prune tests (no tests here).
+"""The reference `pyimgtools prune` is compared with, and how the prune tests run it.
 
 Expected values come from independent tools: GNU find (the upstream recipe,
 and `find -print0` listings), the file system itself (os.lstat), hand-made

@@ -1,4 +1,11 @@
-"""Helpers for the compile tests (no tests here).
+"""The reference `pyimgtools compile` is compared with: compileall, importlib and `python -v`.
+
+COMPILEALL runs compileall's own API (what `python -m compileall` runs) in the
+target interpreter; COMPARE compares two trees' .pyc files (headers and code
+objects); IMPORT plus recompiled_lines/used_pyc_lines read the interpreter's
+`python -v` to tell whether the .pyc files are used at import; pyc/pyc_name
+place a .pyc by importlib's rule (PEP 3147/488); VENV_FACTS/BASE_SITE ask a
+venv's own interpreter for its trees. Shared by the compile tests of every layer.
 
 The scripts below run inside the *target* interpreter (3.8 ... 3.13, trixie's
 3.13 in a chroot): code objects only unmarshal in the version that wrote them.
@@ -7,6 +14,7 @@ Each is passed with `-c`, so it works in a chroot that has no copy of this file.
 
 import fcntl
 import glob
+import importlib.util
 import json
 import os
 import shutil
@@ -128,6 +136,11 @@ for name in ("asyncio", "json", "email", "http.client"):
 """
 
 MODULES = ("asyncio", "json", "email", "http")
+
+
+def pyc(path, level=0):
+    """Where the running interpreter's importer looks for the .pyc of `path` (importlib's own rule)."""
+    return importlib.util.cache_from_source(str(path), optimization=level if level else "")
 
 
 def pyc_name(rel_source, cache_tag, level):
