@@ -33,13 +33,16 @@ class LayerStream(io.RawIOBase):
         self._raw = raw
         self._ref = ref
         self._what = label      # "layer 2 sha256:... in app.tar"
+        # One sha256 pass: over the blob, or (docker save's diff_ids) over the
+        # tar it decompresses to; for an uncompressed blob the two are the same.
         self._hash_raw = hashlib.sha256()
-        self._hash_tar = hashlib.sha256() if ref.verify_uncompressed else None
+        self._hash_tar = None
         self._raw_size = 0
         self._buf = b""
         self._pos = 0
         self._eof = False
-        head = self._read_raw()
+        head = self._raw.read(_CHUNK)
+        self._raw_size = len(head)
         self._pending = head
         if head.startswith(GZIP_MAGIC):
             self._new = lambda: zlib.decompressobj(16 + zlib.MAX_WBITS)
@@ -53,13 +56,18 @@ class LayerStream(io.RawIOBase):
         else:
             self._new = None
         self._dec = self._new() if self._new else None
+        if ref.verify_uncompressed and self._dec is not None:
+            self._hash_tar, self._hash_raw = hashlib.sha256(), None
+        if self._hash_raw is not None:
+            self._hash_raw.update(head)
 
     def readable(self):
         return True
 
     def _read_raw(self):
         data = self._raw.read(_CHUNK)
-        self._hash_raw.update(data)
+        if self._hash_raw is not None:
+            self._hash_raw.update(data)
         self._raw_size += len(data)
         return data
 

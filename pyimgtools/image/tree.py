@@ -21,7 +21,7 @@ from pyimgtools.image.store import ImageError
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
-_READ = 1 << 20
+_READ = 1 << 16   # tarfile's stream buffer joins reads: larger chunks cost copies
 
 _TYPES = {tarfile.REGTYPE: "file", tarfile.AREGTYPE: "file", tarfile.CONTTYPE: "file",
           tarfile.DIRTYPE: "dir", tarfile.SYMTYPE: "symlink", tarfile.LNKTYPE: "hardlink",
@@ -201,16 +201,16 @@ def _read_file(tree, tar, info, path, layer, label, want, on_content, keep_cap):
         if want is not None and info.size:
             w = want(path, info.size, info.mode & 0o7777)
             nwant = info.size if w is True else int(w or 0)
-        crc, head, remaining = 0, [], info.size
+        crc, head, taken, remaining = 0, [], 0, info.size
         while remaining:
             chunk = src.read(min(_READ, remaining))
             if not chunk:
                 raise EOFError("unexpected end of data")
             remaining -= len(chunk)
             crc = zlib.crc32(chunk, crc)
-            taken = sum(map(len, head))
             if taken < nwant:
                 head.append(chunk[:nwant - taken])
+                taken += len(head[-1])
     except (tarfile.TarError, EOFError) as exc:
         raise ImageError("%s is truncated or corrupt at %r (%s)" % (label, info.name, exc)) from None
     blob = Blob(layer, path, info.size, crc)

@@ -492,3 +492,24 @@ def test_zstd_layer_without_compression_zstd(tmp_path):
     man["mediaType"] = OCI_MANIFEST
     msg = one_line_error(oci_layout(top, [man]))
     assert desc["digest"] in msg and OCI_LAYER + "+zstd" in msg and "compression.zstd" in msg
+
+
+def test_zstd_layers_when_the_python_has_compression_zstd(tmp_path):
+    try:
+        from compression import zstd
+    except ImportError:
+        pytest.skip("needs compression.zstd (Python 3.14+; runs in the sid rootfs)")
+    layers = [BASE, ADD_BIG, DEL]
+    top = str(tmp_path / "z")
+    descs = []
+    for i, lt in enumerate(layers):
+        # two frames for the middle layer: readers must go on after the first one
+        blob = zstd.compress(lt) if i != 1 else zstd.compress(lt[:1024]) + zstd.compress(lt[1024:])
+        d = write_blob(top, blob)
+        d["mediaType"] = OCI_LAYER + "+zstd"
+        descs.append(d)
+    cfg = write_blob(top, json.dumps(config_for(layers)).encode())
+    cfg["mediaType"] = OCI_CONFIG
+    man = write_blob(top, json.dumps({"schemaVersion": 2, "config": cfg, "layers": descs}).encode())
+    man["mediaType"] = OCI_MANIFEST
+    check_main_example(read_image(oci_layout(top, [man])))
