@@ -63,10 +63,12 @@ class Image:
         self.source = source
         self.platform = platform          # as selected from an index, or None
         self.config = config              # the whole image config JSON
-        cfg = config.get("config") or {}
-        self.env = list(cfg.get("Env") or [])
-        self.user = cfg.get("User") or ""
-        self.workdir = cfg.get("WorkingDir") or ""
+        cfg = config.get("config")
+        cfg = cfg if isinstance(cfg, dict) else {}
+        env = cfg.get("Env")
+        self.env = [e for e in env if isinstance(e, str)] if isinstance(env, list) else []
+        self.user = cfg.get("User") if isinstance(cfg.get("User"), str) else ""
+        self.workdir = cfg.get("WorkingDir") if isinstance(cfg.get("WorkingDir"), str) else ""
         self.history = history            # [(created_by, layer index or None)]
         self.layers = layers              # [Layer]
         self.tree = tree.entries          # path -> Entry, the final tree
@@ -101,10 +103,12 @@ class Image:
 def _history(config, n_layers):
     """[(created_by, layer index or None)]; empty_layer entries have no layer."""
     out, i = [], 0
-    for h in config.get("history") or []:
+    history = config.get("history")
+    for h in history if isinstance(history, list) else []:
         if not isinstance(h, dict):
             continue
         created_by = h.get("created_by") or h.get("comment") or ""
+        created_by = created_by if isinstance(created_by, str) else ""
         if h.get("empty_layer") or i >= n_layers:
             out.append((created_by, None))
         else:
@@ -127,7 +131,12 @@ def read_image(source, platform=None, want=None, on_content=None, keep_cap=DEFAU
     """
     store = open_store(source, tmpdir)
     try:
-        sel = _manifest.select(store, platform)
+        try:
+            sel = _manifest.select(store, platform)
+        except (TypeError, AttributeError, KeyError, ValueError) as exc:
+            # JSON of the right syntax but the wrong shape (a list where an object goes...)
+            raise ImageError("%s: malformed index, manifest or config (%s: %s)"
+                             % (store.label, type(exc).__name__, exc)) from None
         history = _history(sel.config, len(sel.layers))
         by_layer = {i: c for c, i in history if i is not None}
         layers = [Layer(i, ref.digest, ref.media_type, by_layer.get(i))

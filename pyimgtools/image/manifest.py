@@ -72,7 +72,7 @@ def _show(p):
     return "/".join(x for x in p if x)
 
 
-def _read_json(store, name, where, digest=None):
+def _read_json(store, name, where, digest=None, kind=dict):
     name = member_name(name, where)
     with store.open(name) as f:
         data = f.read(_MAX_JSON + 1)
@@ -86,8 +86,9 @@ def _read_json(store, name, where, digest=None):
         doc = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise ImageError("%s: %s is not valid JSON (%s)" % (store.label, name, exc)) from None
-    if not isinstance(doc, (dict, list)):
-        raise ImageError("%s: %s is not a JSON object" % (store.label, name))
+    if not isinstance(doc, kind):
+        raise ImageError("%s: %s is not a JSON %s" % (store.label, name,
+                                                      "list" if kind is list else "object"))
     return doc
 
 
@@ -102,7 +103,10 @@ def blob_name(digest, where):
 
 def _candidates(store, index, where, out):
     """Flatten nested indexes into [(descriptor, (os, arch, variant) or None)]."""
-    for desc in index.get("manifests") or []:
+    descs = index.get("manifests") or []
+    if not isinstance(descs, list):
+        raise ImageError("%s: %s: manifests is not a list" % (store.label, where))
+    for desc in descs:
         if not isinstance(desc, dict):
             raise ImageError("%s: malformed descriptor in %s" % (store.label, where))
         mt = desc.get("mediaType")
@@ -138,10 +142,15 @@ def _select_oci(store, platform):
     desc, key = chosen
     mname = blob_name(desc.get("digest"), "index.json")
     manifest = _read_json(store, mname, "index.json", desc["digest"])
-    cdesc = manifest.get("config") or {}
+    cdesc = manifest.get("config")
+    if not isinstance(cdesc, dict):
+        raise ImageError("%s: %s has no config descriptor" % (store.label, mname))
     config = _read_json(store, blob_name(cdesc.get("digest"), mname), mname, cdesc.get("digest"))
     layers = []
-    for ldesc in manifest.get("layers") or []:
+    ldescs = manifest.get("layers") or []
+    if not isinstance(ldescs, list):
+        raise ImageError("%s: %s: layers is not a list" % (store.label, mname))
+    for ldesc in ldescs:
         if not isinstance(ldesc, dict):
             raise ImageError("%s: malformed layer descriptor in %s" % (store.label, mname))
         digest = ldesc.get("digest")
@@ -151,8 +160,8 @@ def _select_oci(store, platform):
 
 
 def _select_docker(store, platform):
-    doc = _read_json(store, "manifest.json", "manifest.json")
-    if not isinstance(doc, list) or not doc or not all(isinstance(e, dict) for e in doc):
+    doc = _read_json(store, "manifest.json", "manifest.json", kind=list)
+    if not doc or not all(isinstance(e, dict) for e in doc):
         raise ImageError("%s: manifest.json lists no image" % store.label)
     if len(doc) > 1:
         tags = [", ".join(e.get("RepoTags") or ["<untagged>"]) for e in doc]
@@ -160,11 +169,10 @@ def _select_docker(store, platform):
                          % (store.label, len(doc), "; ".join(tags)))
     entry = doc[0]
     config = _read_json(store, entry.get("Config") or "", "manifest.json Config")
-    if not isinstance(config, dict):
-        raise ImageError("%s: image config is not a JSON object" % store.label)
     paths = entry.get("Layers") or []
-    diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
-    if len(diff_ids) != len(paths):
+    rootfs = config.get("rootfs")
+    diff_ids = (rootfs.get("diff_ids") if isinstance(rootfs, dict) else None) or []
+    if not isinstance(paths, list) or not isinstance(diff_ids, list) or len(diff_ids) != len(paths):
         raise ImageError("%s: manifest.json lists %d layers, the config's rootfs.diff_ids %d"
                          % (store.label, len(paths), len(diff_ids)))
     layers = [LayerRef(member_name(p, "manifest.json Layers"), d, "", None, verify_uncompressed=True)

@@ -185,10 +185,12 @@ def apply_layer(tree, tar, layer, label, want, on_content, keep_cap):
         elif type_ == "hardlink":
             linkname = entry_path(info.linkname, label)
             target = tree.entries.get(linkname)
-            if target is None or target.blob is None:
-                raise ImageError("%s: hardlink %r to %r, which is not a file in this or a lower layer"
+            if target is None or target.type == "dir":
+                raise ImageError("%s: hardlink %r to %r, which is not in this or a lower layer"
                                  % (label, info.name, info.linkname))
             blob, size = target.blob, target.size
+            if blob is None:      # GNU tar hardlinks symlinks and device nodes too
+                type_, linkname = target.type, target.linkname
         tree.put(path, Entry(layer, size, info.mode & 0o7777, info.uid, info.gid, int(info.mtime),
                              type_, linkname, blob), layer)
     return n_entries, n_bytes

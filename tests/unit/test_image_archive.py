@@ -513,3 +513,20 @@ def test_zstd_layers_when_the_python_has_compression_zstd(tmp_path):
     man = write_blob(top, json.dumps({"schemaVersion": 2, "config": cfg, "layers": descs}).encode())
     man["mediaType"] = OCI_MANIFEST
     check_main_example(read_image(oci_layout(top, [man])))
+
+
+@pytest.mark.parametrize("index", [
+    [], {"manifests": {"a": 1}}, {"manifests": [{"digest": 7}]},
+    {"manifests": [{"digest": "sha256:" + "a" * 64, "platform": {"os": ["linux"], "architecture": 1}}],
+     "x": 0},
+])
+def test_json_of_the_wrong_shape(tmp_path, index):
+    top = oci_layout(str(tmp_path / "j"), [])
+    with open(os.path.join(top, "index.json"), "w") as f:
+        json.dump(index, f)
+    one_line_error(top)
+
+
+def test_hardlinked_symlink_is_a_symlink(tmp_path):
+    img = read_image(oci_dir(tmp_path / "l", [layer_tar([S("s", "target"), L("t", "s")])]))
+    assert (img.tree["/t"].type, img.tree["/t"].linkname) == ("symlink", "target")
