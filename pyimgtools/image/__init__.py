@@ -24,7 +24,6 @@ __all__ = ["ImageError", "Entry", "Image", "Layer", "Waste", "read_image", "host
 
 host_platform = _manifest.host_platform
 DEFAULT_KEEP_CAP = 256 << 20
-_TAR_BUF = 1 << 16
 
 
 class Layer:
@@ -147,8 +146,8 @@ def read_image(source, platform=None, want=None, on_content=None, keep_cap=DEFAU
             with store.open(ref.name) as raw:
                 stream = LayerStream(raw, ref, label)
                 try:
-                    tar = tarfile.open(fileobj=stream, mode="r|", encoding="utf-8",
-                                       errors="surrogateescape", bufsize=_TAR_BUF)
+                    tar = tarfile.open(fileobj=stream, mode="r:", encoding="utf-8",
+                                       errors="surrogateescape")
                     n, nbytes = apply_layer(tree, tar, i, label, want, on_content, keep_cap)
                 except (tarfile.TarError, EOFError) as exc:
                     raise ImageError("%s is truncated or not a tar (%s)" % (label, exc)) from None

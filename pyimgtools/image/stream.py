@@ -40,6 +40,7 @@ class LayerStream(io.RawIOBase):
         self._raw_size = 0
         self._buf = b""
         self._pos = 0
+        self._offset = 0      # bytes of tar consumed
         self._eof = False
         head = self._raw.read(_CHUNK)
         self._raw_size = len(head)
@@ -115,24 +116,56 @@ class LayerStream(io.RawIOBase):
                 self._buf, self._pos = out, 0
                 return True
 
+    # A forward-only seekable file: tarfile's "r:" mode reads headers and file
+    # data straight from it (its "r|" stream buffer copies, and is slower).
+    def seekable(self):
+        return True
+
+    def tell(self):
+        return self._offset
+
+    def _take(self, n, keep):
+        """Consume up to n bytes (all if n < 0), hashing them; the bytes if `keep`."""
+        parts = []
+        while n:
+            if self._pos >= len(self._buf):
+                if self._eof or not self._fill():
+                    self._eof = True
+                    break
+            avail = len(self._buf) - self._pos
+            take = avail if n < 0 or n > avail else n
+            view = memoryview(self._buf)[self._pos:self._pos + take]
+            if self._hash_tar is not None:
+                self._hash_tar.update(view)
+            if keep:
+                parts.append(view)
+            self._pos += take
+            self._offset += take
+            if n > 0:
+                n -= take
+        return b"".join(parts) if keep else None
+
+    def read(self, n=-1):
+        return self._take(-1 if n is None else n, True)
+
     def readinto(self, b):
-        while self._pos >= len(self._buf) and not self._eof:
-            if not self._fill():
-                self._eof = True
-        n = min(len(b), len(self._buf) - self._pos)
-        if n <= 0:
-            return 0
-        view = memoryview(self._buf)[self._pos:self._pos + n]
-        b[:n] = view
-        if self._hash_tar is not None:
-            self._hash_tar.update(view)
-        self._pos += n
-        return n
+        data = self._take(len(b), True)
+        b[:len(data)] = data
+        return len(data)
+
+    def seek(self, pos, whence=0):
+        if whence == 1:
+            pos += self._offset
+        elif whence != 0:
+            raise OSError("layer streams seek forward only")
+        if pos < self._offset:
+            raise OSError("layer streams seek forward only")
+        self._take(pos - self._offset, False)
+        return self._offset
 
     def finish(self):
         """Read what the tar reader left (end blocks, padding) and check digest and size."""
-        while self.readinto(bytearray(_CHUNK)):
-            pass
+        self._take(-1, False)
         algo, _, expected = self._ref.digest.partition(":")
         got = (self._hash_tar or self._hash_raw).hexdigest()
         if algo != "sha256" or got != expected:

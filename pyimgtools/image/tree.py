@@ -21,7 +21,7 @@ from pyimgtools.image.store import ImageError
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
-_READ = 1 << 16   # tarfile's stream buffer joins reads: larger chunks cost copies
+_READ = 1 << 20
 
 _TYPES = {tarfile.REGTYPE: "file", tarfile.AREGTYPE: "file", tarfile.CONTTYPE: "file",
           tarfile.DIRTYPE: "dir", tarfile.SYMTYPE: "symlink", tarfile.LNKTYPE: "hardlink",
@@ -158,7 +158,12 @@ def apply_layer(tree, tar, layer, label, want, on_content, keep_cap):
     the kept bytes of the files still in the tree).
     """
     n_entries = n_bytes = 0
-    for info in tar:
+    while True:
+        info = tar.next()
+        if info is None:
+            break
+        # TarFile keeps every TarInfo it read; the index is all we keep.
+        tar.members.clear()
         path = entry_path(info.name, label)
         base = path.rsplit("/", 1)[1]
         n_entries += 1
