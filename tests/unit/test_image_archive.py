@@ -530,3 +530,20 @@ def test_json_of_the_wrong_shape(tmp_path, index):
 def test_hardlinked_symlink_is_a_symlink(tmp_path):
     img = read_image(oci_dir(tmp_path / "l", [layer_tar([S("s", "target"), L("t", "s")])]))
     assert (img.tree["/t"].type, img.tree["/t"].linkname) == ("symlink", "target")
+
+
+@pytest.mark.parametrize("with_index", [True, False])
+def test_docker_25_save_layout_with_blobs(tmp_path, with_index):
+    """Docker >= 25 saves blobs/sha256/... with an OCI index.json and a manifest.json
+    whose Config and Layers name those blobs."""
+    layers = [BASE, ADD_BIG, DEL]
+    top = str(tmp_path / "save")
+    config = config_for(layers)
+    oci_dir(top, layers, config=config)
+    cname = "blobs/sha256/" + hashlib.sha256(json.dumps(config).encode()).hexdigest()
+    with open(os.path.join(top, "manifest.json"), "w") as f:
+        json.dump([{"Config": cname, "RepoTags": ["app:1"],
+                    "Layers": ["blobs/sha256/" + sha(lt)[7:] for lt in layers]}], f)
+    if not with_index:
+        os.unlink(os.path.join(top, "index.json"))
+    check_main_example(read_image(tar_dir(top, str(tmp_path / "save.tar"))))
