@@ -13,11 +13,10 @@ contents stay in memory (see docs/image-archives.md). Every malformed input
 raises ImageError (a LibraryError) with a one-line message.
 """
 
-import tarfile
-
 from pyimgtools.image import manifest as _manifest
 from pyimgtools.image.store import ImageError, open_store
 from pyimgtools.image.stream import LayerStream
+from pyimgtools.image.tarstream import TarReader
 from pyimgtools.image.tree import Entry, Tree, apply_layer
 
 __all__ = ["ImageError", "Entry", "Image", "Layer", "Waste", "read_image", "host_platform"]
@@ -145,12 +144,8 @@ def read_image(source, platform=None, want=None, on_content=None, keep_cap=DEFAU
             label = "layer %d %s in %s" % (i, ref.digest, store.label)
             with store.open(ref.name) as raw:
                 stream = LayerStream(raw, ref, label)
-                try:
-                    tar = tarfile.open(fileobj=stream, mode="r:", encoding="utf-8",
-                                       errors="surrogateescape")
-                    n, nbytes = apply_layer(tree, tar, i, label, want, on_content, keep_cap)
-                except (tarfile.TarError, EOFError) as exc:
-                    raise ImageError("%s is truncated or not a tar (%s)" % (label, exc)) from None
+                n, nbytes = apply_layer(tree, TarReader(stream, label), i, label, want,
+                                        on_content, keep_cap)
                 stream.finish()
             layers[i].entries, layers[i].bytes_added = n, nbytes
         waste = []

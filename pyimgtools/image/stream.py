@@ -116,14 +116,6 @@ class LayerStream(io.RawIOBase):
                 self._buf, self._pos = out, 0
                 return True
 
-    # A forward-only seekable file: tarfile's "r:" mode reads headers and file
-    # data straight from it (its "r|" stream buffer copies, and is slower).
-    def seekable(self):
-        return True
-
-    def tell(self):
-        return self._offset
-
     def _take(self, n, keep):
         """Consume up to n bytes (all if n < 0), hashing them; the bytes if `keep`."""
         parts = []
@@ -147,21 +139,6 @@ class LayerStream(io.RawIOBase):
 
     def read(self, n=-1):
         return self._take(-1 if n is None else n, True)
-
-    def readinto(self, b):
-        data = self._take(len(b), True)
-        b[:len(data)] = data
-        return len(data)
-
-    def seek(self, pos, whence=0):
-        if whence == 1:
-            pos += self._offset
-        elif whence != 0:
-            raise OSError("layer streams seek forward only")
-        if pos < self._offset:
-            raise OSError("layer streams seek forward only")
-        self._take(pos - self._offset, False)
-        return self._offset
 
     def finish(self):
         """Read what the tar reader left (end blocks, padding) and check digest and size."""

@@ -14,7 +14,6 @@ of the final tree refers to is waste: bytes shipped in its layer that nobody
 can see, attributed to the layer that removed the last reference.
 """
 
-import tarfile
 import zlib
 
 from pyimgtools.image.store import ImageError
@@ -22,10 +21,6 @@ from pyimgtools.image.store import ImageError
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
 _READ = 1 << 20
-
-_TYPES = {tarfile.REGTYPE: "file", tarfile.AREGTYPE: "file", tarfile.CONTTYPE: "file",
-          tarfile.DIRTYPE: "dir", tarfile.SYMTYPE: "symlink", tarfile.LNKTYPE: "hardlink",
-          tarfile.CHRTYPE: "char", tarfile.BLKTYPE: "block", tarfile.FIFOTYPE: "fifo"}
 
 
 class Blob:
@@ -151,7 +146,7 @@ class Tree:
 
 
 def apply_layer(tree, tar, layer, label, want, on_content, keep_cap):
-    """Apply one layer's tar (a tarfile opened in stream mode) to `tree`.
+    """Apply one layer (a tarstream.TarReader) to `tree`.
 
     Returns (entries, bytes of regular files). Wanted contents go to
     `on_content(layer, path, data)` or are kept on the blob (`keep_cap` bounds
@@ -162,8 +157,6 @@ def apply_layer(tree, tar, layer, label, want, on_content, keep_cap):
         info = tar.next()
         if info is None:
             break
-        # TarFile keeps every TarInfo it read; the index is all we keep.
-        tar.members.clear()
         path = entry_path(info.name, label)
         base = path.rsplit("/", 1)[1]
         n_entries += 1
@@ -177,11 +170,9 @@ def apply_layer(tree, tar, layer, label, want, on_content, keep_cap):
                     raise ImageError("%s: whiteout %r escapes the root" % (label, info.name))
                 tree.whiteout(directory.rstrip("/") + "/" + name, layer)
             continue
-        if path == "/" and not info.isdir():
+        type_ = info.type
+        if path == "/" and type_ != "dir":
             raise ImageError("%s: entry %r replaces the root directory" % (label, info.name))
-        type_ = _TYPES.get(info.type)
-        if type_ is None:
-            raise ImageError("%s: entry %r has unsupported tar type %r" % (label, info.name, info.type))
         blob, size, linkname = None, 0, info.linkname or None
         if type_ == "file":
             size = info.size
@@ -196,30 +187,24 @@ def apply_layer(tree, tar, layer, label, want, on_content, keep_cap):
             blob, size = target.blob, target.size
             if blob is None:      # GNU tar hardlinks symlinks and device nodes too
                 type_, linkname = target.type, target.linkname
-        tree.put(path, Entry(layer, size, info.mode & 0o7777, info.uid, info.gid, int(info.mtime),
+        tree.put(path, Entry(layer, size, info.mode, info.uid, info.gid, info.mtime,
                              type_, linkname, blob), layer)
     return n_entries, n_bytes
 
 
 def _read_file(tree, tar, info, path, layer, label, want, on_content, keep_cap):
-    try:
-        src = tar.extractfile(info)
-        nwant = 0
-        if want is not None and info.size:
-            w = want(path, info.size, info.mode & 0o7777)
-            nwant = info.size if w is True else int(w or 0)
-        crc, head, taken, remaining = 0, [], 0, info.size
-        while remaining:
-            chunk = src.read(min(_READ, remaining))
-            if not chunk:
-                raise EOFError("unexpected end of data")
-            remaining -= len(chunk)
-            crc = zlib.crc32(chunk, crc)
-            if taken < nwant:
-                head.append(chunk[:nwant - taken])
-                taken += len(head[-1])
-    except (tarfile.TarError, EOFError) as exc:
-        raise ImageError("%s is truncated or corrupt at %r (%s)" % (label, info.name, exc)) from None
+    nwant = 0
+    if want is not None and info.size:
+        w = want(path, info.size, info.mode)
+        nwant = info.size if w is True else int(w or 0)
+    crc, head, taken, remaining = 0, [], 0, info.size
+    while remaining:
+        chunk = tar.read(min(_READ, remaining))
+        remaining -= len(chunk)
+        crc = zlib.crc32(chunk, crc)
+        if taken < nwant:
+            head.append(chunk[:nwant - taken])
+            taken += len(head[-1])
     blob = Blob(layer, path, info.size, crc)
     tree.blobs.append(blob)
     if nwant:

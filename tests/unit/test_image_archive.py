@@ -547,3 +547,47 @@ def test_docker_25_save_layout_with_blobs(tmp_path, with_index):
     if not with_index:
         os.unlink(os.path.join(top, "index.json"))
     check_main_example(read_image(tar_dir(top, str(tmp_path / "save.tar"))))
+
+
+# -- tar dialects the layer reader must parse (written by tarfile, read by ours) ----------
+
+LONG = "usr/lib/python3/dist-packages/" + "very_long_directory_name/" * 6 + "m\u00f6dule.py"
+
+
+@pytest.mark.parametrize("fmt", [tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
+def test_tar_formats_long_names_and_big_ids(tmp_path, fmt):
+    name = LONG if fmt != tarfile.USTAR_FORMAT else "usr/" + "d" * 120 + "/f.py"  # ustar: prefix
+    uid = 3000000 if fmt != tarfile.USTAR_FORMAT else 1000    # > 0o7777777: base-256 / pax
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=fmt, encoding="utf-8") as tar:
+        info = tarfile.TarInfo(name)
+        info.size, info.uid, info.gid, info.mode, info.mtime = 5, uid, 7, 0o4755, 1234567890
+        tar.addfile(info, io.BytesIO(b"hello"))
+        link = tarfile.TarInfo("lnk")
+        target = "/" + name if fmt != tarfile.USTAR_FORMAT else "../x/f.py"  # ustar: 100 bytes
+        link.type, link.linkname = tarfile.SYMTYPE, target
+        tar.addfile(link)
+    img = read_image(oci_dir(tmp_path / "l", [buf.getvalue()]), want=lambda p, s, m: True)
+    e = img.tree["/" + name]
+    assert (e.type, e.size, e.uid, e.gid, e.mode, e.mtime) == ("file", 5, uid, 7, 0o4755, 1234567890)
+    assert img.read("/" + name) == b"hello"
+    assert img.tree["/lnk"].linkname == target
+
+
+def test_pax_global_header_applies_to_later_members(tmp_path):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT,
+                      pax_headers={"uid": "4242"}) as tar:
+        info = tarfile.TarInfo("f")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    img = read_image(oci_dir(tmp_path / "l", [buf.getvalue()]))
+    assert img.tree["/f"].uid == 4242
+
+
+def test_corrupt_tar_header_checksum(tmp_path):
+    data = bytearray(BASE)
+    data[1536 + 10] ^= 0x55           # inside the third member's header
+    cfg = config_for([bytes(data)])
+    msg = one_line_error(docker_save(str(tmp_path / "d.tar"), [bytes(data)], cfg))
+    assert "checksum" in msg and "layer 0" in msg
