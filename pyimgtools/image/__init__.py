@@ -127,7 +127,10 @@ def read_image(source, platform=None, want=None, on_content=None, keep_cap=DEFAU
     layer); without it they are kept and dropped as soon as a later layer
     replaces or deletes them, at most keep_cap bytes at any time.
     """
-    store = open_store(source, tmpdir)
+    try:
+        store = open_store(source, tmpdir)
+    except OSError as exc:
+        raise ImageError("%s: %s" % (source, exc)) from None
     try:
         try:
             sel = _manifest.select(store, platform)

@@ -220,12 +220,13 @@ def open_store(source, tmpdir=None):
     except OSError as exc:
         raise ImageError("%s: %s" % (source, exc.strerror)) from None
     try:
-        head = f.read(512)
-        f.seek(0)
-        plain = head[257:262] == b"ustar" if len(head) == 512 else False
-        if plain and stat.S_ISREG(st.st_mode):
-            return TarStore(source, f)
-        # gzip'd (docker save | gzip), a pipe, or an old v7 tar: one sequential pass.
+        if stat.S_ISREG(st.st_mode):
+            head = f.read(512)
+            f.seek(0)
+            if len(head) == 512 and head[257:262] == b"ustar":
+                return TarStore(source, f)
+        # gzip'd (docker save | gzip), a pipe (<(docker save app)), an old v7 tar:
+        # one sequential pass.
         store = SpoolStore(f, source, tmpdir)
         f.close()
         return store

@@ -591,3 +591,21 @@ def test_corrupt_tar_header_checksum(tmp_path):
     cfg = config_for([bytes(data)])
     msg = one_line_error(docker_save(str(tmp_path / "d.tar"), [bytes(data)], cfg))
     assert "checksum" in msg and "layer 0" in msg
+
+
+def test_named_pipe_is_read_as_a_stream(tmp_path):
+    import threading
+    path = docker_save(str(tmp_path / "img.tar"), [BASE, ADD_BIG, DEL])
+    fifo = str(tmp_path / "fifo")
+    os.mkfifo(fifo)
+
+    def feed():
+        with open(path, "rb") as src, open(fifo, "wb") as dst:
+            dst.write(src.read())
+    writer = threading.Thread(target=feed)
+    writer.start()
+    try:
+        check_main_example(read_image(fifo, tmpdir=str(tmp_path)))
+    finally:
+        writer.join()
+    assert sorted(os.listdir(str(tmp_path))) == ["fifo", "img.tar"]
