@@ -609,3 +609,30 @@ def test_named_pipe_is_read_as_a_stream(tmp_path):
     finally:
         writer.join()
     assert sorted(os.listdir(str(tmp_path))) == ["fifo", "img.tar"]
+
+
+@pytest.mark.parametrize("form", ["docker", "oci-gzip"])
+def test_corrupted_archives_give_an_image_error_or_the_image(tmp_path, form):
+    """Random byte flips and cuts (fixed seed): an ImageError with one line, never another exception."""
+    import random
+    layers = [BASE, ADD_BIG, DEL]
+    if form == "docker":
+        src = docker_save(str(tmp_path / "a.tar"), layers)
+    else:
+        src = tar_dir(oci_dir(tmp_path / "o", layers, compress=True), str(tmp_path / "a.tar"))
+    with open(src, "rb") as f:
+        data = f.read()
+    rng = random.Random(16)
+    path = str(tmp_path / "x.tar")
+    for _ in range(200):
+        b = bytearray(data)
+        for _ in range(rng.choice([1, 2, 8])):
+            b[rng.randrange(len(b))] = rng.randrange(256)
+        if rng.random() < 0.2:
+            b = b[:rng.randrange(len(b))]
+        with open(path, "wb") as f:
+            f.write(b)
+        try:
+            read_image(path)
+        except ImageError as exc:
+            assert "\n" not in str(exc)
