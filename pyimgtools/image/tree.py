@@ -1,0 +1,223 @@
+"""Layers applied in order into an index of the final tree, with per-layer waste.
+
+The rules are the OCI image spec's "Image Layer Filesystem Changeset":
+`.wh.NAME` removes NAME (and what is under it) from the lower layers,
+`.wh..wh..opq` hides every lower-layer child of its directory, whiteouts only
+act on lower layers (an entry of the same layer stays, whatever the order in
+the tar), and whiteout files never appear in the tree. A later entry at a path
+replaces the earlier one; a directory over a directory only updates the
+directory's metadata, anything else replaces the whole subtree.
+
+Every regular file's bytes are one `Blob` (layer, path, size, crc32); tree
+entries (the file and its hardlinks) hold references to it. A blob no entry
+of the final tree refers to is waste: bytes shipped in its layer that nobody
+can see, attributed to the layer that removed the last reference.
+"""
+
+import zlib
+
+from pyimgtools.image.store import ImageError
+
+WHITEOUT = ".wh."
+OPAQUE = ".wh..wh..opq"
+_READ = 1 << 20
+
+
+class Blob:
+    """The bytes of one regular file entry of one layer."""
+    __slots__ = ("layer", "path", "size", "crc", "refs", "data", "removed_by", "how")
+
+    def __init__(self, layer, path, size, crc):
+        self.layer, self.path, self.size, self.crc = layer, path, size, crc
+        self.refs = 0
+        self.data = None          # kept content (bytes), when the caller wanted it
+        self.removed_by = None    # layer index that dropped the last reference
+        self.how = None           # "deleted" | "overwritten" | "chmod" | "chown" | "re-added"
+
+
+class Entry:
+    """One path of the final tree. `size` of a hardlink is its target's."""
+    __slots__ = ("layer", "size", "mode", "uid", "gid", "mtime", "type", "linkname", "blob")
+
+    def __init__(self, layer, size, mode, uid, gid, mtime, type_, linkname, blob):
+        self.layer, self.size, self.mode, self.uid, self.gid = layer, size, mode, uid, gid
+        self.mtime, self.type, self.linkname, self.blob = mtime, type_, linkname, blob
+
+    def __repr__(self):
+        return "Entry(layer=%d, type=%s, size=%d, mode=%o, uid=%d, gid=%d, linkname=%r)" % (
+            self.layer, self.type, self.size, self.mode, self.uid, self.gid, self.linkname)
+
+
+def entry_path(name, layer_label):
+    """'/a/b' for a tar member name, or ImageError when it would leave the root."""
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise ImageError("%s: entry %r escapes the root with '..'" % (layer_label, name))
+    return "/" + "/".join(parts)
+
+
+def _parent(path):
+    return path.rsplit("/", 1)[0] or "/"
+
+
+class Tree:
+    def __init__(self):
+        self.entries = {}       # path -> Entry
+        self.children = {}      # dir path -> set of child paths present in entries
+        self.blobs = []         # every Blob, in layer order
+        self.kept_bytes = 0
+
+    # -- removal -----------------------------------------------------------------
+    def _unref(self, entry, layer, how):
+        blob = entry.blob
+        if blob is None:
+            return
+        blob.refs -= 1
+        if blob.refs == 0:
+            blob.removed_by, blob.how = layer, how
+            if blob.data is not None:
+                self.kept_bytes -= len(blob.data)
+                blob.data = None
+
+    def _subtree(self, path):
+        """`path` and every path linked below it, parents before children."""
+        order, stack = [], [path]
+        while stack:
+            p = stack.pop()
+            order.append(p)
+            stack.extend(self.children.get(p, ()))
+        return order
+
+    def _drop(self, path, layer, how, lower_only):
+        """Remove `path` and its subtree; with lower_only keep the entries of `layer`."""
+        order = self._subtree(path)
+        for p in order:
+            entry = self.entries.get(p)
+            if entry is None or (lower_only and entry.layer == layer):
+                continue
+            del self.entries[p]
+            self._unref(entry, layer, how)
+        # Unlink paths left with neither an entry nor anything below them.
+        for p in reversed(order):
+            if p not in self.entries and not self.children.get(p):
+                self.children.pop(p, None)
+                if p != "/":
+                    siblings = self.children.get(_parent(p))
+                    if siblings is not None:
+                        siblings.discard(p)
+
+    def whiteout(self, path, layer):
+        self._drop(path, layer, "deleted", lower_only=True)
+
+    def opaque(self, directory, layer):
+        for child in list(self.children.get(directory, ())):
+            self._drop(child, layer, "deleted", lower_only=True)
+
+    # -- addition ----------------------------------------------------------------
+    def put(self, path, entry, layer):
+        old = self.entries.get(path)
+        if old is not None:
+            if old.type == "dir" and entry.type == "dir":
+                self.entries[path] = entry     # metadata update; children stay
+                return
+            how = "overwritten"
+            ob = old.blob
+            nb = entry.blob
+            if (ob is not None and nb is not None and nb is not ob
+                    and ob.size == nb.size and ob.crc == nb.crc):
+                if (old.uid, old.gid) != (entry.uid, entry.gid):
+                    how = "chown"
+                elif old.mode != entry.mode:
+                    how = "chmod"
+                else:
+                    how = "re-added"
+            self._drop(path, layer, how, lower_only=False)
+        self.entries[path] = entry
+        p = path   # link every ancestor: a tar need not list parent directories
+        while p != "/":
+            par = _parent(p)
+            kids = self.children.setdefault(par, set())
+            if p in kids:
+                break
+            kids.add(p)
+            p = par
+        if entry.blob is not None:
+            entry.blob.refs += 1
+
+
+def apply_layer(tree, tar, layer, label, want, on_content, keep_cap):
+    """Apply one layer (a tarstream.TarReader) to `tree`.
+
+    Returns (entries, bytes of regular files). Wanted contents go to
+    `on_content(layer, path, data)` or are kept on the blob (`keep_cap` bounds
+    the kept bytes of the files still in the tree).
+    """
+    n_entries = n_bytes = 0
+    while True:
+        info = tar.next()
+        if info is None:
+            break
+        path = entry_path(info.name, label)
+        base = path.rsplit("/", 1)[1]
+        n_entries += 1
+        if base.startswith(WHITEOUT):
+            directory = _parent(path)
+            if base == OPAQUE:
+                tree.opaque(directory, layer)
+            else:
+                name = base[len(WHITEOUT):]
+                if name in ("", ".", ".."):
+                    raise ImageError("%s: whiteout %r escapes the root" % (label, info.name))
+                tree.whiteout(directory.rstrip("/") + "/" + name, layer)
+            continue
+        type_ = info.type
+        if path == "/" and type_ != "dir":
+            raise ImageError("%s: entry %r replaces the root directory" % (label, info.name))
+        blob, size, linkname = None, 0, info.linkname or None
+        if type_ == "file":
+            size = info.size
+            blob = _read_file(tree, tar, info, path, layer, label, want, on_content, keep_cap)
+            n_bytes += size
+        elif type_ == "hardlink":
+            linkname = entry_path(info.linkname, label)
+            target = tree.entries.get(linkname)
+            if target is None or target.type == "dir":
+                raise ImageError("%s: hardlink %r to %r, which is not in this or a lower layer"
+                                 % (label, info.name, info.linkname))
+            blob, size = target.blob, target.size
+            if blob is None:      # GNU tar hardlinks symlinks and device nodes too
+                type_, linkname = target.type, target.linkname
+        tree.put(path, Entry(layer, size, info.mode, info.uid, info.gid, info.mtime,
+                             type_, linkname, blob), layer)
+    return n_entries, n_bytes
+
+
+def _read_file(tree, tar, info, path, layer, label, want, on_content, keep_cap):
+    nwant = 0
+    if want is not None and info.size:
+        w = want(path, info.size, info.mode)
+        nwant = info.size if w is True else int(w or 0)
+    crc, head, taken, remaining = 0, [], 0, info.size
+    while remaining:
+        chunk = tar.read(min(_READ, remaining))
+        remaining -= len(chunk)
+        crc = zlib.crc32(chunk, crc)
+        if taken < nwant:
+            head.append(chunk[:nwant - taken])
+            taken += len(head[-1])
+    blob = Blob(layer, path, info.size, crc)
+    tree.blobs.append(blob)
+    if nwant:
+        data = b"".join(head)
+        if on_content is not None:
+            on_content(layer, path, data)
+        else:
+            old = tree.entries.get(path)
+            freed = len(old.blob.data) if old is not None and old.blob is not None and \
+                old.blob.refs == 1 and old.blob.data is not None else 0
+            if tree.kept_bytes - freed + len(data) > keep_cap:
+                raise ImageError("the wanted file contents exceed %d bytes (at %s in %s)"
+                                 % (keep_cap, path, label))
+            blob.data = data
+            tree.kept_bytes += len(data)
+    return blob
