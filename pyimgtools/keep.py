@@ -570,6 +570,22 @@ def plan_document(keep_plan):
     }
 
 
+def document(keep_plan, action, *, seconds, dry_run=False, marked=None, package=None,
+             matches=None, allow_missing=False, allow_unreadable=False):
+    """keep's --json document. action: "mark", "print" or "why" (package: the
+    --why name, matches: its KeepPackages); marked: the names marked (None
+    outside "mark"); allow_*: whether missing libraries and unreadable paths
+    are warnings rather than failures."""
+    del seconds, allow_missing, allow_unreadable
+    if action == "why":
+        return {"command": "keep", "action": "why", "package": package,
+                "paths": keep_plan.paths, "packages": matches, "missing": keep_plan.missing}
+    doc = dict(plan_document(keep_plan), command="keep", action=action)
+    if marked is not None:
+        doc.update(dry_run=bool(dry_run), marked=marked)
+    return doc
+
+
 # -- command ------------------------------------------------------------------
 
 def register(subparsers, common):
@@ -629,8 +645,9 @@ def run(args, out, root):
     changes = None if args.print_only or args.why else "dry-run" if args.dry_run else "run"
     report_plan(out, kp, changes)
     if kp.unreadable and not args.allow_unreadable:
-        out.data(dict(plan_document(kp), command="keep", dry_run=bool(args.dry_run), marked=[],
-                      action="print" if args.print_only else "why" if args.why else "mark"))
+        out.data(document(kp, "print" if args.print_only else "why" if args.why else "mark",
+                          seconds=time.monotonic() - start, dry_run=args.dry_run, marked=[],
+                          allow_missing=args.allow_missing, allow_unreadable=False))
     check_unreadable(out, kp, args.allow_unreadable)
     where = ", ".join(display_path(p) for p in kp.paths)
 
@@ -638,7 +655,8 @@ def run(args, out, root):
         if not out.json_mode:
             for name in kp.package_names:
                 print(name, file=out.stdout)
-        out.data(dict(plan_document(kp), command="keep", action="print"))
+        out.data(document(kp, "print", seconds=time.monotonic() - start,
+                          allow_missing=args.allow_missing, allow_unreadable=args.allow_unreadable))
         check_missing(out, kp, args.allow_missing)
         return EXIT_OK
 
@@ -646,8 +664,9 @@ def run(args, out, root):
         wanted = args.why
         matches = [p for p in kp.packages
                    if p.name == wanted or p.name.split(":")[0] == wanted]
-        out.data({"command": "keep", "action": "why", "package": wanted, "paths": kp.paths,
-                  "packages": matches, "missing": kp.missing})
+        out.data(document(kp, "why", seconds=time.monotonic() - start, package=wanted,
+                          matches=matches, allow_missing=args.allow_missing,
+                          allow_unreadable=args.allow_unreadable))
         if not matches:
             out.line("%s: not needed by the ELF files under %s" % (wanted, where))
         for p in matches:
@@ -662,8 +681,8 @@ def run(args, out, root):
 
     if kp.missing and not args.allow_missing:
         # nothing is marked; the JSON document still says why
-        out.data(dict(plan_document(kp), command="keep", action="mark",
-                      dry_run=bool(args.dry_run), marked=[]))
+        out.data(document(kp, "mark", seconds=time.monotonic() - start, dry_run=args.dry_run,
+                          marked=[], allow_missing=False, allow_unreadable=args.allow_unreadable))
     check_missing(out, kp, args.allow_missing)
     for p in kp.packages:
         out.detail("%s: %s" % (p.name, ", ".join(display_path(l) for l in p.libraries)))
@@ -676,8 +695,9 @@ def run(args, out, root):
         marked = apply(root, kp, out)
         for name in marked:
             out.line("marked manual: %s" % name)
-    out.data(dict(plan_document(kp), command="keep", action="mark", dry_run=bool(args.dry_run),
-                  marked=marked))
+    out.data(document(kp, "mark", seconds=time.monotonic() - start, dry_run=args.dry_run,
+                      marked=marked, allow_missing=args.allow_missing,
+                      allow_unreadable=args.allow_unreadable))
     out.summary("pyimgtools keep: %s needed by %s under %s; %s %s manual (%d already) in %.2f s"
                 % (format_count(len(kp.packages), "package"),
                    format_count(kp.scanned, "ELF file"), where,
