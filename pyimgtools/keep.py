@@ -36,7 +36,7 @@ from pyimgtools import cli
 from pyimgtools.elf import ELF_MAGIC
 from pyimgtools.errors import EXIT_FAILED, EXIT_OK, PyimgtoolsError
 from pyimgtools.fs import Canonical
-from pyimgtools.report import display_path, format_count
+from pyimgtools.report import display_path, envelope, format_count
 
 DEFAULT_PATHS = ("/usr/local",)
 
@@ -535,12 +535,17 @@ def add_allow_unreadable(parser):
                              "(root without CAP_DAC_READ_SEARCH); each is a warning")
 
 
+def missing_text(m):
+    """The line that reports a missing library (a warning or an error)."""
+    return "%s: needed by %s: not found" % (display_path(m.name), display_path(m.needer))
+
+
 def check_missing(out, keep_plan, allow_missing):
     """Report missing libraries; raises (exit 1) unless allow_missing."""
     if not keep_plan.missing:
         return
     for m in keep_plan.missing:
-        text = "%s: needed by %s: not found" % (display_path(m.name), display_path(m.needer))
+        text = missing_text(m)
         if allow_missing or out.json_mode:
             out.warn(text)
         else:
@@ -576,14 +581,34 @@ def document(keep_plan, action, *, seconds, dry_run=False, marked=None, package=
     --why name, matches: its KeepPackages); marked: the names marked (None
     outside "mark"); allow_*: whether missing libraries and unreadable paths
     are warnings rather than failures."""
-    del seconds, allow_missing, allow_unreadable
+    failures, warnings = [], []
+    for text in keep_plan.unreadable:
+        if allow_unreadable:
+            warnings.append(text + " (not scanned)")
+        else:
+            path, _sep, error = text.rpartition(": cannot ")
+            failures.append({"path": path, "error": "cannot " + error})
+    for m in keep_plan.missing:
+        if allow_missing:   # the warning check_missing prints (after the document, in some modes)
+            warnings.append(missing_text(m))
+        else:
+            failures.append({"item": m.name, "error": "not found",
+                             "message": "needed by %s" % display_path(m.needer)})
+    counts = {"packages": len(keep_plan.packages if matches is None else matches),
+              "elf_files": keep_plan.scanned}
     if action == "why":
-        return {"command": "keep", "action": "why", "package": package,
-                "paths": keep_plan.paths, "packages": matches, "missing": keep_plan.missing}
-    doc = dict(plan_document(keep_plan), command="keep", action=action)
+        own = {"action": "why", "package": package, "paths": keep_plan.paths,
+               "packages": matches, "missing": keep_plan.missing}
+    else:
+        own = dict(plan_document(keep_plan), action=action)
+        del own["warnings"]     # the envelope's (every warning line keep printed)
     if marked is not None:
-        doc.update(dry_run=bool(dry_run), marked=marked)
-    return doc
+        own["marked"] = marked
+        to_mark = 0 if failures else len(keep_plan.to_mark)
+        counts.update(marked=to_mark, already_manual=len(keep_plan.packages) - len(keep_plan.to_mark))
+    # --print and --why change nothing: not a dry run
+    return envelope("keep", dry_run=bool(dry_run) and action == "mark", seconds=seconds,
+                    counts=counts, results=own, warnings=warnings, failures=failures, **own)
 
 
 # -- command ------------------------------------------------------------------
