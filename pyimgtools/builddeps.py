@@ -157,11 +157,9 @@ def run_install(args, out, root):
                 out.line("would install: %s" % name)
             for name in change.upgraded:
                 out.line("would upgrade: %s" % name)
-        out.data({"command": "build-deps", "action": "install", "dry_run": True,
-                  "requested": packages, "install": change.installed,
-                  "install_bytes": change.installed_bytes, "upgrade": change.upgraded,
-                  "upgrade_bytes": change.upgraded_bytes, "remove": change.removed,
-                  "change_bytes": change.change_bytes, "update": need_update})
+        out.data(install_document(packages, change, dry_run=True,
+                                  seconds=time.monotonic() - start, update=need_update,
+                                  simulated=not (need_update and not refresh)))
         if need_update and not refresh:
             what = "would install %s after apt-get update" % " ".join(packages)
         elif change.installed or change.upgraded:
@@ -189,12 +187,8 @@ def run_install(args, out, root):
                 root=None if root.is_host else root, stream=_stream(out),
                 what="apt-get install")
     change = pkgchange.diff(before, Database(root).installed())
-    out.data({"command": "build-deps", "action": "install", "dry_run": False,
-              "requested": packages, "installed": change.installed,
-              "installed_bytes": change.installed_bytes, "upgraded": change.upgraded,
-              "upgraded_bytes": change.upgraded_bytes, "removed": change.removed,
-              "change_bytes": change.change_bytes,
-              "state_file": args.state_file, "saved_manual": state["manual"]})
+    out.data(install_document(packages, change, dry_run=False, seconds=time.monotonic() - start,
+                              state_file=args.state_file, saved_manual=state["manual"]))
     out.summary("pyimgtools build-deps install: installed %s (%s)%s, saved %s manual packages "
                 "to %s in %.1f s" % (
                     format_count(len(change.installed), "package"),
@@ -313,26 +307,28 @@ def purge(*, root, out, saved=None, state_file=STATE_FILE, keep_runtime=(), excl
         apt.check_dpkg_state(None if root.is_host else root)
     pp, db, installed = plan_purge(root, manual, keep_paths, exclude, allow_missing)
     keep.report_plan(out, pp.keep, "dry-run" if dry_run else "run")
-    refused = {"command": "build-deps", "action": "purge", "dry_run": bool(dry_run),
-               "saved_from": source, "removed": [], "keep": keep.plan_document(pp.keep)}
+    def refused():
+        return purge_document(pp, source, dry_run=dry_run, seconds=time.monotonic() - start,
+                              refused=True, allow_missing=allow_missing,
+                              allow_unreadable=allow_unreadable)
     if pp.keep.unreadable and not allow_unreadable:
-        out.data(refused)
+        out.data(refused())
     keep.check_unreadable(out, pp.keep, allow_unreadable)
     if pp.keep.missing and not allow_missing:
-        out.data(refused)
+        out.data(refused())
     keep.check_missing(out, pp.keep, allow_missing)
     kept_lines = _kept_lines(pp)
     where = ", ".join(display_path(p) for p in pp.keep.paths)
     if dry_run:
-        _purge_dry_run(root, out, pp, installed, db.native_arch(), kept_lines, source, where)
+        _purge_dry_run(root, out, pp, installed, db.native_arch(), kept_lines, source, where,
+                       start, allow_missing)
         return EXIT_OK
     removed, removed_bytes, cleaned = _purge_apply(root, out, pp, installed, kept_lines)
     if state is not None:
         _forget_state(root, state_file)
-    out.data({"command": "build-deps", "action": "purge", "dry_run": False,
-              "saved_from": source, "manual": pp.manual, "kept": pp.kept,
-              "removed": removed, "removed_bytes": removed_bytes,
-              "cleaned_bytes": cleaned, "keep": keep.plan_document(pp.keep)})
+    out.data(purge_document(pp, source, dry_run=False, seconds=time.monotonic() - start,
+                            removed=removed, removed_bytes=removed_bytes, cleaned_bytes=cleaned,
+                            allow_missing=allow_missing, allow_unreadable=allow_unreadable))
     out.summary("pyimgtools build-deps purge: removed %s (%s), kept %s for %s, cleaned %s of apt "
                 "lists and cache in %.1f s"
                 % (format_count(len(removed), "package"), format_bytes(removed_bytes),
@@ -368,7 +364,8 @@ def _kept_lines(pp):
     return lines
 
 
-def _purge_dry_run(root, out, pp, installed, native, kept_lines, source, where):
+def _purge_dry_run(root, out, pp, installed, native, kept_lines, source, where, start,
+                   allow_missing):
     """What the purge would remove (apt-get -s with the restored marks), printed."""
     pp.remove, pp.remove_bytes = removal(
         simulate_purge(root, installed, pp.manual, native), installed, native)
@@ -376,10 +373,9 @@ def _purge_dry_run(root, out, pp, installed, native, kept_lines, source, where):
         out.line(line)
     for name in pp.remove:
         out.line("would remove: %s" % name)
-    out.data({"command": "build-deps", "action": "purge", "dry_run": True,
-              "saved_from": source, "manual": pp.manual, "kept": pp.kept,
-              "remove": pp.remove, "remove_bytes": pp.remove_bytes,
-              "keep": keep.plan_document(pp.keep)})
+    # unreadable paths went on here (allowed), else the purge stopped before
+    out.data(purge_document(pp, source, dry_run=True, seconds=time.monotonic() - start,
+                            allow_missing=allow_missing, allow_unreadable=True))
     out.summary("pyimgtools build-deps purge: would remove %s (%s), keep %s for %s (dry run)"
                 % (format_count(len(pp.remove), "package"), format_bytes(pp.remove_bytes),
                    format_count(len(pp.kept), "runtime package"), where))
@@ -417,6 +413,46 @@ def _forget_state(root, state_file):
             os.rmdir(root.host(os.path.dirname(STATE_FILE)))   # only when empty
         except OSError:
             pass
+
+
+def install_document(packages, change, *, dry_run, seconds, update=False, simulated=True,
+                     state_file=None, saved_manual=None):
+    """build-deps install's --json document: the requested packages and the
+    pkgchange.Change (simulated: False when a dry run could not simulate, before
+    apt-get update); a real run's state file and the manual set it saved."""
+    del seconds, simulated
+    if dry_run:
+        return {"command": "build-deps", "action": "install", "dry_run": True,
+                "requested": packages, "install": change.installed,
+                "install_bytes": change.installed_bytes, "upgrade": change.upgraded,
+                "upgrade_bytes": change.upgraded_bytes, "remove": change.removed,
+                "change_bytes": change.change_bytes, "update": update}
+    return {"command": "build-deps", "action": "install", "dry_run": False,
+            "requested": packages, "installed": change.installed,
+            "installed_bytes": change.installed_bytes, "upgraded": change.upgraded,
+            "upgraded_bytes": change.upgraded_bytes, "removed": change.removed,
+            "change_bytes": change.change_bytes,
+            "state_file": state_file, "saved_manual": saved_manual}
+
+
+def purge_document(pp, source, *, dry_run, seconds, refused=False, removed=None,
+                   removed_bytes=0, cleaned_bytes=0, allow_missing=False, allow_unreadable=False):
+    """build-deps purge's --json document of the PurgePlan `pp` (manual set from
+    `source`): refused (keep's analysis stopped it), a dry run's pp.remove, or
+    what a real run removed and cleaned."""
+    del seconds, allow_missing, allow_unreadable
+    doc = {"command": "build-deps", "action": "purge", "dry_run": bool(dry_run),
+           "saved_from": source}
+    if refused:
+        doc.update(removed=[])
+    elif dry_run:
+        doc.update(manual=pp.manual, kept=pp.kept, remove=pp.remove,
+                   remove_bytes=pp.remove_bytes)
+    else:
+        doc.update(manual=pp.manual, kept=pp.kept, removed=removed, removed_bytes=removed_bytes,
+                   cleaned_bytes=cleaned_bytes)
+    doc["keep"] = keep.plan_document(pp.keep)
+    return doc
 
 
 # -- command ----------------------------------------------------------------
