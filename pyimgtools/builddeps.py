@@ -34,7 +34,7 @@ from pyimgtools import apt, cli, keep, pkgchange
 from pyimgtools.apt import lists_present
 from pyimgtools.dpkg import Database, by_apt_spelling
 from pyimgtools.errors import EXIT_OK, PyimgtoolsError
-from pyimgtools.report import display_path, format_bytes, format_count
+from pyimgtools.report import display_path, envelope, format_bytes, format_count
 
 STATE_FILE = "/var/lib/pyimgtools/build-deps.json"
 STATE_VERSION = 1
@@ -420,19 +420,24 @@ def install_document(packages, change, *, dry_run, seconds, update=False, simula
     """build-deps install's --json document: the requested packages and the
     pkgchange.Change (simulated: False when a dry run could not simulate, before
     apt-get update); a real run's state file and the manual set it saved."""
-    del seconds, simulated
+    counts = {"requested": len(packages)}
+    if simulated:       # the numbers of the summary line; unknown before apt-get update
+        counts.update(installed=len(change.installed), upgraded=len(change.upgraded),
+                      bytes=change.installed_bytes)
     if dry_run:
-        return {"command": "build-deps", "action": "install", "dry_run": True,
-                "requested": packages, "install": change.installed,
-                "install_bytes": change.installed_bytes, "upgrade": change.upgraded,
-                "upgrade_bytes": change.upgraded_bytes, "remove": change.removed,
-                "change_bytes": change.change_bytes, "update": update}
-    return {"command": "build-deps", "action": "install", "dry_run": False,
-            "requested": packages, "installed": change.installed,
-            "installed_bytes": change.installed_bytes, "upgraded": change.upgraded,
-            "upgraded_bytes": change.upgraded_bytes, "removed": change.removed,
-            "change_bytes": change.change_bytes,
-            "state_file": state_file, "saved_manual": saved_manual}
+        own = {"action": "install", "requested": packages, "install": change.installed,
+               "install_bytes": change.installed_bytes, "upgrade": change.upgraded,
+               "upgrade_bytes": change.upgraded_bytes, "remove": change.removed,
+               "change_bytes": change.change_bytes, "update": update}
+    else:
+        own = {"action": "install", "requested": packages, "installed": change.installed,
+               "installed_bytes": change.installed_bytes, "upgraded": change.upgraded,
+               "upgraded_bytes": change.upgraded_bytes, "removed": change.removed,
+               "change_bytes": change.change_bytes,
+               "state_file": state_file, "saved_manual": saved_manual}
+        counts["saved_manual"] = len(saved_manual)
+    return envelope("build-deps install", dry_run=dry_run, seconds=seconds, counts=counts,
+                    results=own, **own)
 
 
 def purge_document(pp, source, *, dry_run, seconds, refused=False, removed=None,
@@ -440,19 +445,25 @@ def purge_document(pp, source, *, dry_run, seconds, refused=False, removed=None,
     """build-deps purge's --json document of the PurgePlan `pp` (manual set from
     `source`): refused (keep's analysis stopped it), a dry run's pp.remove, or
     what a real run removed and cleaned."""
-    del seconds, allow_missing, allow_unreadable
-    doc = {"command": "build-deps", "action": "purge", "dry_run": bool(dry_run),
-           "saved_from": source}
+    own = {"action": "purge", "saved_from": source}
     if refused:
-        doc.update(removed=[])
+        own.update(removed=[])
+        counts = {"removed": 0, "bytes": 0}
     elif dry_run:
-        doc.update(manual=pp.manual, kept=pp.kept, remove=pp.remove,
+        own.update(manual=pp.manual, kept=pp.kept, remove=pp.remove,
                    remove_bytes=pp.remove_bytes)
+        counts = {"removed": len(pp.remove), "bytes": pp.remove_bytes}
     else:
-        doc.update(manual=pp.manual, kept=pp.kept, removed=removed, removed_bytes=removed_bytes,
+        own.update(manual=pp.manual, kept=pp.kept, removed=removed, removed_bytes=removed_bytes,
                    cleaned_bytes=cleaned_bytes)
-    doc["keep"] = keep.plan_document(pp.keep)
-    return doc
+        counts = {"removed": len(removed), "bytes": removed_bytes}
+    counts["kept"] = len(pp.kept)
+    if not (refused or dry_run):
+        counts["cleaned_bytes"] = cleaned_bytes
+    own["keep"] = keep.plan_document(pp.keep)
+    failures, warnings = keep.problems(pp.keep, allow_missing, allow_unreadable)
+    return envelope("build-deps purge", dry_run=dry_run, seconds=seconds, counts=counts,
+                    results=own, warnings=warnings, failures=failures, **own)
 
 
 # -- command ----------------------------------------------------------------

@@ -575,25 +575,33 @@ def plan_document(keep_plan):
     }
 
 
+def problems(keep_plan, allow_missing, allow_unreadable):
+    """(failures, warnings) of the JSON envelope (report.envelope): unreadable
+    paths and missing libraries are failures unless allowed, then warnings
+    (the lines check_unreadable and check_missing print)."""
+    failures, warnings = [], []
+    for text in keep_plan.unreadable:
+        if allow_unreadable:
+            warnings.append(text + " (not scanned)")
+        else:   # "PATH: cannot read" / "PATH: cannot list: REASON" (scan)
+            path, _sep, error = text.rpartition(": cannot ")
+            failures.append({"path": path, "error": "cannot " + error})
+    for m in keep_plan.missing:
+        if allow_missing:   # printed after the document in some modes: listed here
+            warnings.append(missing_text(m))
+        else:
+            failures.append({"item": m.name, "error": "not found",
+                             "message": "needed by %s" % display_path(m.needer)})
+    return failures, warnings
+
+
 def document(keep_plan, action, *, seconds, dry_run=False, marked=None, package=None,
              matches=None, allow_missing=False, allow_unreadable=False):
     """keep's --json document. action: "mark", "print" or "why" (package: the
     --why name, matches: its KeepPackages); marked: the names marked (None
     outside "mark"); allow_*: whether missing libraries and unreadable paths
     are warnings rather than failures."""
-    failures, warnings = [], []
-    for text in keep_plan.unreadable:
-        if allow_unreadable:
-            warnings.append(text + " (not scanned)")
-        else:
-            path, _sep, error = text.rpartition(": cannot ")
-            failures.append({"path": path, "error": "cannot " + error})
-    for m in keep_plan.missing:
-        if allow_missing:   # the warning check_missing prints (after the document, in some modes)
-            warnings.append(missing_text(m))
-        else:
-            failures.append({"item": m.name, "error": "not found",
-                             "message": "needed by %s" % display_path(m.needer)})
+    failures, warnings = problems(keep_plan, allow_missing, allow_unreadable)
     counts = {"packages": len(keep_plan.packages if matches is None else matches),
               "elf_files": keep_plan.scanned}
     if action == "why":
