@@ -29,7 +29,7 @@ import time
 
 from pyimgtools import cli, pytarget
 from pyimgtools.errors import EXIT_FAILED, EXIT_OK, PyimgtoolsError
-from pyimgtools.report import Output
+from pyimgtools.report import Output, envelope, with_warnings
 
 NAME = "finalize"
 
@@ -126,6 +126,11 @@ class _StepOutput(Output):
         super().__init__(json_mode=False, quiet=parent.quiet, verbose=parent.verbose,
                          stdout=parent._log, stderr=parent._log)
         self.summaries = []
+        self.parent = parent
+
+    def warn(self, text):
+        super().warn(text)
+        self.parent.warnings.append(text)     # finalize's envelope lists every step's
 
     def summary(self, text):
         self.summaries.append(text)
@@ -199,11 +204,25 @@ def _run_step(module_name, options, root, step_out):
     module = _step_module(module_name)
     outcome = getattr(module, FUNCTIONS[module_name])(root=root, out=step_out, **options)
     module.report(outcome, step_out)
-    document = module.document(outcome)
+    doc = with_warnings(module.document(outcome), step_out.warnings)
     error = module.failure(outcome)
     if error is not None:
-        return error.exit_code, str(error), document
-    return module.exit_code(outcome), None, document
+        return error.exit_code, str(error), doc
+    return module.exit_code(outcome), None, doc
+
+
+def document(*, dry_run, target, steps, not_run, code, failure, seconds):
+    """finalize's --json document: each step's own document under steps[].result."""
+    ran = [s for s in steps if not s["skipped"]]
+    failures = []
+    if failure:     # the step that stopped the run is the last one
+        failed = ran[-1]["command"]
+        failures.append({"item": failed, "error": failure[len(failed) + 2:]})
+    own = {"target": _target_doc(target, steps), "steps": steps, "not_run": not_run,
+           "exit_code": code, "error": failure}
+    return envelope(NAME, dry_run=dry_run, seconds=seconds,
+                    counts={"steps": len(ran), "skipped": len(steps) - len(ran)},
+                    results=own, failures=failures, **own)
 
 
 def run(args, out, root):
@@ -227,9 +246,9 @@ def run(args, out, root):
         step_out = _StepOutput(out)
         out.line("== %s" % command)
         step_started = time.monotonic()
-        document = None
+        step_doc = None
         try:
-            rc, error, document = _run_step(module_name, options, root, step_out)
+            rc, error, step_doc = _run_step(module_name, options, root, step_out)
             if error is not None:
                 failure = "%s: %s" % (command, error)
         except PyimgtoolsError as exc:
@@ -243,7 +262,7 @@ def run(args, out, root):
             "command": command, "skipped": False, "exit_code": rc,
             "summary": step_out.summaries[-1] if step_out.summaries else None,
             "seconds": round(time.monotonic() - step_started, 3),
-            "result": document,
+            "result": step_doc,
         })
         if rc != EXIT_OK:
             code = rc if rc != 0 else EXIT_FAILED
@@ -253,11 +272,8 @@ def run(args, out, root):
     elapsed = time.monotonic() - started
     ran = [s for s in steps if not s["skipped"]]
     not_run = [c for c, _m, _e in STEPS if c not in {s["command"] for s in steps}]
-    doc = {"command": NAME, "dry_run": bool(getattr(args, "dry_run", False)),
-           "target": _target_doc(target, steps), "steps": steps,
-           "not_run": not_run, "exit_code": code, "error": failure,
-           "seconds": round(elapsed, 3)}
-    out.data(doc)
+    out.data(document(dry_run=getattr(args, "dry_run", False), target=target, steps=steps,
+                      not_run=not_run, code=code, failure=failure, seconds=elapsed))
     parts = [_short(s["summary"], s["command"]) if s.get("summary") else s["command"] + " failed"
              for s in ran]
     skipped = [s["command"] for s in steps if s["skipped"]]
