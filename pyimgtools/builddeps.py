@@ -307,6 +307,7 @@ def purge(*, root, out, saved=None, state_file=STATE_FILE, keep_runtime=(), excl
         apt.check_dpkg_state(None if root.is_host else root)
     pp, db, installed = plan_purge(root, manual, keep_paths, exclude, allow_missing)
     keep.report_plan(out, pp.keep, "dry-run" if dry_run else "run")
+
     def refused():
         return purge_document(pp, source, dry_run=dry_run, seconds=time.monotonic() - start,
                               refused=True, allow_missing=allow_missing,

@@ -612,8 +612,9 @@ def document(keep_plan, action, *, seconds, dry_run=False, marked=None, package=
         del own["warnings"]     # the envelope's (every warning line keep printed)
     if marked is not None:
         own["marked"] = marked
-        to_mark = 0 if failures else len(keep_plan.to_mark)
-        counts.update(marked=to_mark, already_manual=len(keep_plan.packages) - len(keep_plan.to_mark))
+        to_mark = len(keep_plan.to_mark)
+        counts.update(marked=0 if failures else to_mark,   # a refused run marks nothing
+                      already_manual=len(keep_plan.packages) - to_mark)
     # --print and --why change nothing: not a dry run
     return envelope("keep", dry_run=bool(dry_run) and action == "mark", seconds=seconds,
                     counts=counts, results=own, warnings=warnings, failures=failures, **own)

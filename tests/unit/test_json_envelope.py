@@ -139,7 +139,7 @@ def keep_root(tmp_path):
     (tmp_path / "var/lib/dpkg").mkdir(parents=True)
     (tmp_path / "var/lib/dpkg/status").write_text("")
     (tmp_path / "usr/local/bin").mkdir(parents=True)
-    shutil.copy(shutil.which("true") or "/bin/true", str(tmp_path / "usr/local/bin/true"))
+    shutil.copy(shutil.which("true"), str(tmp_path / "usr/local/bin/true"))
     return tmp_path
 
 
@@ -211,6 +211,13 @@ def test_build_deps(capsys, fake_apt):
     dry = run_json(capsys, *root, "build-deps", "purge", "--dry-run")
     assert (dry["command"], dry["dry_run"]) == ("build-deps purge", True)
     assert dry["remove"] == ["cpp"] and dry["counts"]["removed"] == 1
+    # a library the kept files need is missing: the purge stops, its failures say why
+    (fake_apt / "usr/local/true").write_bytes(open(shutil.which("true"), "rb").read())
+    refused = run_json(capsys, *root, "build-deps", "purge", "--dry-run", code=1,
+                       printed_warnings=False)
+    assert "libc.so.6" in {f["item"] for f in refused["failures"]}
+    assert refused["removed"] == [] and refused["counts"]["removed"] == 0
+    os.unlink(str(fake_apt / "usr/local/true"))
     real = run_json(capsys, *root, "build-deps", "purge")
     assert real["dry_run"] is False and real["removed"] == ["cpp"]
 
