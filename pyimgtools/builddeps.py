@@ -34,7 +34,7 @@ from pyimgtools import apt, commandnames, keep, pkgchange
 from pyimgtools.apt import lists_present
 from pyimgtools.dpkg import Database, by_apt_spelling
 from pyimgtools.errors import EXIT_OK, PyimgtoolsError
-from pyimgtools.report import display_path, format_bytes, format_count
+from pyimgtools.report import display_path, envelope, format_bytes, format_count
 
 NAME = commandnames.BUILD_DEPS
 STATE_FILE = "/var/lib/pyimgtools/build-deps.json"
@@ -226,20 +226,11 @@ def install_report(outcome, out):
 
 
 def install_document(outcome):
-    """The --json document of the outcome."""
-    change = outcome.change
-    if outcome.dry_run:
-        return {"command": NAME, "action": "install", "dry_run": True,
-                "requested": outcome.requested, "install": change.installed,
-                "install_bytes": change.installed_bytes, "upgrade": change.upgraded,
-                "upgrade_bytes": change.upgraded_bytes, "remove": change.removed,
-                "change_bytes": change.change_bytes, "update": outcome.need_update}
-    return {"command": NAME, "action": "install", "dry_run": False,
-            "requested": outcome.requested, "installed": change.installed,
-            "installed_bytes": change.installed_bytes, "upgraded": change.upgraded,
-            "upgraded_bytes": change.upgraded_bytes, "removed": change.removed,
-            "change_bytes": change.change_bytes,
-            "state_file": outcome.state_file, "saved_manual": outcome.saved_manual}
+    """The --json document of the outcome (the envelope, docs/json.md)."""
+    return _install_envelope(outcome.requested, outcome.change, dry_run=outcome.dry_run,
+                             seconds=outcome.seconds, update=outcome.need_update,
+                             simulated=outcome.simulated, state_file=outcome.state_file,
+                             saved_manual=outcome.saved_manual)
 
 
 def removal(names, installed, native):
@@ -343,26 +334,29 @@ def purge(*, root, out, saved=None, state_file=STATE_FILE, keep_runtime=(), excl
         apt.check_dpkg_state(None if root.is_host else root)
     pp, db, installed = plan_purge(root, manual, keep_paths, exclude, allow_missing)
     keep.report_plan(out, pp.keep, "dry-run" if dry_run else "run")
-    refused = {"command": NAME, "action": "purge", "dry_run": bool(dry_run),
-               "saved_from": source, "removed": [], "keep": keep.plan_document(pp.keep)}
+
+    def refused():
+        return purge_document(pp, source, dry_run=dry_run, seconds=time.monotonic() - start,
+                              refused=True, allow_missing=allow_missing,
+                              allow_unreadable=allow_unreadable)
     if pp.keep.unreadable and not allow_unreadable:
-        out.data(refused)
+        out.data(refused())
     keep.check_unreadable(out, pp.keep, allow_unreadable)
     if pp.keep.missing and not allow_missing:
-        out.data(refused)
+        out.data(refused())
     keep.check_missing(out, pp.keep, allow_missing)
     kept_lines = _kept_lines(pp)
     where = ", ".join(display_path(p) for p in pp.keep.paths)
     if dry_run:
-        _purge_dry_run(root, out, pp, installed, db.native_arch(), kept_lines, source, where)
+        _purge_dry_run(root, out, pp, installed, db.native_arch(), kept_lines, source, where,
+                       start, allow_missing)
         return EXIT_OK
     removed, removed_bytes, cleaned = _purge_apply(root, out, pp, installed, kept_lines)
     if state is not None:
         _forget_state(root, state_file)
-    out.data({"command": NAME, "action": "purge", "dry_run": False,
-              "saved_from": source, "manual": pp.manual, "kept": pp.kept,
-              "removed": removed, "removed_bytes": removed_bytes,
-              "cleaned_bytes": cleaned, "keep": keep.plan_document(pp.keep)})
+    out.data(purge_document(pp, source, dry_run=False, seconds=time.monotonic() - start,
+                            removed=removed, removed_bytes=removed_bytes, cleaned_bytes=cleaned,
+                            allow_missing=allow_missing, allow_unreadable=allow_unreadable))
     out.summary("pyimgtools %s purge: removed %s (%s), kept %s for %s, cleaned %s of apt "
                 "lists and cache in %.1f s"
                 % (NAME, format_count(len(removed), "package"), format_bytes(removed_bytes),
@@ -398,7 +392,8 @@ def _kept_lines(pp):
     return lines
 
 
-def _purge_dry_run(root, out, pp, installed, native, kept_lines, source, where):
+def _purge_dry_run(root, out, pp, installed, native, kept_lines, source, where, start,
+                   allow_missing):
     """What the purge would remove (apt-get -s with the restored marks), printed."""
     pp.remove, pp.remove_bytes = removal(
         simulate_purge(root, installed, pp.manual, native), installed, native)
@@ -406,12 +401,11 @@ def _purge_dry_run(root, out, pp, installed, native, kept_lines, source, where):
         out.line(line)
     for name in pp.remove:
         out.line("would remove: %s" % name)
-    out.data({"command": NAME, "action": "purge", "dry_run": True,
-              "saved_from": source, "manual": pp.manual, "kept": pp.kept,
-              "remove": pp.remove, "remove_bytes": pp.remove_bytes,
-              "keep": keep.plan_document(pp.keep)})
-    out.summary("pyimgtools %s purge: would remove %s (%s), keep %s for %s (dry run)"
-                % (NAME, format_count(len(pp.remove), "package"), format_bytes(pp.remove_bytes),
+    # unreadable paths went on here (allowed), else the purge stopped before
+    out.data(purge_document(pp, source, dry_run=True, seconds=time.monotonic() - start,
+                            allow_missing=allow_missing, allow_unreadable=True))
+    out.summary("pyimgtools build-deps purge: would remove %s (%s), keep %s for %s (dry run)"
+                % (format_count(len(pp.remove), "package"), format_bytes(pp.remove_bytes),
                    format_count(len(pp.kept), "runtime package"), where))
 
 
@@ -447,3 +441,54 @@ def _forget_state(root, state_file):
             os.rmdir(root.host(os.path.dirname(STATE_FILE)))   # only when empty
         except OSError:
             pass
+
+
+def _install_envelope(packages, change, *, dry_run, seconds, update=False, simulated=True,
+                      state_file=None, saved_manual=None):
+    """build-deps install's --json document: the requested packages and the
+    pkgchange.Change (simulated: False when a dry run could not simulate, before
+    apt-get update); a real run's state file and the manual set it saved."""
+    counts = {"requested": len(packages)}
+    if simulated:       # the numbers of the summary line; unknown before apt-get update
+        counts.update(installed=len(change.installed), upgraded=len(change.upgraded),
+                      bytes=change.installed_bytes)
+    if dry_run:
+        own = {"action": "install", "requested": packages, "install": change.installed,
+               "install_bytes": change.installed_bytes, "upgrade": change.upgraded,
+               "upgrade_bytes": change.upgraded_bytes, "remove": change.removed,
+               "change_bytes": change.change_bytes, "update": update}
+    else:
+        own = {"action": "install", "requested": packages, "installed": change.installed,
+               "installed_bytes": change.installed_bytes, "upgraded": change.upgraded,
+               "upgraded_bytes": change.upgraded_bytes, "removed": change.removed,
+               "change_bytes": change.change_bytes,
+               "state_file": state_file, "saved_manual": saved_manual}
+        counts["saved_manual"] = len(saved_manual)
+    return envelope("%s install" % NAME, dry_run=dry_run, seconds=seconds, counts=counts,
+                    results=own, **own)
+
+
+def purge_document(pp, source, *, dry_run, seconds, refused=False, removed=None,
+                   removed_bytes=0, cleaned_bytes=0, allow_missing=False, allow_unreadable=False):
+    """build-deps purge's --json document of the PurgePlan `pp` (manual set from
+    `source`): refused (keep's analysis stopped it), a dry run's pp.remove, or
+    what a real run removed and cleaned."""
+    own = {"action": "purge", "saved_from": source}
+    if refused:
+        own.update(removed=[])
+        counts = {"removed": 0, "bytes": 0}
+    elif dry_run:
+        own.update(manual=pp.manual, kept=pp.kept, remove=pp.remove,
+                   remove_bytes=pp.remove_bytes)
+        counts = {"removed": len(pp.remove), "bytes": pp.remove_bytes}
+    else:
+        own.update(manual=pp.manual, kept=pp.kept, removed=removed, removed_bytes=removed_bytes,
+                   cleaned_bytes=cleaned_bytes)
+        counts = {"removed": len(removed), "bytes": removed_bytes}
+    counts["kept"] = len(pp.kept)
+    if not (refused or dry_run):
+        counts["cleaned_bytes"] = cleaned_bytes
+    own["keep"] = keep.plan_document(pp.keep)
+    failures, warnings = keep.problems(pp.keep, allow_missing, allow_unreadable)
+    return envelope("%s purge" % NAME, dry_run=dry_run, seconds=seconds, counts=counts,
+                    results=own, warnings=warnings, failures=failures, **own)

@@ -25,7 +25,7 @@ from pyimgtools import commandnames, image_python
 from pyimgtools.cpus import available_cpus
 from pyimgtools.errors import PyimgtoolsError, UsageError
 from pyimgtools.pytarget import worker_code, worker_source
-from pyimgtools.report import display_line, display_path, format_bytes, format_count
+from pyimgtools.report import display_line, display_path, envelope, format_bytes, format_count
 
 NAME = commandnames.COMPILE
 MODES = ("checked-hash", "timestamp", "unchecked-hash")
@@ -839,9 +839,8 @@ def _report(p, r, out, seconds):
 
 
 def _document(p, r, seconds, dry_run):
-    doc = {
-        "command": NAME,
-        "dry_run": dry_run,
+    failed = len(p.unreadable) + (len(r.failures) if r else 0)
+    own = {
         "python": {"executable": p.target.executable, "implementation": p.target.implementation,
                    "version": p.target.version, "cache_tag": p.target.cache_tag,
                    "venv": p.target.venv},
@@ -854,21 +853,25 @@ def _document(p, r, seconds, dry_run):
             "up_to_date": p.up_to_date,
             "skipped": len(p.skipped),
             "excluded": p.excluded,
-            "failed": len(p.unreadable) + (len(r.failures) if r else 0),
+            "failed": failed,
         },
         "skipped": p.skipped,
-        "seconds": round(seconds, 3),
     }
+    # the numbers of the summary line; a dry run's are what the real run would do
+    counts = {"files": len(p.to_compile) if dry_run else len(r.compiled)}
     if dry_run:
-        doc["to_compile"] = [{"path": it.image_path, "optimize": it.levels,
+        own["to_compile"] = [{"path": it.image_path, "optimize": it.levels,
                               "reasons": [x for x in it.reasons if x]} for it in p.to_compile]
-        doc["failures"] = p.unreadable
-        doc["stale_tmp"] = [image for _d, _n, image in p.stale_tmp]
+        own["stale_tmp"] = [image for _d, _n, image in p.stale_tmp]
+        failures, warnings = p.unreadable, []
     else:
-        doc["pycs_written"] = r.pycs_written
-        doc["bytes_written"] = r.bytes_written
-        doc["compiled"] = r.compiled
-        doc["failures"] = p.unreadable + r.failures
-        doc["warnings"] = r.warnings
-        doc["removed_tmp"] = r.removed_tmp
-    return doc
+        own["pycs_written"] = r.pycs_written
+        own["bytes_written"] = r.bytes_written
+        own["compiled"] = r.compiled
+        own["removed_tmp"] = r.removed_tmp
+        counts.update(pycs=r.pycs_written, bytes=r.bytes_written)
+        failures, warnings = p.unreadable + r.failures, r.warnings
+    counts.update(up_to_date=p.up_to_date, skipped=len(p.skipped), failed=failed)
+    # compile's warnings (the compiler's, shown with -v) are its own
+    return envelope(NAME, dry_run=dry_run, seconds=seconds, counts=counts, results=own,
+                    warnings=warnings, failures=failures, **own)

@@ -32,7 +32,7 @@ from typing import Optional
 from pyimgtools import commandnames, pytarget
 from pyimgtools.commandnames import COMPILE, PRUNE
 from pyimgtools.errors import EXIT_FAILED, EXIT_OK, PyimgtoolsError
-from pyimgtools.report import Output
+from pyimgtools.report import Output, envelope, with_warnings
 
 NAME = commandnames.FINALIZE
 
@@ -62,6 +62,11 @@ class _StepOutput(Output):
         super().__init__(json_mode=False, quiet=parent.quiet, verbose=parent.verbose,
                          stdout=parent._log, stderr=parent._log)
         self.summaries = []
+        self.parent = parent
+
+    def warn(self, text):
+        super().warn(text)
+        self.parent.warnings.append(text)     # finalize's envelope lists every step's
 
     def summary(self, text):
         self.summaries.append(text)
@@ -124,11 +129,25 @@ def _run_step(module_name, options, root, step_out):
     module = _step_module(module_name)
     outcome = getattr(module, FUNCTIONS[module_name])(root=root, out=step_out, **options)
     module.report(outcome, step_out)
-    document = module.document(outcome)
+    doc = with_warnings(module.document(outcome), step_out.warnings)
     error = module.failure(outcome)
     if error is not None:
-        return error.exit_code, str(error), document
-    return module.exit_code(outcome), None, document
+        return error.exit_code, str(error), doc
+    return module.exit_code(outcome), None, doc
+
+
+def _envelope(*, dry_run, target, steps, not_run, code, failure, seconds):
+    """finalize's envelope: each step's own document under steps[].result."""
+    ran = [s for s in steps if not s["skipped"]]
+    failures = []
+    if failure:     # the step that stopped the run is the last one
+        failed = ran[-1]["command"]
+        failures.append({"item": failed, "error": failure[len(failed) + 2:]})
+    own = {"target": _target_doc(target, steps), "steps": steps, "not_run": not_run,
+           "exit_code": code, "error": failure}
+    return envelope(NAME, dry_run=dry_run, seconds=seconds,
+                    counts={"steps": len(ran), "skipped": len(steps) - len(ran)},
+                    results=own, failures=failures, **own)
 
 
 @dataclasses.dataclass
@@ -176,9 +195,9 @@ def run_steps(*, root, out, python=None, skip=(), options=None, dry_run=False):
         step_out = _StepOutput(out)
         out.line("== %s" % command)
         step_started = time.monotonic()
-        document = None
+        step_doc = None
         try:
-            rc, error, document = _run_step(module_name, kwargs, root, step_out)
+            rc, error, step_doc = _run_step(module_name, kwargs, root, step_out)
             if error is not None:
                 failure = "%s: %s" % (command, error)
         except PyimgtoolsError as exc:
@@ -192,7 +211,7 @@ def run_steps(*, root, out, python=None, skip=(), options=None, dry_run=False):
             "command": command, "skipped": False, "exit_code": rc,
             "summary": step_out.summaries[-1] if step_out.summaries else None,
             "seconds": round(time.monotonic() - step_started, 3),
-            "result": document,
+            "result": step_doc,
         })
         if rc != EXIT_OK:
             code = rc if rc != 0 else EXIT_FAILED
@@ -205,11 +224,11 @@ def run_steps(*, root, out, python=None, skip=(), options=None, dry_run=False):
 
 
 def document(outcome):
-    """The --json document: finalize's own fields and each step's document."""
-    return {"command": NAME, "dry_run": outcome.dry_run,
-            "target": _target_doc(outcome.target, outcome.steps), "steps": outcome.steps,
-            "not_run": outcome.not_run, "exit_code": outcome.code, "error": outcome.error,
-            "seconds": round(outcome.seconds, 3)}
+    """The --json document (the envelope, docs/json.md): finalize's own fields
+    and each step's document under steps[].result."""
+    return _envelope(dry_run=outcome.dry_run, target=outcome.target, steps=outcome.steps,
+                     not_run=outcome.not_run, code=outcome.code, failure=outcome.error,
+                     seconds=outcome.seconds)
 
 
 def report(outcome, out):

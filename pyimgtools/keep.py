@@ -35,7 +35,7 @@ from pyimgtools import commandnames
 from pyimgtools.elf import ELF_MAGIC
 from pyimgtools.errors import EXIT_FAILED, PyimgtoolsError
 from pyimgtools.fs import Canonical
-from pyimgtools.report import display_path, format_count
+from pyimgtools.report import display_path, envelope, format_count
 
 NAME = commandnames.KEEP
 DEFAULT_PATHS = ("/usr/local",)
@@ -529,12 +529,17 @@ def check_unreadable(out, keep_plan, allow_unreadable):
                               EXIT_FAILED)
 
 
+def missing_text(m):
+    """The line that reports a missing library (a warning or an error)."""
+    return "%s: needed by %s: not found" % (display_path(m.name), display_path(m.needer))
+
+
 def check_missing(out, keep_plan, allow_missing):
     """Report missing libraries; raises (exit 1) unless allow_missing."""
     if not keep_plan.missing:
         return
     for m in keep_plan.missing:
-        text = "%s: needed by %s: not found" % (display_path(m.name), display_path(m.needer))
+        text = missing_text(m)
         if allow_missing or out.json_mode:
             out.warn(text)
         else:
@@ -562,3 +567,48 @@ def plan_document(keep_plan):
         "uncached": keep_plan.uncached,
         "ldconfig": keep_plan.ldconfig or None,
     }
+
+
+def problems(keep_plan, allow_missing, allow_unreadable):
+    """(failures, warnings) of the JSON envelope (report.envelope): unreadable
+    paths and missing libraries are failures unless allowed, then warnings
+    (the lines check_unreadable and check_missing print)."""
+    failures, warnings = [], []
+    for text in keep_plan.unreadable:
+        if allow_unreadable:
+            warnings.append(text + " (not scanned)")
+        else:   # "PATH: cannot read" / "PATH: cannot list: REASON" (scan)
+            path, _sep, error = text.rpartition(": cannot ")
+            failures.append({"path": path, "error": "cannot " + error})
+    for m in keep_plan.missing:
+        if allow_missing:   # printed after the document in some modes: listed here
+            warnings.append(missing_text(m))
+        else:
+            failures.append({"item": m.name, "error": "not found",
+                             "message": "needed by %s" % display_path(m.needer)})
+    return failures, warnings
+
+
+def document(keep_plan, action, *, seconds, dry_run=False, marked=None, package=None,
+             matches=None, allow_missing=False, allow_unreadable=False):
+    """keep's --json document. action: "mark", "print" or "why" (package: the
+    --why name, matches: its KeepPackages); marked: the names marked (None
+    outside "mark"); allow_*: whether missing libraries and unreadable paths
+    are warnings rather than failures."""
+    failures, warnings = problems(keep_plan, allow_missing, allow_unreadable)
+    counts = {"packages": len(keep_plan.packages if matches is None else matches),
+              "elf_files": keep_plan.scanned}
+    if action == "why":
+        own = {"action": "why", "package": package, "paths": keep_plan.paths,
+               "packages": matches, "missing": keep_plan.missing}
+    else:
+        own = dict(plan_document(keep_plan), action=action)
+        del own["warnings"]     # the envelope's (every warning line keep printed)
+    if marked is not None:
+        own["marked"] = marked
+        to_mark = len(keep_plan.to_mark)
+        counts.update(marked=0 if failures else to_mark,   # a refused run marks nothing
+                      already_manual=len(keep_plan.packages) - to_mark)
+    # --print and --why change nothing: not a dry run
+    return envelope(NAME, dry_run=bool(dry_run) and action == "mark", seconds=seconds,
+                    counts=counts, results=own, warnings=warnings, failures=failures, **own)

@@ -29,7 +29,7 @@ import time
 from pyimgtools import apt, commandnames, pyimports, treewalk
 from pyimgtools.errors import PyimgtoolsError, UsageError
 from pyimgtools.mounts import MountTable, ancestors_of
-from pyimgtools.report import display_path, format_bytes, format_count, json_path
+from pyimgtools.report import display_path, envelope, format_bytes, format_count, json_path
 
 NAME = commandnames.PRUNE
 
@@ -888,9 +888,8 @@ def document(outcome):
     """The --json document of the outcome."""
     plan, done, failures = outcome.plan, outcome.done, outcome.failures
     files, dirs, total, by_rule, hard = plan.totals(done)
-    return {
-        "command": NAME,
-        "dry_run": outcome.dry_run,
+    failed = [{"path": json_path(p), "error": m} for p, m in failures]
+    own = {
         "trees": [t.image for t in plan.trees],
         "rules": plan.rules.names(),
         "import_check": plan.rules.import_check,
@@ -900,12 +899,16 @@ def document(outcome):
                   "line": k.lineno, "imports": k.imported, "note": k.note} for k in plan.kept],
         "kept_sourceless": [json_path(p) for p in plan.sourceless],
         "skipped": [{"path": json_path(p), "reason": reason} for p, reason in plan.skipped],
+        # by path; the envelope's warnings are their printed lines
         "warnings": [{"path": json_path(p), "message": m} for p, m in plan.warnings],
-        "failed": [{"path": json_path(p), "error": m} for p, m in failures],
         "totals": {"files": files, "dirs": dirs, "bytes": total, "by_rule": by_rule,
                    "hard_links": hard, "kept_sourceless": len(plan.sourceless)},
-        "seconds": round(outcome.seconds, 3),
     }
+    legacy = {k: v for k, v in own.items() if k != "warnings"}
+    # `failed`: the envelope's failures under their old name (deprecated)
+    return envelope(NAME, dry_run=outcome.dry_run, seconds=outcome.seconds,
+                    counts={"files": files, "dirs": dirs, "bytes": total}, results=own,
+                    failures=failed, failed=failed, **legacy)
 
 
 def _report(out, plan, done, failures, dry, elapsed, verbose):

@@ -7,6 +7,8 @@ one JSON document to stdout and sends every other line to stderr.
 import os
 import sys
 
+from pyimgtools import __version__
+
 
 def format_bytes(n):
     """1536 -> '1.5 KiB'; binary units, one decimal, as in the summary lines."""
@@ -72,6 +74,47 @@ def to_jsonable(value):
     return value
 
 
+# The envelope every --json document starts with (docs/json.md), in this order.
+ENVELOPE_KEYS = ("command", "version", "dry_run", "seconds", "counts", "warnings", "failures",
+                 "results")
+
+
+class Envelope(dict):
+    """A --json document built by envelope(): Output.data adds the warnings it printed."""
+
+
+def envelope(command, *, dry_run, seconds, counts, results, warnings=(), failures=(), **legacy):
+    """The one --json document shape of every command (docs/json.md).
+
+    command: the words after `pyimgtools` ("prune", "build-deps purge");
+    dry_run: False for read-only runs; counts: {name: int}, the numbers of the
+    summary line; warnings: the command's own warnings that are not printed
+    as `pyimgtools: warning:` lines before the document (Output.data puts the
+    printed ones first); failures: [{"path" or "item": ..., "error": text,
+    ...}], what failed while the rest went on; results: the command's own
+    content. legacy: the top-level keys of the documents before the
+    envelope, kept for one release after it (docs/json.md lists them).
+    """
+    doc = Envelope(command=command, version=__version__, dry_run=bool(dry_run),
+                   seconds=round(seconds, 3), counts=dict(counts), warnings=list(warnings),
+                   failures=list(failures), results=results)
+    clash = sorted(set(legacy) & set(doc))
+    if clash:
+        raise ValueError("legacy keys shadow the envelope: %s" % ", ".join(clash))
+    doc.update(legacy)
+    return doc
+
+
+def with_warnings(document, printed):
+    """`document` with the warning lines `printed` first in its warnings (each
+    of its own warnings that was printed too, once); other documents as they are."""
+    if not isinstance(document, Envelope):
+        return document
+    own = [w for w in document["warnings"] if w not in printed]
+    return Envelope((k, list(printed) + own if k == "warnings" else v)
+                    for k, v in document.items())
+
+
 def _json_key(key):
     """Object keys must be text: undecodable path keys get their escaped display form."""
     return display_path(key) if isinstance(key, (str, bytes)) else str(key)
@@ -86,6 +129,7 @@ class Output:
         self.verbose = verbose
         self.stdout = stdout or sys.stdout
         self.stderr = stderr or sys.stderr
+        self.warnings = []      # every warning() text, for the JSON envelope
 
     @property
     def _log(self):
@@ -106,12 +150,15 @@ class Output:
         print(text, file=self._log)
 
     def warn(self, text):
+        """A `pyimgtools: warning:` line on stderr, recorded for the JSON document."""
+        self.warnings.append(text)
         print("pyimgtools: warning: " + text, file=self.stderr)
 
     def data(self, document):
         """The JSON document (only in --json mode)."""
         if self.json_mode:
             import json  # here: most runs print no JSON, and start-up counts in RUN lines
+            document = with_warnings(document, self.warnings)
             json.dump(to_jsonable(document), self.stdout, indent=2, sort_keys=False)
             self.stdout.write("\n")
 

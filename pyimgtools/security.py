@@ -19,7 +19,7 @@ from typing import Optional
 
 from pyimgtools import apt, commandnames, debversion, dpkg, fs, osrelease, pkgchange
 from pyimgtools.errors import EXIT_OK, EXIT_WORK_FOUND, PyimgtoolsError
-from pyimgtools.report import format_bytes, format_count
+from pyimgtools.report import envelope, format_bytes, format_count
 
 NAME = commandnames.SECURITY_UPGRADE
 TEMP_SOURCE = "/etc/apt/sources.list.d/zz-pyimgtools-security-temporary.list"
@@ -328,6 +328,7 @@ def upgrade(*, root, out, check=False, dry_run=False, no_update=False, no_add_so
     stream = out._log if out.verbose else None
     lists_were_present = apt.lists_present(root)
     lists = _Lists(root, out, lock_timeout, stream)
+    outcome = None
     try:
         if not security:
             lists.add_temporary_source(sources, distro, no_add_source, is_root)
@@ -365,8 +366,9 @@ def upgrade(*, root, out, check=False, dry_run=False, no_update=False, no_add_so
         clean = mode == "apply" or (lists.updated and not lists_were_present)
         if clean and not keep_lists:
             lists.remove()
+        if outcome is not None:     # --check and --dry-run return from the middle
+            outcome.seconds = time.monotonic() - started
     outcome.lists_removed = not keep_lists
-    outcome.seconds = time.monotonic() - started
     return outcome
 
 
@@ -463,17 +465,25 @@ def failure(outcome):
 def document(outcome):
     """The --json document of the outcome."""
     plan = outcome.plan
-    doc = {"command": NAME, "distribution": plan.distribution, "codename": plan.codename,
+    own = {"distribution": plan.distribution, "codename": plan.codename,
            "security_sources": plan.security_sources, "added_source": plan.added_source or None,
            "pending": plan.pending, "held": plan.held}
+    # the numbers of the summary line
+    counts = {"updates": len(plan.pending if outcome.applied is None else outcome.applied)}
     if outcome.mode != "check":
-        doc["extras"] = outcome.extras
+        own["extras"] = outcome.extras
+        counts["extras"] = len(outcome.extras)
     if outcome.mode == "dry-run":
-        doc.update(install_bytes=outcome.install_bytes, change_bytes=outcome.change_bytes)
+        own.update(install_bytes=outcome.install_bytes, change_bytes=outcome.change_bytes)
+        counts["bytes"] = outcome.install_bytes
     if outcome.mode == "apply":
-        doc.update(applied=outcome.applied, installed_bytes=outcome.installed_bytes,
+        own.update(applied=outcome.applied, installed_bytes=outcome.installed_bytes,
                    change_bytes=outcome.change_bytes, lists_removed=outcome.lists_removed)
-    return doc
+        counts["bytes"] = outcome.installed_bytes
+    counts["held"] = len(plan.held)
+    # --check changes nothing: not a dry run (docs/json.md); a failure raises, no document
+    return envelope(NAME, dry_run=outcome.mode == "dry-run", seconds=outcome.seconds,
+                    counts=counts, results=own, **own)
 
 
 def report(outcome, out):

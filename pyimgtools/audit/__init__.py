@@ -23,7 +23,7 @@ import time
 from pyimgtools import commandnames
 from pyimgtools.audit.model import RANK, SEVERITIES, Audit, CheckRun, Finding, at_or_above  # noqa: F401
 from pyimgtools.errors import EXIT_OK, EXIT_WORK_FOUND, UsageError
-from pyimgtools.report import display_path, format_bytes, format_count
+from pyimgtools.report import display_path, envelope, format_bytes, format_count
 
 NAME = commandnames.AUDIT
 
@@ -165,6 +165,25 @@ def read_env(root, env_file=None):
 
 # -- rendering ----------------------------------------------------------------------
 
+def document(result, fail_on, code):
+    """The --json document of an Audit (exit status `code` for --fail-on `fail_on`)."""
+    own = {
+        "root": result.root,
+        "fail_on": fail_on,
+        "exit_code": code,
+        "reclaimable_bytes": result.reclaimable(),
+        "findings": result.findings,
+        "checks": result.checks,
+        "environment": result.environment,
+    }
+    counts = dict(result.counts(), reclaimable_bytes=result.reclaimable())
+    # a check that failed (OSError) is a partial failure: the others ran
+    failures = [{"item": c.id, "error": c.note} for c in result.checks if c.status == "failed"]
+    # read-only: never a dry run
+    return envelope(NAME, dry_run=False, seconds=result.seconds, counts=counts,
+                    results=dict(own, counts=result.counts()), failures=failures, **own)
+
+
 def render(result, out, fail_on, code):
     counts = result.counts()
     summary = "pyimgtools audit: %s, %s, %s; %s reclaimable; %s in %.2f s" % (
@@ -172,18 +191,7 @@ def render(result, out, fail_on, code):
         format_count(counts["info"], "info", "info"), format_bytes(result.reclaimable()),
         display_path(result.root), result.seconds)
     if out.json_mode:
-        out.data({
-            "command": NAME,
-            "root": result.root,
-            "fail_on": fail_on,
-            "exit_code": code,
-            "counts": counts,
-            "reclaimable_bytes": result.reclaimable(),
-            "findings": result.findings,
-            "checks": result.checks,
-            "environment": result.environment,
-            "seconds": round(result.seconds, 3),
-        })
+        out.data(document(result, fail_on, code))
         out.summary(summary)
         return
     width = max([len(f.id) for f in result.findings] + [10])

@@ -65,8 +65,9 @@ def run(args, out, root):
     changes = None if args.print_only or args.why else "dry-run" if args.dry_run else "run"
     keep.report_plan(out, kp, changes)
     if kp.unreadable and not args.allow_unreadable:
-        out.data(dict(keep.plan_document(kp), command=keep.NAME, dry_run=bool(args.dry_run),
-                      marked=[], action="print" if args.print_only else "why" if args.why else "mark"))
+        out.data(keep.document(kp, "print" if args.print_only else "why" if args.why else "mark",
+                               seconds=time.monotonic() - start, dry_run=args.dry_run, marked=[],
+                               allow_missing=args.allow_missing, allow_unreadable=False))
     keep.check_unreadable(out, kp, args.allow_unreadable)
     where = ", ".join(display_path(p) for p in kp.paths)
 
@@ -74,7 +75,8 @@ def run(args, out, root):
         if not out.json_mode:
             for name in kp.package_names:
                 print(name, file=out.stdout)
-        out.data(dict(keep.plan_document(kp), command=keep.NAME, action="print"))
+        out.data(keep.document(kp, "print", seconds=time.monotonic() - start,
+                               allow_missing=args.allow_missing, allow_unreadable=args.allow_unreadable))
         keep.check_missing(out, kp, args.allow_missing)
         return EXIT_OK
 
@@ -82,8 +84,9 @@ def run(args, out, root):
         wanted = args.why
         matches = [p for p in kp.packages
                    if p.name == wanted or p.name.split(":")[0] == wanted]
-        out.data({"command": keep.NAME, "action": "why", "package": wanted, "paths": kp.paths,
-                  "packages": matches, "missing": kp.missing})
+        out.data(keep.document(kp, "why", seconds=time.monotonic() - start, package=wanted,
+                               matches=matches, allow_missing=args.allow_missing,
+                               allow_unreadable=args.allow_unreadable))
         if not matches:
             out.line("%s: not needed by the ELF files under %s" % (wanted, where))
         for p in matches:
@@ -98,8 +101,8 @@ def run(args, out, root):
 
     if kp.missing and not args.allow_missing:
         # nothing is marked; the JSON document still says why
-        out.data(dict(keep.plan_document(kp), command=keep.NAME, action="mark",
-                      dry_run=bool(args.dry_run), marked=[]))
+        out.data(keep.document(kp, "mark", seconds=time.monotonic() - start, dry_run=args.dry_run,
+                               marked=[], allow_missing=False, allow_unreadable=args.allow_unreadable))
     keep.check_missing(out, kp, args.allow_missing)
     for p in kp.packages:
         out.detail("%s: %s" % (p.name, ", ".join(display_path(l) for l in p.libraries)))
@@ -112,8 +115,9 @@ def run(args, out, root):
         marked = keep.apply(root, kp, out)
         for name in marked:
             out.line("marked manual: %s" % name)
-    out.data(dict(keep.plan_document(kp), command=keep.NAME, action="mark",
-                  dry_run=bool(args.dry_run), marked=marked))
+    out.data(keep.document(kp, "mark", seconds=time.monotonic() - start, dry_run=args.dry_run,
+                           marked=marked, allow_missing=args.allow_missing,
+                           allow_unreadable=args.allow_unreadable))
     out.summary("pyimgtools %s: %s needed by %s under %s; %s %s manual (%d already) in %.2f s"
                 % (keep.NAME, format_count(len(kp.packages), "package"),
                    format_count(kp.scanned, "ELF file"), where,

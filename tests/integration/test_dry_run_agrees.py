@@ -22,6 +22,7 @@ import os
 import pytest
 
 from tests.conftest import run_cli
+from tests.harness.json_envelope import key_order_errors, validate
 
 pytestmark = pytest.mark.main_only
 
@@ -100,7 +101,10 @@ def local_repo(root, label=None):
 def cli_json(*args):
     proc = run_cli(*args, "--json")
     assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
+    doc = json.loads(proc.stdout)
+    # every real and dry run of the root-only commands: the documented envelope (docs/json.md)
+    assert validate(doc) + key_order_errors(doc) == []
+    return doc
 
 
 def cli_lines(*args):

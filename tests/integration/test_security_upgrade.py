@@ -14,6 +14,7 @@ import shutil
 import pytest
 
 from tests.conftest import REPO, run_cli
+from tests.harness.json_envelope import key_order_errors, validate
 
 pytestmark = pytest.mark.main_only
 
@@ -104,6 +105,8 @@ def add_local_non_security_update(c):
 def run_json(c, args, user=None):
     proc = c.run(RUN + args + " --json", check=False, user=user)
     doc = json.loads(proc.stdout) if proc.stdout.strip() else None
+    if doc is not None:     # the documented envelope (docs/json.md)
+        assert validate(doc) + key_order_errors(doc) == []
     return proc, doc
 
 
