@@ -24,7 +24,7 @@ from typing import List, Optional
 from pyimgtools import commandnames, image_python
 from pyimgtools.cpus import available_cpus
 from pyimgtools.errors import PyimgtoolsError, UsageError
-from pyimgtools.pytarget import worker_source
+from pyimgtools.pytarget import worker_code, worker_source
 from pyimgtools.report import display_line, display_path, format_bytes, format_count
 
 NAME = commandnames.COMPILE
@@ -69,8 +69,14 @@ class WorkerError(PyimgtoolsError):
 
 # Reads the worker's source from stdin (it would make an unreadable `ps` line as
 # an argument), then runs it as __main__; the protocol follows on the same stream.
-_BOOT = ("import sys; _s = sys.stdin.buffer; "
-         "exec(compile(_s.read(int(sys.argv[1])), 'pyimgtools-compile-worker', 'exec'))")
+# stdin holds the worker's source, then its code object as this process has it
+# (pytarget.worker_code): run when the target's magic number is the one it was
+# marshalled under, which spares every worker compiling 22 KB of source.
+_BOOT = ("import sys, marshal; _s = sys.stdin.buffer; _a = sys.argv; "
+         "_src = _s.read(int(_a[1])); _pre = _s.read(int(_a[3])); "
+         "from importlib._bootstrap_external import MAGIC_NUMBER as _m; "
+         "exec(marshal.loads(_pre) if _pre and _m.hex() == _a[2] "
+         "else compile(_src, 'pyimgtools-compile-worker', 'exec'))")
 
 
 def _scratch_file():
@@ -100,24 +106,28 @@ class Worker:
     image's loader: pyimgtools/image_python.py).
     """
 
-    def __init__(self, launch, source):
+    def __init__(self, launch, source, precompiled=(b"", b"")):
         self.launch = launch
         self.python = launch.image_path
         self.stderr = _scratch_file()
         code = source.encode("utf-8")
+        magic, marshalled = precompiled
         try:
-            self.proc = subprocess.Popen(launch.argv + ["-I", "-S", "-B", "-c", _BOOT, str(len(code))],
+            self.proc = subprocess.Popen(launch.argv + ["-I", "-S", "-B", "-c", _BOOT, str(len(code)),
+                                                        magic.hex(), str(len(marshalled))],
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                          stderr=self.stderr, close_fds=True, env=launch.env)
         except OSError as exc:
             self.stderr.close()
             raise PyimgtoolsError("--python %s: %s" % (self.python, exc.strerror or exc)) from None
         try:
-            self.proc.stdin.write(code)
+            self.proc.stdin.write(code + marshalled)
         except OSError:
             pass  # reported by the first call()
 
     def call(self, request):
+        """Send one request, return the worker's reply; WorkerError (with why the
+        worker stopped) when it does not answer."""
         import marshal
         payload = marshal.dumps(request, 2)
         try:
@@ -193,6 +203,7 @@ class WorkerPool:
         self.launch = launch
         self.python = launch.image_path
         self.source = worker_source()
+        self.precompiled = worker_code()
         self.workers = []
         self.config = None
 
@@ -214,7 +225,7 @@ class WorkerPool:
             self.workers.append(self._start())
 
     def _start(self):
-        worker = Worker(self.launch, self.source)
+        worker = Worker(self.launch, self.source, self.precompiled)
         if self.config is not None:
             try:
                 worker.call(self.config)

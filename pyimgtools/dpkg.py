@@ -71,6 +71,7 @@ def split_apt_spelling(spelling, native):
 
 @dataclass
 class Package:
+    """One package of dpkg's status file, in dpkg's terms (Database.packages)."""
     name: str                       # Package: field
     arch: str = ""                  # Architecture: field
     version: str = ""

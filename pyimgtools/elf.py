@@ -82,6 +82,8 @@ class ElfError(LibraryError):
 
 @dataclass
 class ElfInfo:
+    """What pyimgtools reads of an ELF file: its identity (class, byte order,
+    machine, ABI, type) and the dynamic-loading facts ld.so acts on."""
     elf_class: int            # 32 or 64
     little_endian: bool
     machine: int              # e_machine

@@ -20,11 +20,11 @@ reports are host paths under R: `to_image` maps them back.
 
 import os
 
-from pyimgtools import elf as _elf
-from pyimgtools import ldcache as _ldcache
 from pyimgtools.errors import RequestError, TargetPythonError
-from pyimgtools.loader import Loader
 from pyimgtools.report import display_path
+
+# elf, ldcache and loader are imported where an image's interpreter is launched:
+# compile imports this module in every run, most of them on the host.
 
 # Where `python3` is looked for in an image when --python is not given: the
 # PATH of Debian's and the official images (/usr/local/bin first).
@@ -62,6 +62,8 @@ def _venv_of(root, path):
 
 def library_dirs(root, info):
     """Host paths of the image's library directories for an ELF file like `info`."""
+    from pyimgtools import ldcache as _ldcache
+    from pyimgtools.loader import Loader
     found = []
     dirs = list(_ldcache.read_conf(root)) + list(Loader(root).default_dirs(info))
     for d in dirs:
@@ -84,6 +86,7 @@ def launch(root, python):
         venv = _venv_of(root, text)
     except OSError as exc:
         raise TargetPythonError("--python %s: %s" % (display_path(text), exc.strerror or exc)) from None
+    from pyimgtools import elf as _elf
     host = root.host(real)
     if not os.path.isfile(host):
         raise TargetPythonError("--python %s: no such file in the image %s" % (display_path(text), root.path))

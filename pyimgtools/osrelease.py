@@ -24,6 +24,7 @@ DEBIAN_CODENAMES = {
 
 @dataclasses.dataclass
 class OsRelease:
+    """The fields of the image's os-release file and the path they were read from."""
     fields: dict
     path: str
 

@@ -41,14 +41,23 @@ import os  # noqa: E402
 import stat  # noqa: E402
 import struct  # noqa: E402
 import warnings  # noqa: E402
-from importlib import util as _util
+
+# importlib.util's helpers are re-exports of the bootstrap's, which every
+# interpreter has loaded before any code runs; importing importlib.util costs
+# each worker ~5 ms of start-up, on the critical path of every warm run.
+import _imp  # noqa: E402
+from importlib import _bootstrap_external as _bootstrap  # noqa: E402
 
 try:  # the helpers py_compile itself uses (3.7+)
     from importlib._bootstrap_external import _code_to_hash_pyc, _code_to_timestamp_pyc
 except ImportError:  # pragma: no cover - some other implementation
     _code_to_hash_pyc = _code_to_timestamp_pyc = None
 
-MAGIC = _util.MAGIC_NUMBER
+MAGIC = _bootstrap.MAGIC_NUMBER
+# The key importlib.util.source_hash passes: 3.14+ name it pyc_magic_number_token.
+_HASH_KEY = getattr(_imp, "pyc_magic_number_token", None)
+if _HASH_KEY is None:
+    _HASH_KEY = _bootstrap._RAW_MAGIC_NUMBER
 MODES = {"timestamp": 0, "unchecked-hash": 1, "checked-hash": 3}  # PEP 552 flags
 _FRAME = struct.Struct("<I")
 _MAX_WARNINGS = 20
@@ -62,7 +71,12 @@ CACHE_DIR = "__pycache__"
 
 def pyc_path(path, level):
     """Where this interpreter reads the .pyc of `path` (str) at optimization `level`."""
-    return _util.cache_from_source(path, optimization=level if level else "")
+    return _bootstrap.cache_from_source(path, optimization=level if level else "")
+
+
+def hash_of_source(data):
+    """importlib.util.source_hash(data): the key of a hash-based .pyc (PEP 552)."""
+    return _imp.source_hash(_HASH_KEY, data)
 
 
 def _pack(n):
@@ -130,7 +144,7 @@ def check_item(path, source, levels, flags, force):
                 expected = header(0, st, None)
             else:
                 if source_hash is None:
-                    source_hash = _util.source_hash(_read_all(fd))
+                    source_hash = hash_of_source(_read_all(fd))
                 expected = header(flags, st, source_hash)
             if head[:16] != expected:
                 reasons.append("source changed")
@@ -305,7 +319,7 @@ def _to_pyc(code, flags, st, data):
         if _code_to_timestamp_pyc is not None:
             return _code_to_timestamp_pyc(code, st.st_mtime, st.st_size)
         return header(0, st, None) + marshal.dumps(code)
-    source_hash = _util.source_hash(data)
+    source_hash = hash_of_source(data)
     if _code_to_hash_pyc is not None:
         return _code_to_hash_pyc(code, source_hash, flags == 3)
     return header(flags, st, source_hash) + marshal.dumps(code)
@@ -507,6 +521,7 @@ def _write_frame(stream, obj):
 
 
 def serve(stdin, stdout):
+    """Answer framed requests (info, config, check, compile) until EOF on stdin."""
     flags, levels, force = 3, (0,), False
     while True:
         request = _read_frame(stdin)

@@ -20,9 +20,7 @@ one venv probe for both commands.
 """
 
 import dataclasses
-import json
 import os
-import pkgutil
 import subprocess
 import sys
 from typing import List
@@ -30,13 +28,36 @@ from typing import List
 from pyimgtools.errors import TargetPythonError
 
 
+def worker_code():
+    """(magic number, marshalled code object) of pyimgtools/pycompile_worker.py as
+    this interpreter's importer has it: from its cached .pyc when that is up to
+    date (pip compiles the package at install), else compiled from the source.
+    A worker whose interpreter has the same magic number runs it instead of
+    compiling the source itself; (b"", b"") when the importer cannot give it."""
+    import marshal
+    from importlib._bootstrap_external import MAGIC_NUMBER, PathFinder
+    import pyimgtools
+    name = "pyimgtools.pycompile_worker"
+    try:
+        spec = PathFinder.find_spec(name, list(pyimgtools.__path__))
+        code = spec.loader.get_code(name)
+    except Exception:  # noqa: BLE001 - any importer trouble: the worker compiles the source
+        return b"", b""
+    if code is None:
+        return b"", b""
+    return MAGIC_NUMBER, marshal.dumps(code)
+
+
 def worker_source():
     """The source of pyimgtools/pycompile_worker.py, the code pyimgtools runs inside a
-    target interpreter; read as package data (works from a zip too)."""
+    target interpreter; read as package data through the package's loader, as
+    pkgutil.get_data does (works from a zip too) without importing pkgutil."""
+    import pyimgtools
     data = None
+    loader = getattr(getattr(pyimgtools, "__spec__", None), "loader", None)
     try:
-        data = pkgutil.get_data("pyimgtools", "pycompile_worker.py")
-    except OSError:
+        data = loader.get_data(os.path.join(os.path.dirname(pyimgtools.__file__), "pycompile_worker.py"))
+    except (AttributeError, OSError):
         data = None
     if not data:
         import inspect
@@ -57,6 +78,7 @@ DISTRIBUTION_PREFIXES = ("/usr",)
 
 @dataclasses.dataclass
 class PyTarget:
+    """What the target interpreter says of itself (pycompile_worker.target_info)."""
     executable: str
     version: str
     prefix: str
@@ -120,6 +142,7 @@ def _run_probe(argv, env, python, venv=None):
                               capture_output=True, timeout=60, env=env)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise TargetPythonError("--python %s: %s" % (python, getattr(exc, "strerror", None) or exc))
+    import json  # here: only the probe reads JSON, and start-up counts in RUN lines
     try:
         doc = json.loads(proc.stdout.decode("utf-8", "replace").strip().splitlines()[-1])
     except (ValueError, IndexError):

@@ -4,7 +4,6 @@ Human mode writes plain lines to stdout (a build log); ``--json`` writes exactly
 one JSON document to stdout and sends every other line to stderr.
 """
 
-import dataclasses
 import os
 import sys
 
@@ -53,6 +52,7 @@ def json_path(path):
 
 def to_jsonable(value):
     """Dataclasses, paths (bytes) and sets turned into plain JSON values."""
+    import dataclasses  # here: it imports inspect (~9 ms), and most runs print no JSON
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, bytes):

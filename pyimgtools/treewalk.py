@@ -97,13 +97,7 @@ class DirCursor:
 
     def open_child(self, name):
         """Open the directory `name` in the current one (never a symlink); returns (fd, stat)."""
-        fd = os.open(name, O_DIR, dir_fd=self.fds[-1])
-        try:
-            st = os.fstat(fd)
-        except OSError:
-            os.close(fd)
-            raise
-        return fd, st
+        return _open_dir(name, O_DIR, self.fds[-1])
 
     def push(self, fd, node):
         """Enter `node`, a child of the current node, through its already opened `fd`."""
@@ -188,7 +182,12 @@ class SkipSubtree(Exception):
 
 def open_top(path):
     """Open a walk's top directory (following symlinks in `path` itself); returns (fd, stat)."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+    return _open_dir(path, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0), None)
+
+
+def _open_dir(path, flags, dir_fd):
+    """(fd, its stat); the fd is closed when the stat fails."""
+    fd = os.open(path, flags, dir_fd=dir_fd)
     try:
         st = os.fstat(fd)
     except OSError:

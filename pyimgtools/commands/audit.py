@@ -33,7 +33,7 @@ def register(subparsers, common):
 
 
 def run(args, out, root):
-    from pyimgtools import audit_checks
+    from pyimgtools.audit import checks as audit_checks
 
     known = audit_checks.known_ids()
     unknown = [i for i in args.ignore if i not in known]

@@ -87,7 +87,7 @@ def test_build_deps_purge_stops_unless_allowed(hidden):
 
 
 def _only_libraries():
-    from pyimgtools import audit_checks
+    from pyimgtools.audit import checks as audit_checks
     others = sorted(audit_checks.known_ids() - {"unresolved-libs", "not-checked"})
     return [a for i in others for a in ("--ignore", i)]
 
@@ -116,7 +116,7 @@ WALKS = ("broken-metadata", "stdlib-bytecode", "site-bytecode", "package-manager
 
 
 def _only(check_ids):
-    from pyimgtools import audit_checks
+    from pyimgtools.audit import checks as audit_checks
     wanted = {"not-checked"}
     for c in audit_checks.CHECKS:
         if c.id in check_ids:

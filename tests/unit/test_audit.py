@@ -13,7 +13,8 @@ import stat
 
 import pytest
 
-from pyimgtools import audit, audit_checks
+from pyimgtools import audit
+from pyimgtools.audit import checks as audit_checks
 from pyimgtools.fs import Root
 from tests.conftest import run_cli
 from tests.unit.test_elf import build_elf

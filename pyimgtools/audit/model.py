@@ -1,6 +1,6 @@
 """The model of `pyimgtools audit`: findings, check runs, the report.
 
-Its own module so that the checks (audit_checks) and the command (audit)
+Its own module so that the checks (checks_*.py) and the command (audit/__init__.py)
 both import it and neither imports the other's model: the import graph of
 pyimgtools/ has no cycle (tests/unit/test_import_graph.py).
 """
@@ -36,6 +36,8 @@ class CheckRun:
 
 @dataclass
 class Audit:
+    """The result of one audit: every finding, how each check ran, where the
+    environment came from, and how long it took."""
     root: str
     findings: List[Finding]
     checks: List[CheckRun]

@@ -6,8 +6,9 @@
 Every finding has a stable id (documented in docs/commands.md and `CHECKS`), a
 severity (`error` breaks or endangers the image, `warn` is waste or a risky
 leftover, `info` a trade-off), the evidence a person can verify, the paths,
-the bytes at stake and a one-line fix. The checks live in
-`pyimgtools.audit_checks`; the ones about dead weight, libraries, build
+the bytes at stake and a one-line fix. The checks live in this package
+(checks.py lists them: registry.py, context.py, checks_*.py by theme,
+model.py for Finding); the ones about dead weight, libraries, build
 dependencies and security updates call the planners of `prune`, `keep`,
 `build-deps` and `security-upgrade` (nothing is re-implemented here).
 
@@ -20,7 +21,7 @@ import threading
 import time
 
 from pyimgtools import commandnames
-from pyimgtools.audit_model import RANK, SEVERITIES, Audit, CheckRun, Finding, at_or_above  # noqa: F401
+from pyimgtools.audit.model import RANK, SEVERITIES, Audit, CheckRun, Finding, at_or_above  # noqa: F401
 from pyimgtools.errors import EXIT_OK, EXIT_WORK_FOUND, UsageError
 from pyimgtools.report import display_path, format_bytes, format_count
 
@@ -41,7 +42,7 @@ def exit_code(findings, fail_on="error"):
 
 def plan(root, env=None, env_source="", ignore=(), only=(), warn=None):
     """Run every check over `root` (a fs.Root); returns an Audit. Reads only."""
-    from pyimgtools import audit_checks
+    from pyimgtools.audit import checks as audit_checks
 
     start = time.monotonic()
     ctx = audit_checks.Context(root, env=env, env_source=env_source, warn=warn)
