@@ -70,3 +70,12 @@ def test_a_worker_compiles_the_source_when_the_magic_differs():
             broken.call(("info", False, None))
     finally:
         broken.close()
+
+
+@pytest.mark.parametrize("path", [
+    "/usr/lib/python3/os.py", "/a/b.c.py", "/a/.py", "/a/x.pyw", "/x.py", "rel/mod.py", "mod.py",
+    "/a//b.py", "/a/b/__init__.py", "/a/b/py", "/a/é.py"])
+@pytest.mark.parametrize("level", [0, 1, 2])
+def test_pyc_path_is_cache_from_source(path, level):
+    assert worker.pyc_path(path, level) == importlib.util.cache_from_source(
+        path, optimization=level if level else "")
