@@ -60,6 +60,7 @@ def _host_path(root, path):
 
 
 def read_state(root, state_file):
+    """The state file `build-deps install` saved (validated), or None when there is none."""
     host = _host_path(root, state_file)
     try:
         with open(host, "rb") as f:

@@ -91,6 +91,8 @@ def build_parser(only=None):
 
 
 def main(argv=None):
+    """Parse `argv`, run the command, turn every expected failure into one
+    `pyimgtools: error:` line: the exit status (README, "Exit codes")."""
     if argv is None:
         argv = sys.argv[1:]
     parser = build_parser("" if version_first(argv) else chosen_command(argv))

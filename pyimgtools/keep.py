@@ -83,6 +83,8 @@ class Missing:
 
 @dataclass
 class KeepPlan:
+    """What keep found under its paths: the packages their ELF files need, with
+    why, and what could not be resolved or read."""
     paths: List[str]
     method: str
     scanned: int = 0                  # ELF files whose load tree was resolved
@@ -552,6 +554,7 @@ def check_missing(out, keep_plan, allow_missing):
 
 
 def plan_document(keep_plan):
+    """The KeepPlan as JSON (keep's results; build-deps purge's `keep`)."""
     return {
         "paths": keep_plan.paths,
         "method": keep_plan.method,

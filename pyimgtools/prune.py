@@ -139,6 +139,7 @@ class Kept:
 
 
 class Plan:
+    """What a prune would remove (and keep, skip, warn about) in its trees."""
     def __init__(self, rules):
         self.rules = rules
         self.trees = []
@@ -523,6 +524,8 @@ def _canonical(root, path):
 
 
 def make_plan(root, paths, rules, mounts, out=None):
+    """Walk `paths` (outermost only when nested) by `rules`, never crossing a
+    mount point of `mounts`: the Plan a real run applies and a dry run prints."""
     plan = Plan(rules)
     images = []
     for p in paths:
@@ -647,6 +650,8 @@ class ImportCheck:
         self.parsed = {}
 
     def run(self):
+        """Keep the test packages that code outside them imports (IMPORT_CHECKED
+        names inside packages): drop their removals, record why."""
         plan = self.plan
         by_top = {}
         for tree in plan.trees:

@@ -399,6 +399,8 @@ class _Lists:
         self.updated = False
 
     def add_temporary_source(self, sources, distro, no_add_source, is_root):
+        """Add the distribution's security source for this run (removed afterwards),
+        or refuse when --no-add-source or not root."""
         where = ", ".join(apt.source_files(self.root)) or "no sources files"
         if no_add_source:
             raise PyimgtoolsError(
@@ -419,6 +421,7 @@ class _Lists:
                 + self.added).encode())
 
     def refresh(self, update_all, lists_were_present):
+        """apt-get update: every list, or only the temporary source's (keeping the others)."""
         if update_all:
             self.out.detail("refreshing the apt lists (apt-get update)")
             apt.update_lists(self.root, lock_timeout=self.lock_timeout, stream=self.stream)

@@ -185,6 +185,8 @@ def document(result, fail_on, code):
 
 
 def render(result, out, fail_on, code):
+    """The report: findings by severity with evidence and fixes (-v: all of it), the
+    JSON document in --json mode, and the summary line."""
     counts = result.counts()
     summary = "pyimgtools audit: %s, %s, %s; %s reclaimable; %s in %.2f s" % (
         format_count(counts["error"], "error"), format_count(counts["warn"], "warning"),

@@ -54,6 +54,7 @@ def register(subparsers, common):
 
 
 def run(args, out, root):
+    """keep's three modes: mark (or --dry-run), --print, --why."""
     start = time.monotonic()
     paths = args.paths or list(keep.DEFAULT_PATHS)
     ld_path = None

@@ -57,6 +57,7 @@ class Waste:
 
 
 class Image:
+    """An image as shipped: its final tree, layers, waste and config (read_image)."""
     def __init__(self, source, platform, config, layers, tree, waste, history):
         self.source = source
         self.platform = platform          # as selected from an index, or None

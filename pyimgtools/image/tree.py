@@ -61,6 +61,8 @@ def _parent(path):
 
 
 class Tree:
+    """The final tree while layers are applied in order, with the bytes each
+    layer's entries bring and the waste later layers make of them."""
     def __init__(self):
         self.entries = {}       # path -> Entry
         self.children = {}      # dir path -> set of child paths present in entries
@@ -115,6 +117,8 @@ class Tree:
 
     # -- addition ----------------------------------------------------------------
     def put(self, path, entry, layer):
+        """Add `path` from `layer`, replacing (and counting as waste) what a lower
+        layer had there; a directory over a directory only updates its metadata."""
         old = self.entries.get(path)
         if old is not None:
             if old.type == "dir" and entry.type == "dir":
