@@ -33,7 +33,7 @@ from typing import Dict, List
 from pyimgtools import apt, commandnames, keep, pkgchange
 from pyimgtools.apt import lists_present
 from pyimgtools.dpkg import Database, by_apt_spelling
-from pyimgtools.errors import EXIT_OK, PyimgtoolsError
+from pyimgtools.errors import EXIT_FAILED, PyimgtoolsError
 from pyimgtools.report import display_path, envelope, format_bytes, format_count
 
 NAME = commandnames.BUILD_DEPS
@@ -322,11 +322,38 @@ def plan_purge(root, saved, keep_paths, excludes, allow_missing, ld_library_path
     return pp, db, installed
 
 
+@dataclass
+class PurgeOutcome:
+    """What purge() did, or on a dry run would do (plan.remove), or why it refused."""
+    plan: PurgePlan
+    source: str                 # where the manual set came from (--saved FILE or the state file)
+    dry_run: bool
+    removed: List[str] = field(default_factory=list)   # real run: apt names purged
+    removed_bytes: int = 0
+    cleaned_bytes: int = 0      # apt lists and cached .debs removed afterwards
+    refused: bool = False       # keep's analysis stopped it: nothing was changed
+    allow_missing: bool = False
+    allow_unreadable: bool = False
+    seconds: float = 0.0
+
+
+class PurgeRefused(PyimgtoolsError):
+    """keep's analysis stopped the purge (unreadable paths, missing libraries)
+    before anything changed; `outcome` is the refused PurgeOutcome, whose
+    document says why."""
+
+    def __init__(self, error, outcome):
+        super().__init__(str(error), getattr(error, "exit_code", EXIT_FAILED))
+        self.outcome = outcome
+
+
 def purge(*, root, out, saved=None, state_file=STATE_FILE, keep_runtime=(), exclude=(),
           allow_missing=False, allow_unreadable=False, dry_run=False):
     """`build-deps purge`: restore the manual set saved in `saved` (an
     'apt-mark showmanual' listing) or the state file, keep the packages the
-    ELF files under `keep_runtime` need, purge the rest; prints its report."""
+    ELF files under `keep_runtime` need, purge the rest: a PurgeOutcome. Its
+    lines (kept packages, apt's output, would-remove) are printed as they come;
+    purge_report prints the summary. PurgeRefused when keep's analysis stops it."""
     start = time.monotonic()
     manual, source, state = _saved_manual(root, saved, state_file)
     keep_paths = keep_runtime or list(keep.DEFAULT_PATHS)
@@ -335,35 +362,49 @@ def purge(*, root, out, saved=None, state_file=STATE_FILE, keep_runtime=(), excl
         apt.check_dpkg_state(None if root.is_host else root)
     pp, db, installed = plan_purge(root, manual, keep_paths, exclude, allow_missing)
     keep.report_plan(out, pp.keep, "dry-run" if dry_run else "run")
-
-    def refused():
-        return purge_document(pp, source, dry_run=dry_run, seconds=time.monotonic() - start,
-                              refused=True, allow_missing=allow_missing,
-                              allow_unreadable=allow_unreadable)
-    if pp.keep.unreadable and not allow_unreadable:
-        out.data(refused())
-    keep.check_unreadable(out, pp.keep, allow_unreadable)
-    if pp.keep.missing and not allow_missing:
-        out.data(refused())
-    keep.check_missing(out, pp.keep, allow_missing)
+    outcome = PurgeOutcome(pp, source, bool(dry_run), allow_missing=allow_missing,
+                           allow_unreadable=allow_unreadable)
+    try:
+        keep.check_unreadable(out, pp.keep, allow_unreadable)
+        keep.check_missing(out, pp.keep, allow_missing)
+    except PyimgtoolsError as exc:
+        outcome.refused, outcome.seconds = True, time.monotonic() - start
+        raise PurgeRefused(exc, outcome) from None
     kept_lines = _kept_lines(pp)
-    where = ", ".join(display_path(p) for p in pp.keep.paths)
     if dry_run:
-        _purge_dry_run(root, out, pp, installed, db.native_arch(), kept_lines, source, where,
-                       start, allow_missing)
-        return EXIT_OK
-    removed, removed_bytes, cleaned = _purge_apply(root, out, pp, installed, kept_lines)
-    if state is not None:
-        _forget_state(root, state_file)
-    out.data(purge_document(pp, source, dry_run=False, seconds=time.monotonic() - start,
-                            removed=removed, removed_bytes=removed_bytes, cleaned_bytes=cleaned,
-                            allow_missing=allow_missing, allow_unreadable=allow_unreadable))
+        pp.remove, pp.remove_bytes = removal(
+            simulate_purge(root, installed, pp.manual, db.native_arch()), installed,
+            db.native_arch())
+        for line in kept_lines:
+            out.line(line)
+        for name in pp.remove:
+            out.line("would remove: %s" % name)
+        # unreadable paths went on here (allowed), else the purge stopped before
+        outcome.allow_unreadable = True
+    else:
+        outcome.removed, outcome.removed_bytes, outcome.cleaned_bytes = _purge_apply(
+            root, out, pp, installed, kept_lines)
+        if state is not None:
+            _forget_state(root, state_file)
+    outcome.seconds = time.monotonic() - start
+    return outcome
+
+
+def purge_report(outcome, out):
+    """The summary line (the other lines were printed as they happened)."""
+    pp = outcome.plan
+    where = ", ".join(display_path(p) for p in pp.keep.paths)
+    if outcome.dry_run:
+        out.summary("pyimgtools %s purge: would remove %s (%s), keep %s for %s (dry run)"
+                    % (NAME, format_count(len(pp.remove), "package"), format_bytes(pp.remove_bytes),
+                       format_count(len(pp.kept), "runtime package"), where))
+        return
     out.summary("pyimgtools %s purge: removed %s (%s), kept %s for %s, cleaned %s of apt "
                 "lists and cache in %.1f s"
-                % (NAME, format_count(len(removed), "package"), format_bytes(removed_bytes),
+                % (NAME, format_count(len(outcome.removed), "package"),
+                   format_bytes(outcome.removed_bytes),
                    format_count(len(pp.kept), "runtime package"), where,
-                   format_bytes(cleaned), time.monotonic() - start))
-    return EXIT_OK
+                   format_bytes(outcome.cleaned_bytes), outcome.seconds))
 
 
 def _saved_manual(root, saved, state_file):
@@ -391,23 +432,6 @@ def _kept_lines(pp):
                 display_path(p.needed_by[0]) + (" and %d more" % (len(p.needed_by) - 1)
                                                 if len(p.needed_by) > 1 else "")))
     return lines
-
-
-def _purge_dry_run(root, out, pp, installed, native, kept_lines, source, where, start,
-                   allow_missing):
-    """What the purge would remove (apt-get -s with the restored marks), printed."""
-    pp.remove, pp.remove_bytes = removal(
-        simulate_purge(root, installed, pp.manual, native), installed, native)
-    for line in kept_lines:
-        out.line(line)
-    for name in pp.remove:
-        out.line("would remove: %s" % name)
-    # unreadable paths went on here (allowed), else the purge stopped before
-    out.data(purge_document(pp, source, dry_run=True, seconds=time.monotonic() - start,
-                            allow_missing=allow_missing, allow_unreadable=True))
-    out.summary("pyimgtools build-deps purge: would remove %s (%s), keep %s for %s (dry run)"
-                % (format_count(len(pp.remove), "package"), format_bytes(pp.remove_bytes),
-                   format_count(len(pp.kept), "runtime package"), where))
 
 
 def _purge_apply(root, out, pp, installed, kept_lines):
@@ -469,11 +493,14 @@ def _install_envelope(packages, change, *, dry_run, seconds, update=False, simul
                     results=own, **own)
 
 
-def purge_document(pp, source, *, dry_run, seconds, refused=False, removed=None,
-                   removed_bytes=0, cleaned_bytes=0, allow_missing=False, allow_unreadable=False):
-    """build-deps purge's --json document of the PurgePlan `pp` (manual set from
-    `source`): refused (keep's analysis stopped it), a dry run's pp.remove, or
-    what a real run removed and cleaned."""
+def purge_document(outcome):
+    """build-deps purge's --json document of a PurgeOutcome: refused (keep's
+    analysis stopped it), a dry run's plan.remove, or what a real run removed
+    and cleaned."""
+    pp, source, dry_run, refused = outcome.plan, outcome.source, outcome.dry_run, outcome.refused
+    removed, removed_bytes, cleaned_bytes = outcome.removed, outcome.removed_bytes, outcome.cleaned_bytes
+    allow_missing, allow_unreadable, seconds = (outcome.allow_missing, outcome.allow_unreadable,
+                                                outcome.seconds)
     own = {"action": "purge", "saved_from": source}
     if refused:
         own.update(removed=[])

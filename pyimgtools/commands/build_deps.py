@@ -67,7 +67,14 @@ def run_install(args, out, root):
 
 
 def run_purge(args, out, root):
-    return builddeps.purge(root=root, out=out, saved=args.saved, state_file=args.state_file,
-                           keep_runtime=args.keep_runtime, exclude=args.exclude,
-                           allow_missing=args.allow_missing,
-                           allow_unreadable=args.allow_unreadable, dry_run=bool(args.dry_run))
+    try:
+        outcome = builddeps.purge(root=root, out=out, saved=args.saved, state_file=args.state_file,
+                                  keep_runtime=args.keep_runtime, exclude=args.exclude,
+                                  allow_missing=args.allow_missing,
+                                  allow_unreadable=args.allow_unreadable, dry_run=bool(args.dry_run))
+    except builddeps.PurgeRefused as exc:
+        out.data(builddeps.purge_document(exc.outcome))   # the document says why
+        raise
+    out.data(builddeps.purge_document(outcome))
+    builddeps.purge_report(outcome, out)
+    return EXIT_OK
