@@ -372,9 +372,9 @@ def purge(*, root, out, saved=None, state_file=STATE_FILE, keep_runtime=(), excl
         raise PurgeRefused(exc, outcome) from None
     kept_lines = _kept_lines(pp)
     if dry_run:
+        native = db.native_arch()
         pp.remove, pp.remove_bytes = removal(
-            simulate_purge(root, installed, pp.manual, db.native_arch()), installed,
-            db.native_arch())
+            simulate_purge(root, installed, pp.manual, native), installed, native)
         for line in kept_lines:
             out.line(line)
         for name in pp.remove:
