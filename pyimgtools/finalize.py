@@ -136,20 +136,6 @@ def _run_step(module_name, options, root, step_out):
     return module.exit_code(outcome), None, doc
 
 
-def _envelope(*, dry_run, target, steps, not_run, code, failure, seconds):
-    """finalize's envelope: each step's own document under steps[].result."""
-    ran = [s for s in steps if not s["skipped"]]
-    failures = []
-    if failure:     # the step that stopped the run is the last one
-        failed = ran[-1]["command"]
-        failures.append({"item": failed, "error": failure[len(failed) + 2:]})
-    own = {"target": _target_doc(target, steps), "steps": steps, "not_run": not_run,
-           "exit_code": code, "error": failure}
-    return envelope(NAME, dry_run=dry_run, seconds=seconds,
-                    counts={"steps": len(ran), "skipped": len(steps) - len(ran)},
-                    results=own, failures=failures, **own)
-
-
 @dataclasses.dataclass
 class Outcome:
     """What run_steps did: one dict per step in STEPS order that was reached
@@ -226,9 +212,16 @@ def run_steps(*, root, out, python=None, skip=(), options=None, dry_run=False):
 def document(outcome):
     """The --json document (the envelope, docs/json.md): finalize's own fields
     and each step's document under steps[].result."""
-    return _envelope(dry_run=outcome.dry_run, target=outcome.target, steps=outcome.steps,
-                     not_run=outcome.not_run, code=outcome.code, failure=outcome.error,
-                     seconds=outcome.seconds)
+    ran = [s for s in outcome.steps if not s["skipped"]]
+    failures = []
+    if outcome.error:     # the step that stopped the run is the last one
+        failed = ran[-1]["command"]
+        failures.append({"item": failed, "error": outcome.error[len(failed) + 2:]})
+    own = {"target": _target_doc(outcome.target, outcome.steps), "steps": outcome.steps,
+           "not_run": outcome.not_run, "exit_code": outcome.code, "error": outcome.error}
+    return envelope(NAME, dry_run=outcome.dry_run, seconds=outcome.seconds,
+                    counts={"steps": len(ran), "skipped": len(outcome.steps) - len(ran)},
+                    results=own, failures=failures, **own)
 
 
 def report(outcome, out):
