@@ -226,14 +226,6 @@ def install_report(outcome, out):
     out.summary("pyimgtools %s install: %s (dry run)" % (NAME, what))
 
 
-def install_document(outcome):
-    """The --json document of the outcome (the envelope, docs/json.md)."""
-    return _install_envelope(outcome.requested, outcome.change, dry_run=outcome.dry_run,
-                             seconds=outcome.seconds, update=outcome.need_update,
-                             simulated=outcome.simulated, state_file=outcome.state_file,
-                             saved_manual=outcome.saved_manual)
-
-
 def removal(names, installed, native):
     """apt-get -s names -> (apt names, bytes), counted as the real run counts them
     (installed minus what is left, Installed-Size of each)."""
@@ -468,20 +460,22 @@ def _forget_state(root, state_file):
             pass
 
 
-def _install_envelope(packages, change, *, dry_run, seconds, update=False, simulated=True,
-                      state_file=None, saved_manual=None):
-    """build-deps install's --json document: the requested packages and the
-    pkgchange.Change (simulated: False when a dry run could not simulate, before
-    apt-get update); a real run's state file and the manual set it saved."""
+def install_document(outcome):
+    """build-deps install's --json document (the envelope, docs/json.md): the
+    requested packages and the pkgchange.Change (a dry run that could not
+    simulate, before apt-get update, gives no change counts); a real run's
+    state file and the manual set it saved."""
+    packages, change, dry_run = outcome.requested, outcome.change, outcome.dry_run
+    state_file, saved_manual = outcome.state_file, outcome.saved_manual
     counts = {"requested": len(packages)}
-    if simulated:       # the numbers of the summary line; unknown before apt-get update
+    if outcome.simulated:   # the numbers of the summary line; unknown before apt-get update
         counts.update(installed=len(change.installed), upgraded=len(change.upgraded),
                       bytes=change.installed_bytes)
     if dry_run:
         own = {"action": "install", "requested": packages, "install": change.installed,
                "install_bytes": change.installed_bytes, "upgrade": change.upgraded,
                "upgrade_bytes": change.upgraded_bytes, "remove": change.removed,
-               "change_bytes": change.change_bytes, "update": update}
+               "change_bytes": change.change_bytes, "update": outcome.need_update}
     else:
         own = {"action": "install", "requested": packages, "installed": change.installed,
                "installed_bytes": change.installed_bytes, "upgraded": change.upgraded,
@@ -489,7 +483,7 @@ def _install_envelope(packages, change, *, dry_run, seconds, update=False, simul
                "change_bytes": change.change_bytes,
                "state_file": state_file, "saved_manual": saved_manual}
         counts["saved_manual"] = len(saved_manual)
-    return envelope("%s install" % NAME, dry_run=dry_run, seconds=seconds, counts=counts,
+    return envelope("%s install" % NAME, dry_run=dry_run, seconds=outcome.seconds, counts=counts,
                     results=own, **own)
 
 
