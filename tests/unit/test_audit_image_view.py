@@ -304,3 +304,20 @@ def test_root_mode_skips_the_layer_checks_and_names_no_layer(tmp_path):
     assert same(image_got) == same(got)
     text = run_cli("audit", "--root", str(top)).stdout
     assert "layer-waste" not in text
+
+
+def test_not_as_root_the_owner_may_read_and_the_other_bits_are_the_images(tmp_path, monkeypatch):
+    layer = layer_tar([D("data", 0o555), F("data/secret", b"s", 0o000, uid=1234, gid=2345),
+                       F("data/shared", b"t", 0o604)])
+    archive = docker_save(str(tmp_path / "img.tar"), [layer])
+    chowned = []
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(os, "lchown", lambda *a: chowned.append(a))
+    work = tmp_path / "work"
+    work.mkdir()
+    with image_view(archive, want=needs.wanted, tmpdir=str(work)) as root:
+        modes = {p: stat.S_IMODE(os.lstat(root.host(p)).st_mode)
+                 for p in ("/data", "/data/secret", "/data/shared")}
+        assert modes == {"/data": 0o755, "/data/secret": 0o400, "/data/shared": 0o604}
+        assert (root.entry("/data/secret").uid, root.entry("/data/secret").gid) == (1234, 2345)
+    assert chowned == [] and os.listdir(str(work)) == []
