@@ -146,7 +146,8 @@ def _same_root_as_pid1():
 def read_env(root, env_file=None):
     """(env dict or None, description of its source).
 
-    env_file (--env FILE) first. Inside the image (--root /): PID 1's environment when
+    env_file (--env FILE) first. An image (an ImageRoot): its config's Env.
+    Inside the image (--root /): PID 1's environment when
     PID 1 shares this root (`docker run IMAGE pyimgtools audit`), otherwise
     this process's own (a RUN step: the image's ENV plus build arguments).
     From outside (--root DIR) the image's environment cannot be seen.
@@ -157,6 +158,11 @@ def read_env(root, env_file=None):
                 return parse_env(f.read()), "--env %s" % display_path(env_file)
         except OSError as exc:
             raise UsageError("--env %s: %s" % (display_path(env_file), exc.strerror or exc)) from None
+    from pyimgtools.audit.layers import image_of
+    img = image_of(root)     # audit IMAGE: the image view's ImageRoot
+    if img is not None:
+        # literal NAME=VALUE items: no quotes or comments to strip, unlike an env-file
+        return dict(e.partition("=")[::2] for e in img.env if "=" in e), "the image config's Env"
     if not root.is_host:
         return None, "not visible from outside (--root); give --env FILE"
     if _same_root_as_pid1():

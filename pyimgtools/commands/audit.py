@@ -1,6 +1,7 @@
 """`pyimgtools audit`: its options over audit.plan and audit.render."""
 
 import re
+import time
 
 from pyimgtools import audit
 from pyimgtools.commands import HelpFormatter, examples
@@ -94,18 +95,12 @@ def run(args, out, root):
         return _audit(args, out, root, env, source)
     if not root.is_host:
         raise UsageError("give either IMAGE or --root DIR, not both")
-    import time
     from pyimgtools.audit import needs
     from pyimgtools.image.view import image_view
     start = time.monotonic()
     with image_view(args.image, platform=args.platform, want=needs.wanted,
                     tmpdir=args.tmpdir) as view:
-        if args.env:
-            env, source = audit.read_env(view, args.env)
-        else:
-            # literal NAME=VALUE items (no quotes or comments to strip, as in an env-file)
-            env = dict(e.partition("=")[::2] for e in view.image.env if "=" in e[1:])
-            source = "the image config's Env"
+        env, source = audit.read_env(view, args.env)
         return _audit(args, out, view, env, source, start)
 
 
@@ -113,7 +108,6 @@ def _audit(args, out, root, env, source, start=None):
     result = audit.plan(root, env=env, env_source=source, ignore=set(args.ignore), warn=out.warn,
                         max_waste=args.max_waste, min_efficiency=args.min_efficiency)
     if start is not None:      # reading the image is part of the audit's time
-        import time
         result.seconds = time.monotonic() - start
     code = audit.exit_code(result.findings, args.fail_on)
     audit.render(result, out, args.fail_on, code)
