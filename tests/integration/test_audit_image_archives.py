@@ -8,7 +8,8 @@ inspect): the same ids, severities, paths and bytes per finding from every
 archive form and from stdin. That makes the mount the proof that the image
 view (pyimgtools/image/view.py) holds every content a check reads: a check
 reading a sparse placeholder would differ. The layer findings are the image's
-own: compared with buildah's layer list (buildah inspect), not with audit.
+own: compared with buildah's layer list (buildah inspect) and with what the
+planted steps did (one RUN adds 30 MiB, the next deletes it), not with audit.
 """
 
 import json
@@ -20,7 +21,7 @@ import pytest
 
 from tests.conftest import REPO, run_cli
 from tests.harness.auditimage import comparable, context_with_python, image_env_file
-from tests.harness.buildah import buildah
+from tests.harness.buildah import base_image, buildah, layered_image
 
 pytestmark = pytest.mark.main_only
 
@@ -105,3 +106,27 @@ def test_clean_image_archives_agree_with_the_mount(builder, pyz, tmp_path):
     mounted, docs = agree(builder, image, tmp_path)
     for doc in [mounted] + list(docs.values()):
         assert [f["id"] for f in doc["results"]["findings"] if f["severity"] == "error"] == []
+
+
+BIG = 30 << 20
+ADD, DELETE = "head -c %d /dev/urandom > /big" % BIG, "rm /big"
+
+
+def test_waste_added_in_one_step_and_deleted_in_the_next(builder, tmp_path):
+    image = layered_image(builder, base_image("bookworm"), (ADD, DELETE))
+    archive = str(tmp_path / "oci.tar")
+    buildah("push", "--quiet", image, "oci-archive:" + archive)
+    doc = audit_json(archive, "--max-waste", "20M")
+    got = {f["id"]: f for f in doc["findings"]}
+    waste = got["layer-waste"]
+    assert waste["severity"] == "warn" and waste["bytes"] >= BIG
+    big = [g for g in waste["data"]["groups"] if {"path": "/big", "bytes": BIG} in g["paths"]]
+    assert len(big) == 1 and big[0]["how"] == "deleted"
+    assert ADD in big[0]["added_by"] and DELETE in big[0]["removed_by_step"]
+    assert any(ADD in line and DELETE in line for line in waste["evidence"])
+    layers = doc["results"]["layers"]
+    assert ADD in layers[big[0]["added_in"]]["created_by"]
+    assert layers[big[0]["added_in"]]["bytes_wasted"] >= BIG
+    assert doc["results"]["image"]["wasted_bytes"] >= BIG
+    text = run_cli("audit", archive, "--fail-on", "never").stdout
+    assert "layer-waste" in text and DELETE in text
