@@ -7,6 +7,8 @@ from pyimgtools import audit
 from pyimgtools.commands import HelpFormatter, examples
 from pyimgtools.errors import UsageError
 
+FORMATS = ("text", "json", "sarif")
+
 _SIZE = re.compile(r"\A([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)(?:i?B)?\Z", re.IGNORECASE)
 
 
@@ -54,6 +56,7 @@ def register(subparsers, common):
             "RUN pyimgtools audit --fail-on warn",
             "docker save app | pyimgtools audit - --fail-on warn --max-waste 50M",
             "pyimgtools audit --root \"$(buildah mount $ctr)\" --json   # from outside, read-only",
+            "pyimgtools audit --format sarif > audit.sarif   # for GitHub code scanning",
             "pyimgtools audit --env env.txt --ignore dangling-symlinks   # env.txt: one NAME=VALUE a line"))
     parser.add_argument("image", metavar="IMAGE", nargs="?",
                         help="a docker save tarball, an oci-archive tarball, an OCI image-layout "
@@ -70,6 +73,9 @@ def register(subparsers, common):
                         help="where IMAGE's view is written and removed again (default: $TMPDIR)")
     parser.add_argument("--fail-on", choices=audit.FAIL_ON_CHOICES, default="error",
                         help="exit 100 when a finding of this severity or worse exists (default: error)")
+    parser.add_argument("--format", choices=FORMATS, default=None,
+                        help="text (the default), json (the same as --json) or sarif (a SARIF "
+                             "2.1.0 log on stdout, for code scanning; docs/sarif.md)")
     parser.add_argument("--env", metavar="FILE",
                         help="the image's environment (NAME=VALUE lines, or NUL-separated like "
                              "/proc/PID/environ) for the locale and cache checks; default inside "
@@ -80,8 +86,18 @@ def register(subparsers, common):
     parser.set_defaults(run=run)
 
 
+def output_format(args):
+    """--format, with --json as --format json; --json beside another format is a usage error."""
+    if args.json and args.format not in (None, "json"):
+        raise UsageError("--json is --format json: give --format %s or --json, not both" % args.format)
+    return args.format or ("json" if args.json else "text")
+
+
 def run(args, out, root):
     from pyimgtools.audit import checks as audit_checks
+
+    fmt = output_format(args)
+    out.json_mode = fmt != "text"   # stdout holds the one document; lines go to stderr
 
     known = audit_checks.known_ids()
     unknown = [i for i in args.ignore if i not in known]
@@ -92,7 +108,7 @@ def run(args, out, root):
             if getattr(args, option) is not None:
                 raise UsageError("--%s needs an IMAGE" % option.replace("_", "-"))
         env, source = audit.read_env(root, args.env)
-        return _audit(args, out, root, env, source)
+        return _audit(args, out, root, env, source, fmt)
     if not root.is_host:
         raise UsageError("give either IMAGE or --root DIR, not both")
     from pyimgtools.audit import needs
@@ -101,14 +117,26 @@ def run(args, out, root):
     with image_view(args.image, platform=args.platform, want=needs.wanted,
                     tmpdir=args.tmpdir) as view:
         env, source = audit.read_env(view, args.env)
-        return _audit(args, out, view, env, source, start)
+        return _audit(args, out, view, env, source, fmt, start)
 
 
-def _audit(args, out, root, env, source, start=None):
+def _audit(args, out, root, env, source, fmt, start=None):
     result = audit.plan(root, env=env, env_source=source, ignore=set(args.ignore), warn=out.warn,
                         max_waste=args.max_waste, min_efficiency=args.min_efficiency)
     if start is not None:      # reading the image is part of the audit's time
         result.seconds = time.monotonic() - start
     code = audit.exit_code(result.findings, args.fail_on)
-    audit.render(result, out, args.fail_on, code)
+    if fmt == "sarif":
+        from pyimgtools.audit import sarif
+        image = layers = None
+        if result.image_root is not None:    # the image reference, each finding's layer
+            from pyimgtools.audit.layers import Attribution, annotate
+            attribution = Attribution(result.image_root)
+            image = args.image
+
+            def layers(f):
+                return annotate({}, f, attribution)
+        sarif.render(result, out, args.fail_on, code, image=image, layers=layers)
+    else:
+        audit.render(result, out, args.fail_on, code)
     return code

@@ -21,7 +21,8 @@ import pytest
 
 from tests.conftest import REPO, run_cli
 from tests.harness.auditimage import comparable, context_with_python, image_env_file
-from tests.harness.buildah import base_image, buildah, layered_image
+from tests.harness.buildah import base_image, buildah
+from tests.harness.layered import layered_image
 
 pytestmark = pytest.mark.main_only
 

@@ -16,7 +16,8 @@ import stat
 import pytest
 
 from pyimgtools.image import read_image
-from tests.harness.buildah import base_image, buildah, layered_image
+from tests.harness.buildah import base_image, buildah
+from tests.harness.layered import layered_image
 
 pytestmark = pytest.mark.main_only
 

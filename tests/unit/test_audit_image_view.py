@@ -321,3 +321,16 @@ def test_not_as_root_the_owner_may_read_and_the_other_bits_are_the_images(tmp_pa
         assert modes == {"/data": 0o755, "/data/secret": 0o400, "/data/shared": 0o604}
         assert (root.entry("/data/secret").uid, root.entry("/data/secret").gid) == (1234, 2345)
     assert chowned == [] and os.listdir(str(work)) == []
+
+
+def test_sarif_of_an_image_names_the_image_and_the_layer(tmp_path):
+    source = planted(tmp_path)
+    proc = run_cli("audit", source, "--format", "sarif", "--fail-on", "never")
+    assert proc.returncode == 0, proc.stderr
+    run = json.loads(proc.stdout)["runs"][0]
+    waste = [r for r in run["results"] if r["ruleId"] == "layer-waste"]
+    assert len(waste) == 1
+    location = waste[0]["locations"][0]
+    assert location["physicalLocation"]["artifactLocation"]["uri"].endswith("img.tar")
+    assert location["logicalLocations"][0]["name"] == "layer 1"
+    assert location["logicalLocations"][0]["fullyQualifiedName"] == HISTORY[1]["created_by"]
