@@ -146,8 +146,7 @@ def read_image(source, platform=None, want=None, on_content=None, keep_cap=DEFAU
         tree = Tree()
         for i, ref in enumerate(sel.layers):
             label = "layer %d %s in %s" % (i, ref.digest, store.label)
-            with store.open(ref.name) as raw:
-                stream = LayerStream(raw, ref, label)
+            with store.open(ref.name) as raw, LayerStream(raw, ref, label) as stream:
                 n, nbytes = apply_layer(tree, TarReader(stream, label), i, label, want,
                                         on_content, keep_cap)
                 stream.finish()

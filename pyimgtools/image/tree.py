@@ -137,16 +137,21 @@ class Tree:
                     how = "re-added"
             self._drop(path, layer, how, lower_only=False)
         self.entries[path] = entry
+        children = self.children
         p = path   # link every ancestor: a tar need not list parent directories
         while p != "/":
-            par = _parent(p)
-            kids = self.children.setdefault(par, set())
-            if p in kids:
+            par = p[:p.rfind("/")] or "/"
+            kids = children.get(par)
+            if kids is None:
+                children[par] = {p}
+            elif p in kids:
                 break
-            kids.add(p)
+            else:
+                kids.add(p)
             p = par
-        if entry.blob is not None:
-            entry.blob.refs += 1
+        blob = entry.blob
+        if blob is not None:
+            blob.refs += 1
 
 
 def apply_layer(tree, tar, layer, label, want, on_content, keep_cap):
@@ -157,30 +162,38 @@ def apply_layer(tree, tar, layer, label, want, on_content, keep_cap):
     the kept bytes of the files still in the tree).
     """
     n_entries = n_bytes = 0
+    put, blobs, next_member, crc_rest = tree.put, tree.blobs, tar.next, tar.crc_rest
     while True:
-        info = tar.next()
+        info = next_member()
         if info is None:
             break
-        path = entry_path(info.name, label)
-        base = path.rsplit("/", 1)[1]
         n_entries += 1
-        if base.startswith(WHITEOUT):
-            directory = _parent(path)
-            if base == OPAQUE:
-                tree.opaque(directory, layer)
-            else:
-                name = base[len(WHITEOUT):]
-                if name in ("", ".", ".."):
-                    raise ImageError("%s: whiteout %r escapes the root" % (label, info.name))
-                tree.whiteout(directory.rstrip("/") + "/" + name, layer)
-            continue
+        path = ("/" + info.name).rstrip("/") or "/"
+        if "//" in path or "/." in path:    # else clean, and no name starts with "."
+            path = entry_path(info.name, label)
+            base = path.rsplit("/", 1)[1]
+            if base.startswith(WHITEOUT):
+                directory = _parent(path)
+                if base == OPAQUE:
+                    tree.opaque(directory, layer)
+                else:
+                    name = base[len(WHITEOUT):]
+                    if name in ("", ".", ".."):
+                        raise ImageError("%s: whiteout %r escapes the root" % (label, info.name))
+                    tree.whiteout(directory.rstrip("/") + "/" + name, layer)
+                continue
         type_ = info.type
         if path == "/" and type_ != "dir":
             raise ImageError("%s: entry %r replaces the root directory" % (label, info.name))
         blob, size, linkname = None, 0, info.linkname or None
         if type_ == "file":
             size = info.size
-            blob = _read_file(tree, tar, info, path, layer, label, want, on_content, keep_cap)
+            if want is None:      # the common case, inline: only the CRC of the bytes
+                blob = Blob(layer, path, size, crc_rest() if size else 0)
+                blobs.append(blob)
+            else:
+                blob = _read_file(tree, tar, info, path, layer, label, want, on_content,
+                                  keep_cap)
             n_bytes += size
         elif type_ == "hardlink":
             linkname = entry_path(info.linkname, label)
@@ -191,8 +204,8 @@ def apply_layer(tree, tar, layer, label, want, on_content, keep_cap):
             blob, size = target.blob, target.size
             if blob is None:      # GNU tar hardlinks symlinks and device nodes too
                 type_, linkname = target.type, target.linkname
-        tree.put(path, Entry(layer, size, info.mode, info.uid, info.gid, info.mtime,
-                             type_, linkname, blob), layer)
+        put(path, Entry(layer, size, info.mode, info.uid, info.gid, info.mtime,
+                        type_, linkname, blob), layer)
     return n_entries, n_bytes
 
 
@@ -201,6 +214,10 @@ def _read_file(tree, tar, info, path, layer, label, want, on_content, keep_cap):
     if want is not None and info.size:
         w = want(path, info.size, info.mode)
         nwant = info.size if w is True else int(w or 0)
+    if not nwant:     # nothing wanted: only the CRC, computed in the tar's buffer
+        blob = Blob(layer, path, info.size, tar.crc_rest() if info.size else 0)
+        tree.blobs.append(blob)
+        return blob
     crc, head, taken, remaining = 0, [], 0, info.size
     while remaining:
         chunk = tar.read(min(_READ, remaining))
