@@ -157,10 +157,20 @@ class _Member(io.RawIOBase):
 
     def __init__(self, fd, offset, size):
         super().__init__()
-        self._fd, self._pos, self._end = fd, offset, offset + size
+        self._fd, self._start, self._end = fd, offset, offset + size
+        self._pos = offset
 
     def readable(self):
         return True
+
+    def seekable(self):
+        return True
+
+    def seek(self, pos, whence=0):
+        if whence != 0 or pos < 0:
+            raise ValueError("only absolute, non-negative seeks")
+        self._pos = min(self._start + pos, self._end)
+        return self._pos - self._start
 
     def read(self, n=-1):
         left = self._end - self._pos

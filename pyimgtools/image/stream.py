@@ -107,6 +107,7 @@ class LayerStream(io.RawIOBase):
         else:
             self._new = None
         self._dec = self._new() if self._new else None
+        self.compressed = self._dec is not None   # else tar offsets are the blob's
         if ref.verify_uncompressed and self._dec is not None:
             self._hash_tar, self._hash_raw = _Digest(), None
         if self._hash_raw is not None:

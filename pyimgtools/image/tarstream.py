@@ -82,6 +82,7 @@ class TarReader:
         self._label = label
         self._buf = b""         # the current chunk of the stream
         self._pos = 0
+        self._base = 0          # stream offset of _buf[0]
         self._left = 0          # unread data bytes of the current member
         self._pad = 0           # padding after them
         self._global = {}       # pax 'g' records apply to every later member
@@ -95,18 +96,29 @@ class TarReader:
             return data
         parts = [self._buf[self._pos:]]
         need = n - len(parts[0])
-        self._buf, self._pos = b"", 0
         while need > 0:
-            chunk = self._chunk()
+            chunk = self._refill()
             if not chunk:
                 break
             if len(chunk) > need:
                 parts.append(chunk[:need])
-                self._buf, self._pos = chunk, need
+                self._pos = need
                 break
             parts.append(chunk)
+            self._pos = len(chunk)
             need -= len(chunk)
         return b"".join(parts)
+
+    def _refill(self):
+        """The next chunk as the buffer (the current one is used up)."""
+        self._base += len(self._buf)
+        self._buf, self._pos = self._chunk(), 0
+        return self._buf
+
+    @property
+    def data_offset(self):
+        """Stream offset of the current member's next data byte (after next(): its first)."""
+        return self._base + self._pos
 
     def _read_exact(self, n, what):
         data = self._get(n)
@@ -129,8 +141,7 @@ class TarReader:
         while left:
             avail = len(buf) - pos
             if avail <= 0:
-                buf, pos = self._chunk(), 0
-                self._buf, self._pos = buf, 0
+                buf, pos = self._refill(), 0
                 if not buf:
                     raise ImageError("%s is truncated (in a file's data)" % self._label)
                 continue
@@ -152,14 +163,14 @@ class TarReader:
             return
         # read, not seek: reading detects the truncation of a layer
         left -= len(self._buf) - self._pos
-        self._buf, self._pos = b"", 0
         while left:
-            chunk = self._chunk()
+            chunk = self._refill()
             if not chunk:
                 raise ImageError("%s is truncated (in a file's data)" % self._label)
             if len(chunk) > left:
-                self._buf, self._pos = chunk, left
+                self._pos = left
                 return
+            self._pos = len(chunk)
             left -= len(chunk)
 
     def _meta(self, size):

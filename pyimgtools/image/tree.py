@@ -24,11 +24,15 @@ _READ = 1 << 20
 
 
 class Blob:
-    """The bytes of one regular file entry of one layer."""
-    __slots__ = ("layer", "path", "size", "crc", "refs", "data", "removed_by", "how")
+    """The bytes of one regular file entry of one layer.
 
-    def __init__(self, layer, path, size, crc):
+    `crc` is None until needed when the layer is uncompressed: then `offset`
+    (of the bytes in the layer's tar) lets Tree.reread compute it."""
+    __slots__ = ("layer", "path", "size", "crc", "refs", "data", "removed_by", "how", "offset")
+
+    def __init__(self, layer, path, size, crc, offset=None):
         self.layer, self.path, self.size, self.crc = layer, path, size, crc
+        self.offset = offset
         self.refs = 0
         self.data = None          # kept content (bytes), when the caller wanted it
         self.removed_by = None    # layer index that dropped the last reference
@@ -68,6 +72,18 @@ class Tree:
         self.children = {}      # dir path -> set of child paths present in entries
         self.blobs = []         # every Blob, in layer order
         self.kept_bytes = 0
+        # CRCs on demand: with lazy_crc (set per layer: an uncompressed one, whose
+        # tar offsets are the blob's) a file's CRC is only computed, by
+        # reread(blob) from its bytes in the archive, when a later layer puts a
+        # file of the same size at its path. Most files never need one, and
+        # their bytes are then skipped rather than summed.
+        self.lazy_crc = False
+        self.reread = None
+
+    def _crc(self, blob):
+        if blob.crc is None:
+            blob.crc = self.reread(blob)
+        return blob.crc
 
     # -- removal -----------------------------------------------------------------
     def _unref(self, entry, layer, how):
@@ -128,7 +144,7 @@ class Tree:
             ob = old.blob
             nb = entry.blob
             if (ob is not None and nb is not None and nb is not ob
-                    and ob.size == nb.size and ob.crc == nb.crc):
+                    and ob.size == nb.size and self._crc(ob) == self._crc(nb)):
                 if (old.uid, old.gid) != (entry.uid, entry.gid):
                     how = "chown"
                 elif old.mode != entry.mode:
@@ -163,6 +179,7 @@ def apply_layer(tree, tar, layer, label, want, on_content, keep_cap):
     """
     n_entries = n_bytes = 0
     put, blobs, next_member, crc_rest = tree.put, tree.blobs, tar.next, tar.crc_rest
+    lazy = tree.lazy_crc and tree.reread is not None
     while True:
         info = next_member()
         if info is None:
@@ -188,8 +205,13 @@ def apply_layer(tree, tar, layer, label, want, on_content, keep_cap):
         blob, size, linkname = None, 0, info.linkname or None
         if type_ == "file":
             size = info.size
-            if want is None:      # the common case, inline: only the CRC of the bytes
-                blob = Blob(layer, path, size, crc_rest() if size else 0)
+            if want is None:      # the common case, inline: no content wanted
+                if not size:
+                    blob = Blob(layer, path, 0, 0)
+                elif lazy:        # the bytes are skipped at the next header
+                    blob = Blob(layer, path, size, None, tar.data_offset)
+                else:
+                    blob = Blob(layer, path, size, crc_rest())
                 blobs.append(blob)
             else:
                 blob = _read_file(tree, tar, info, path, layer, label, want, on_content,
