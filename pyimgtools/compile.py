@@ -10,7 +10,6 @@ The compiling happens in the target interpreter (`--python`), never in the one
 running pyimgtools: the .pyc format belongs to the interpreter that reads it.
 """
 
-import dataclasses
 import os
 import re
 import stat
@@ -19,12 +18,11 @@ import subprocess
 import sys
 import threading
 import time
-from typing import List, Optional
 
 from pyimgtools import commandnames, image_python
 from pyimgtools.cpus import available_cpus
 from pyimgtools.errors import PyimgtoolsError, UsageError
-from pyimgtools.pytarget import worker_code, worker_source
+from pyimgtools.workersource import worker_code, worker_source
 from pyimgtools.report import display_line, display_path, envelope, format_bytes, format_count
 
 NAME = commandnames.COMPILE
@@ -329,69 +327,92 @@ def _interruption(errors):
 
 # --------------------------------------------------------------------------- plan
 
-@dataclasses.dataclass
-class Target:
-    executable: str
-    implementation: str
-    version: str
-    cache_tag: str
-    stdlib: Optional[str] = None
-    platstdlib: Optional[str] = None
-    purelib: Optional[str] = None
-    platlib: Optional[str] = None
-    base_purelib: Optional[str] = None
-    base_platlib: Optional[str] = None
-    venv: Optional[str] = None
+# Plain classes, not dataclasses: `dataclasses` imports inspect and builds each
+# class with exec(), ~13 ms of every warm run's ~0.1 s.
+class _Record:
+    """Fields set from keywords; repr and == over them (what the dataclasses gave)."""
+    __slots__ = ()
+
+    def _fields(self):
+        return tuple(getattr(self, k) for k in self.__slots__)
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other._fields() == self._fields()
+
+    __hash__ = None
+
+    def as_json(self):
+        """{field: value}, for report.to_jsonable."""
+        return {k: getattr(self, k) for k in self.__slots__}
+
+    def __repr__(self):
+        return "%s(%s)" % (type(self).__name__, ", ".join(
+            "%s=%r" % (k, getattr(self, k)) for k in self.__slots__))
 
 
-@dataclasses.dataclass
-class Item:
-    path: bytes                   # host path of the source, where the .pyc goes beside
-    image_path: str               # the same in the image (what is shown)
-    dfile: Optional[str] = None   # name compiled into the code (None: the path itself)
-    source: Optional[bytes] = None  # host path to read, when `path` is a link resolved in --root
-    top: Optional[bytes] = None     # host path of the tree's top directory (None: a file tree)
-    size: int = 0
-    levels: List[int] = dataclasses.field(default_factory=list)   # levels to (re)compile
-    reasons: List[str] = dataclasses.field(default_factory=list)
+class Target(_Record):
+    """The target interpreter, as its worker describes itself (in-image paths with --root)."""
+    __slots__ = ("executable", "implementation", "version", "cache_tag", "stdlib", "platstdlib",
+                 "purelib", "platlib", "base_purelib", "base_platlib", "venv")
+
+    def __init__(self, executable, implementation, version, cache_tag, stdlib=None,
+                 platstdlib=None, purelib=None, platlib=None, base_purelib=None,
+                 base_platlib=None, venv=None):
+        self.executable, self.implementation, self.version = executable, implementation, version
+        self.cache_tag, self.stdlib, self.platstdlib = cache_tag, stdlib, platstdlib
+        self.purelib, self.platlib, self.venv = purelib, platlib, venv
+        self.base_purelib, self.base_platlib = base_purelib, base_platlib
 
 
-@dataclasses.dataclass
-class Failure:
-    path: str
-    error: str
-    message: str
-    line: int = 0
+class Item(_Record):
+    """One source to check and maybe compile."""
+    __slots__ = ("path", "image_path", "dfile", "source", "top", "size", "levels", "reasons")
+
+    def __init__(self, path, image_path, dfile=None, source=None, top=None, size=0,
+                 levels=None, reasons=None):
+        self.path = path              # host path (bytes) of the source, where the .pyc goes beside
+        self.image_path = image_path  # the same in the image (what is shown)
+        self.dfile = dfile            # name compiled into the code (None: the path itself)
+        self.source = source          # host path to read, when `path` is a link resolved in --root
+        self.top = top                # host path of the tree's top directory (None: a file tree)
+        self.size = size
+        self.levels = [] if levels is None else levels      # levels to (re)compile
+        self.reasons = [] if reasons is None else reasons
+
+
+class Failure(_Record):
+    __slots__ = ("path", "error", "message", "line")
+
+    def __init__(self, path, error, message, line=0):
+        self.path, self.error, self.message, self.line = path, error, message, line
 
     def text(self):
         where = display_line(self.path) + (":%d" % self.line if self.line else "")
         return "%s: %s: %s" % (where, self.error, display_line(self.message))
 
 
-@dataclasses.dataclass
-class Plan:
-    target: Target
-    mode: str
-    levels: List[int]
-    workers: int
-    trees: List[str]
-    to_compile: List[Item]
-    up_to_date: int = 0
-    skipped: List[str] = dataclasses.field(default_factory=list)
-    excluded: int = 0
-    unreadable: List[Failure] = dataclasses.field(default_factory=list)
-    stale_tmp: list = dataclasses.field(default_factory=list)  # (host __pycache__, name, image path)
+class Plan(_Record):
+    """What compiling would do: the items to compile and the counts of the rest."""
+    __slots__ = ("target", "mode", "levels", "workers", "trees", "to_compile", "up_to_date",
+                 "skipped", "excluded", "unreadable", "stale_tmp")
+
+    def __init__(self, target, mode, levels, workers, trees, to_compile, up_to_date=0,
+                 skipped=None, excluded=0, unreadable=None, stale_tmp=None):
+        self.target, self.mode, self.levels, self.workers = target, mode, levels, workers
+        self.trees, self.to_compile, self.up_to_date = trees, to_compile, up_to_date
+        self.skipped = [] if skipped is None else skipped
+        self.excluded = excluded
+        self.unreadable = [] if unreadable is None else unreadable   # [Failure]
+        self.stale_tmp = [] if stale_tmp is None else stale_tmp  # (host __pycache__, name, image path)
 
 
+class Result(_Record):
+    """What applying a plan did."""
+    __slots__ = ("compiled", "pycs_written", "bytes_written", "failures", "warnings", "removed_tmp")
 
-@dataclasses.dataclass
-class Result:
-    compiled: List[str] = dataclasses.field(default_factory=list)
-    pycs_written: int = 0
-    bytes_written: int = 0
-    failures: List[Failure] = dataclasses.field(default_factory=list)
-    warnings: List[str] = dataclasses.field(default_factory=list)
-    removed_tmp: List[str] = dataclasses.field(default_factory=list)
+    def __init__(self):
+        self.compiled, self.pycs_written, self.bytes_written = [], 0, 0
+        self.failures, self.warnings, self.removed_tmp = [], [], []
 
 
 _PATH_KEYS = ("stdlib", "platstdlib", "purelib", "platlib", "base_purelib", "base_platlib", "venv")
@@ -567,6 +588,41 @@ def _candidates(trees, prune, root, excludes, skip_re, result):
                        dfile=None if root.is_host else image_path)
 
 
+def _more_than_one_batch(paths, root, max_dirs=64):
+    """Whether the trees hold more than _CHECK_BATCH sources, from a look bounded to
+    `max_dirs` directories (False when it cannot tell). No PATH means the standard
+    library: always more. Before `info`, so site directories are not left out: a
+    tree that is all site-packages may start a worker the work does not need."""
+    if not paths:
+        return True
+    found, dirs = 0, 0
+    for p in paths:
+        try:
+            host, _image = _locate(p, root)
+        except PyimgtoolsError:
+            return False        # reported by the plan itself
+        stack = [host]
+        while stack:
+            d = stack.pop()
+            dirs += 1
+            if dirs > max_dirs:
+                return False
+            try:
+                with os.scandir(d) as it:
+                    for e in it:
+                        if e.name.endswith(".py"):
+                            found += 1
+                        elif e.is_dir(follow_symlinks=False) and e.name != "__pycache__":
+                            stack.append(e.path)
+            except NotADirectoryError:
+                found += 1
+            except OSError:
+                continue
+            if found > _CHECK_BATCH:
+                return True
+    return False
+
+
 def _chunks(iterable, size):
     chunk = []
     for x in iterable:
@@ -583,8 +639,12 @@ def plan(*, root, pool, paths=(), site_packages=False, workers=0, optimize=None,
     """What compiling `paths` (default: the standard library) with `pool`'s
     interpreter would do: a Plan; every source is checked by that interpreter."""
     workers = workers or available_cpus()
-    # One worker now (it answers `info` while the trees are walked); more start
-    # as batches come (WorkerPool.map grow_to), never more than the work.
+    # One worker answers `info`; more start as batches come (WorkerPool.map
+    # grow_to), never more than the work. When the trees surely hold more than one
+    # batch, a second one boots beside the first: a warm run is mostly checking,
+    # and waiting for `info` before starting it would leave one CPU idle.
+    if workers > 1 and _more_than_one_batch(paths, root):
+        pool.grow(2)
     info = pool.info(want_paths=True)
     target = Target(**{k: info.get(k) for k in (
         "executable", "implementation", "version", "cache_tag", "stdlib", "platstdlib",
@@ -725,12 +785,12 @@ def apply(plan_, *, pool, out):
 
 # --------------------------------------------------------------------------- the task
 
-@dataclasses.dataclass
-class Outcome:
+class Outcome(_Record):
     """What compile_trees did: its plan, and the result of applying it (None on a dry run)."""
-    plan: Plan
-    result: Optional[Result]
-    seconds: float
+    __slots__ = ("plan", "result", "seconds")
+
+    def __init__(self, plan, result, seconds):
+        self.plan, self.result, self.seconds = plan, result, seconds
 
     @property
     def dry_run(self):

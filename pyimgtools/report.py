@@ -53,7 +53,11 @@ def json_path(path):
 
 
 def to_jsonable(value):
-    """Dataclasses, paths (bytes) and sets turned into plain JSON values."""
+    """Dataclasses, records (an `as_json()` method), paths (bytes) and sets turned
+    into plain JSON values."""
+    as_json = getattr(value, "as_json", None)
+    if callable(as_json) and not isinstance(value, type):
+        return to_jsonable(as_json())
     import dataclasses  # here: it imports inspect (~9 ms), and most runs print no JSON
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}

@@ -180,6 +180,8 @@ def _cost(nbytes):
 
 @check("stdlib-bytecode", "stdlib-missing-pyc", "stdlib-stale-pyc", "pyc-unreadable", "not-checked")
 def check_stdlib_bytecode(ctx):
+    """Standard-library modules of every Python installation without a usable .pyc
+    (missing, stale, unreadable): each is compiled again at every non-root start."""
     if not ctx.pythons:
         # where a Python installation may be but could not be looked at
         missed = ctx.not_checked("pythons", "directories that may hold a Python installation")
@@ -299,6 +301,8 @@ def _debian_default(ctx):
 
 @check("site-bytecode", "site-missing-pyc", "site-stale-pyc", "pyc-unreadable", "not-checked")
 def check_site_bytecode(ctx):
+    """Modules in site-packages, dist-packages and venvs without a usable .pyc
+    (tests left out), per environment, with the compile cost of a non-root start."""
     trees = site_trees(ctx)
     if not trees:
         raise Skip("no site-packages or venv found")

@@ -24,6 +24,8 @@ class _NoPackages:
 
 @check("unresolved-libs", "unresolved-libs", "not-checked")
 def check_unresolved_libs(ctx):
+    """ELF files under /usr/local, /opt and non-Debian Python prefixes whose DT_NEEDED
+    libraries resolve nowhere by glibc's rules (keep's loader; nothing is run)."""
     from pyimgtools import keep
     paths = library_scan_paths(ctx)
     if not paths:

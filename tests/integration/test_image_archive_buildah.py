@@ -12,19 +12,16 @@ is what the Dockerfile planted.
 
 import os
 import stat
-import uuid
 
 import pytest
 
 from pyimgtools.image import read_image
 from tests.harness.buildah import base_image, buildah
+from tests.harness.layered import layered_image
 
 pytestmark = pytest.mark.main_only
 
 BIG = 30 << 20
-# `buildah bud --layers=false` (the Builder's) squashes a build's steps into one
-# layer, and `--layers` leaves untagged cache images; one commit per step keeps
-# every step's layer and names every image, so Builder.cleanup removes them.
 STEPS = ("head -c %d /dev/urandom > /big" % BIG, "rm /big", "chmod 0700 /usr/bin/tar")
 
 _TYPES = {stat.S_IFREG: "file", stat.S_IFDIR: "dir", stat.S_IFLNK: "symlink",
@@ -48,21 +45,6 @@ def mounted_tree(top):
 def index_view(img):
     return {p: ("file" if e.type == "hardlink" else e.type, e.size, e.mode)
             for p, e in img.tree.items()}
-
-
-def layered_image(builder, image, steps):
-    """`image` + one committed layer per shell step, each step its history's created_by."""
-    for cmd in steps:
-        ctr = buildah("from", "--pull-never", image).stdout.strip().splitlines()[-1]
-        builder.containers.append(ctr)
-        buildah("run", "--isolation", "chroot", ctr, "--", "sh", "-c", cmd)
-        buildah("config", "--created-by", "/bin/sh -c " + cmd, ctr)
-        image = "localhost/pyimgtools-test-%s" % uuid.uuid4().hex[:12]
-        builder.images.append(image)
-        buildah("commit", "--quiet", ctr, image)
-        buildah("rm", ctr)
-        builder.containers.remove(ctr)
-    return image
 
 
 def test_three_export_forms_agree_with_the_mount_and_show_the_waste(builder, tmp_path):

@@ -408,6 +408,49 @@ def test_workers_are_capped_at_the_work(tmp_path, kind):
     assert (tree / "__pycache__").is_dir()
 
 
+@pytest.mark.parametrize("n_files, workers, at_info", [
+    (compile_cmd._CHECK_BATCH + 1, 2, 2),   # more than one batch: the second boots beside the first
+    (compile_cmd._CHECK_BATCH, 2, 0),       # one batch: one worker, ever (info starts it)
+    (compile_cmd._CHECK_BATCH + 1, 1, 0),   # -j 1
+])
+def test_a_second_worker_boots_with_the_first_only_when_there_is_more_than_one_batch(
+        tmp_path, n_files, workers, at_info):
+    """Warm runs are mostly checking: the second worker must not wait for `info`."""
+    from pyimgtools.fs import Root
+    from pyimgtools.image_python import Launch
+    tree = tmp_path / "tree"
+    (tree / "pkg").mkdir(parents=True)
+    for i in range(n_files):
+        (tree / "pkg" / ("m%d.py" % i)).write_text("x = %d\n" % i)
+    seen = []   # workers already started when `info` is asked
+
+    class Pool(compile_cmd.WorkerPool):
+        def info(self, want_paths):
+            seen.append(len(self.workers))
+            return super().info(want_paths)
+
+    with Pool(Launch([sys.executable], None, sys.executable)) as pool:
+        plan = compile_cmd.plan(root=Root("/"), pool=pool, paths=[str(tree)], workers=workers)
+        started = len(pool.workers)
+    assert seen == [at_info]
+    assert len(plan.to_compile) == n_files
+    assert started == min(workers, -(-n_files // compile_cmd._CHECK_BATCH))
+
+
+def test_the_look_for_more_than_one_batch_is_bounded(tmp_path):
+    from pyimgtools.fs import Root
+    deep = tmp_path / "deep"
+    d = deep
+    for i in range(80):            # 80 directories, one source each: past the bound
+        d = d / ("d%d" % i)
+        d.mkdir(parents=True)
+        (d / "m.py").write_text("")
+    assert not compile_cmd._more_than_one_batch([str(deep)], Root("/"))
+    assert compile_cmd._more_than_one_batch([str(deep)], Root("/"), max_dirs=100)
+    assert compile_cmd._more_than_one_batch([], Root("/"))          # the standard library
+    assert not compile_cmd._more_than_one_batch([str(tmp_path / "missing")], Root("/"))
+
+
 # -- a .pyc that would not load is not up to date (issue 14 item 8) ------------
 
 # A module whose name '<module>' is also a constant (so marshal writes the

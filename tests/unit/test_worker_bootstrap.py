@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from pyimgtools import pycompile_worker as worker
-from pyimgtools.pytarget import worker_source
+from pyimgtools.workersource import worker_source
 
 
 @pytest.mark.parametrize("data", [b"", b"x = 1\n", bytes(range(256)) * 40])
@@ -43,7 +43,7 @@ def test_a_worker_runs_the_code_object_when_its_magic_matches():
     """The boot runs the marshalled code, not the source, when the magic numbers
     match: given a source that cannot compile, the worker still answers."""
     from pyimgtools.compile import Worker
-    from pyimgtools.pytarget import worker_code
+    from pyimgtools.workersource import worker_code
 
     worker = Worker(_launch(), "this is not python (\n", worker_code())
     try:
@@ -55,7 +55,7 @@ def test_a_worker_runs_the_code_object_when_its_magic_matches():
 
 def test_a_worker_compiles_the_source_when_the_magic_differs():
     from pyimgtools.compile import Worker, WorkerError
-    from pyimgtools.pytarget import worker_code, worker_source
+    from pyimgtools.workersource import worker_code, worker_source
 
     _magic, marshalled = worker_code()
     other = bytes(4)  # no interpreter has this magic number
