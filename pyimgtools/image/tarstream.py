@@ -86,6 +86,7 @@ class TarReader:
         self._left = 0          # unread data bytes of the current member
         self._pad = 0           # padding after them
         self._global = {}       # pax 'g' records apply to every later member
+        self._ids = {}          # header bytes 100:124 -> (mode, uid, gid)
 
     def _get(self, n):
         """Up to n bytes (fewer only at the end of the stream)."""
@@ -224,6 +225,9 @@ class TarReader:
             if stored != unsigned and self._bad_checksum(buf, stored, unsigned):   # old tars: signed
                 raise ImageError("%s: bad tar header checksum (truncated or not a tar)" % label)
             kind = buf[156:157]
+            type_ = _TYPES.get(kind)
+            if type_ is not None:
+                break
             if kind in _META:
                 size = _num(buf[124:136], "size", label)
                 if size < 0:
@@ -237,9 +241,6 @@ class TarReader:
                 else:
                     longlink = _str(self._meta(size))
                 continue
-            break
-        type_ = _TYPES.get(kind)
-        if type_ is None:
             size = _num(buf[124:136], "size", label)
             if size < 0:
                 raise ImageError("%s: negative size in a tar header" % label)
@@ -247,14 +248,28 @@ class TarReader:
         # Fast path: each field's last byte a NUL or space (what tar writers do),
         # digits before it. Anything else (base-256, NUL-padded short digits) goes
         # through _num, field by field, which reads the same values or says why not.
-        numbers = None
-        if not ((buf[107] | buf[115] | buf[123] | buf[135] | buf[147]) & 0xdf):
+        # mode, uid and gid take few values in a layer: parsed once per distinct field bytes.
+        ids = buf[100:124]
+        numbers = self._ids.get(ids)
+        if numbers is not None and not ((buf[135] | buf[147]) & 0xdf):
             try:
-                numbers = (int(buf[100:107], 8), int(buf[108:115], 8), int(buf[116:123], 8),
-                           int(buf[124:135], 8), int(buf[136:147], 8))
+                size, mtime = int(buf[124:135], 8), int(buf[136:147], 8)
+                mode, uid, gid = numbers
             except ValueError:
-                pass
-        mode, uid, gid, size, mtime = numbers or self._numbers(buf)
+                numbers = None
+        elif not ((buf[107] | buf[115] | buf[123] | buf[135] | buf[147]) & 0xdf):
+            try:
+                size, mtime = int(buf[124:135], 8), int(buf[136:147], 8)
+                mode, uid, gid = numbers = (int(buf[100:107], 8), int(buf[108:115], 8),
+                                            int(buf[116:123], 8))
+                if len(self._ids) < 4096:
+                    self._ids[ids] = numbers
+            except ValueError:
+                numbers = None
+        else:
+            numbers = None
+        if numbers is None:
+            mode, uid, gid, size, mtime = self._numbers(buf)
         if size < 0:
             raise ImageError("%s: negative size in a tar header" % label)
         h = Header()

@@ -79,6 +79,10 @@ class Tree:
         # their bytes are then skipped rather than summed.
         self.lazy_crc = False
         self.reread = None
+        # The directory of the last put and its child set: a tar lists a
+        # directory's files together, and their ancestors are linked already.
+        self._last_dir = None
+        self._last_kids = None
 
     def _crc(self, blob):
         if blob.crc is None:
@@ -116,6 +120,7 @@ class Tree:
             del self.entries[p]
             self._unref(entry, layer, how)
         # Unlink paths left with neither an entry nor anything below them.
+        self._last_dir = None
         for p in reversed(order):
             if p not in self.entries and not self.children.get(p):
                 self.children.pop(p, None)
@@ -153,18 +158,25 @@ class Tree:
                     how = "re-added"
             self._drop(path, layer, how, lower_only=False)
         self.entries[path] = entry
-        children = self.children
-        p = path   # link every ancestor: a tar need not list parent directories
-        while p != "/":
-            par = p[:p.rfind("/")] or "/"
-            kids = children.get(par)
-            if kids is None:
-                children[par] = {p}
-            elif p in kids:
-                break
-            else:
-                kids.add(p)
-            p = par
+        par = path[:path.rfind("/")] or "/"
+        if path == "/":
+            pass
+        elif par == self._last_dir:
+            self._last_kids.add(path)
+        else:
+            children = self.children
+            p = path   # link every ancestor: a tar need not list parent directories
+            while p != "/":
+                up = p[:p.rfind("/")] or "/"
+                kids = children.get(up)
+                if kids is None:
+                    kids = children[up] = {p}
+                elif p in kids:
+                    break
+                else:
+                    kids.add(p)
+                p = up
+            self._last_dir, self._last_kids = par, children[par]
         blob = entry.blob
         if blob is not None:
             blob.refs += 1
