@@ -194,8 +194,13 @@ class TarReader:
 
     def next(self):
         """The next member's Header, or None at the end of the archive."""
-        if self._left or self._pad:
-            self._skip_rest()
+        left = self._left + self._pad
+        if left:
+            if self._pos + left <= len(self._buf):      # the usual case, inline
+                self._pos += left
+                self._left = self._pad = 0
+            else:
+                self._skip_rest()
         pax, longname, longlink = {}, None, None
         label = self._label
         adler32 = zlib.adler32
