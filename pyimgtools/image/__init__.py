@@ -13,6 +13,7 @@ contents stay in memory (see docs/image-archives.md). Every malformed input
 raises ImageError (a LibraryError) with a one-line message.
 """
 
+import functools
 import gc
 import zlib
 
@@ -146,6 +147,23 @@ class _Reread:
         self._open.clear()
 
 
+def _without_gc(func):
+    """The index is 100k+ small objects without reference cycles: the cyclic
+    garbage collector would traverse them again and again as they pile up
+    (a fifth of the parsing time) and free nothing. Off while reading."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            if was_enabled:
+                gc.enable()
+    return wrapper
+
+
+@_without_gc
 def read_image(source, platform=None, want=None, on_content=None, keep_cap=DEFAULT_KEEP_CAP,
                tmpdir=None):
     """Index the image at SOURCE (archive path, OCI layout directory, or "-" for stdin).
@@ -158,19 +176,6 @@ def read_image(source, platform=None, want=None, on_content=None, keep_cap=DEFAU
     layer); without it they are kept and dropped as soon as a later layer
     replaces or deletes them, at most keep_cap bytes at any time.
     """
-    # The index is 100k+ small objects without reference cycles: the cyclic
-    # garbage collector would traverse them again and again as they pile up
-    # (a fifth of the parsing time) and free nothing. Off while reading.
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return _read_image(source, platform, want, on_content, keep_cap, tmpdir)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-
-
-def _read_image(source, platform, want, on_content, keep_cap, tmpdir):
     try:
         store = open_store(source, tmpdir)
     except OSError as exc:
