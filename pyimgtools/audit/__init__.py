@@ -32,6 +32,9 @@ FAIL_ON_CHOICES = ("error", "warn", "info", "never")
 # Lines of evidence (and paths) shown per finding without -v; --json has all.
 _SHOWN = 4
 
+# The note of an image-only check's run with --root or inside the image.
+IMAGE_ONLY = "image-only: needs the image's layers (audit IMAGE)"
+
 
 def exit_code(findings, fail_on="error"):
     """EXIT_WORK_FOUND when a finding is at or above `fail_on`, else EXIT_OK."""
@@ -40,12 +43,18 @@ def exit_code(findings, fail_on="error"):
     return EXIT_OK
 
 
-def plan(root, env=None, env_source="", ignore=(), only=(), warn=None):
-    """Run every check over `root` (a fs.Root); returns an Audit. Reads only."""
+def plan(root, env=None, env_source="", ignore=(), only=(), warn=None, max_waste=None,
+         min_efficiency=None):
+    """Run every check over `root` (a fs.Root, or an image view's ImageRoot: then
+    the layer checks run too, with their thresholds); returns an Audit. Reads only."""
     from pyimgtools.audit import checks as audit_checks
+    from pyimgtools.audit.layers import image_of
 
     start = time.monotonic()
-    ctx = audit_checks.Context(root, env=env, env_source=env_source, warn=warn)
+    img = image_of(root)
+    ctx = audit_checks.Context(root, env=env, env_source=env_source, warn=warn,
+                               max_waste=max_waste, min_efficiency=min_efficiency,
+                               user=img.user if img else None, workdir=img.workdir if img else None)
     selected = [c for c in audit_checks.CHECKS
                 if c.id not in ignore and not (only and c.id not in only)]
     outcome = {}
@@ -54,6 +63,8 @@ def plan(root, env=None, env_source="", ignore=(), only=(), warn=None):
         t0 = time.monotonic()
         found = []
         try:
+            if check.image_only and img is None:
+                raise audit_checks.Skip(IMAGE_ONLY)
             found = check.run(ctx) or []
         except audit_checks.Skip as exc:
             run = CheckRun(check.id, "skipped", str(exc))
@@ -94,8 +105,9 @@ def plan(root, env=None, env_source="", ignore=(), only=(), warn=None):
         runs.append(result[0])
         findings.extend(result[1])
     findings.sort(key=lambda f: (RANK[f.severity], -f.bytes, f.id))
-    return Audit(root=root.path, findings=findings, checks=runs,
-                 environment=ctx.env_description(), seconds=time.monotonic() - start)
+    return Audit(root=img.source if img else root.path, findings=findings, checks=runs,
+                 environment=ctx.env_description(), seconds=time.monotonic() - start,
+                 image_root=root if img else None)
 
 
 # -- environment (LANG) ----------------------------------------------------------
@@ -134,7 +146,8 @@ def _same_root_as_pid1():
 def read_env(root, env_file=None):
     """(env dict or None, description of its source).
 
-    env_file (--env FILE) first. Inside the image (--root /): PID 1's environment when
+    env_file (--env FILE) first. An image (an ImageRoot): its config's Env.
+    Inside the image (--root /): PID 1's environment when
     PID 1 shares this root (`docker run IMAGE pyimgtools audit`), otherwise
     this process's own (a RUN step: the image's ENV plus build arguments).
     From outside (--root DIR) the image's environment cannot be seen.
@@ -145,6 +158,11 @@ def read_env(root, env_file=None):
                 return parse_env(f.read()), "--env %s" % display_path(env_file)
         except OSError as exc:
             raise UsageError("--env %s: %s" % (display_path(env_file), exc.strerror or exc)) from None
+    from pyimgtools.audit.layers import image_of
+    img = image_of(root)     # audit IMAGE: the image view's ImageRoot
+    if img is not None:
+        # literal NAME=VALUE items: no quotes or comments to strip, unlike an env-file
+        return dict(e.partition("=")[::2] for e in img.env if "=" in e), "the image config's Env"
     if not root.is_host:
         return None, "not visible from outside (--root); give --env FILE"
     if _same_root_as_pid1():
@@ -167,12 +185,21 @@ def read_env(root, env_file=None):
 
 def document(result, fail_on, code):
     """The --json document of an Audit (exit status `code` for --fail-on `fail_on`)."""
+    findings = result.findings
+    extra = {}
+    if result.image_root is not None:
+        from pyimgtools.audit import layers
+        from pyimgtools.report import to_jsonable
+        attribution = layers.Attribution(result.image_root)
+        findings = [layers.annotate(to_jsonable(f), f, attribution) for f in result.findings]
+        img = result.image_root.image
+        extra = {"layers": layers.layers_doc(img), "image": layers.image_doc(img)}
     own = {
         "root": result.root,
         "fail_on": fail_on,
         "exit_code": code,
         "reclaimable_bytes": result.reclaimable(),
-        "findings": result.findings,
+        "findings": findings,
         "checks": result.checks,
         "environment": result.environment,
     }
@@ -181,7 +208,7 @@ def document(result, fail_on, code):
     failures = [{"item": c.id, "error": c.note} for c in result.checks if c.status == "failed"]
     # read-only: never a dry run
     return envelope(NAME, dry_run=False, seconds=result.seconds, counts=counts,
-                    results=dict(own, counts=result.counts()), failures=failures, **own)
+                    results=dict(own, counts=result.counts(), **extra), failures=failures, **own)
 
 
 def render(result, out, fail_on, code):
@@ -197,26 +224,66 @@ def render(result, out, fail_on, code):
         out.summary(summary)
         return
     width = max([len(f.id) for f in result.findings] + [10])
-    for severity in SEVERITIES:
-        group = [f for f in result.findings if f.severity == severity]
-        if not group:
-            continue
-        total = sum(f.bytes for f in group)
-        out.line("%s (%d%s)" % (severity.upper(), len(group),
-                                ", %s" % format_bytes(total) if total else ""))
-        for f in group:
-            size = format_bytes(f.bytes) if f.bytes else "-"
-            out.line("  %-*s %10s  %s" % (width, f.id, size, f.title))
-            shown = f.evidence if out.verbose else f.evidence[:_SHOWN]
-            for line in shown:
-                out.line("  %*s   %s" % (width + 10, "", line))
-            if len(shown) < len(f.evidence):
-                out.line("  %*s   ... %d more (-v or --json)" % (width + 10, "", len(f.evidence) - len(shown)))
-            out.line("  %*s   fix: %s" % (width + 10, "", f.fix))
-        out.line()
-    skipped = [c for c in result.checks if c.status in ("skipped", "failed")]
+    if result.image_root is not None:
+        _render_layers(result, out, width)
+    else:
+        for severity in SEVERITIES:
+            group = [f for f in result.findings if f.severity == severity]
+            if not group:
+                continue
+            total = sum(f.bytes for f in group)
+            out.line("%s (%d%s)" % (severity.upper(), len(group),
+                                    ", %s" % format_bytes(total) if total else ""))
+            for f in group:
+                _render_finding(out, f, width)
+            out.line()
+    skipped = [c for c in result.checks if c.status in ("skipped", "failed")
+               and c.note != IMAGE_ONLY]
     for c in skipped:
         out.line("not checked: %s (%s)" % (c.id, c.note))
     if not result.findings:
         out.line("no findings (%s)" % format_count(len(result.checks), "check"))
     out.summary(summary + ("" if code == EXIT_OK else "; exit %d (--fail-on %s)" % (code, fail_on)))
+
+
+def _render_finding(out, f, width, severity=False):
+    size = format_bytes(f.bytes) if f.bytes else "-"
+    lead = "%-5s " % f.severity.upper() if severity else ""
+    pad = width + 10 + len(lead)
+    out.line("  %s%-*s %10s  %s" % (lead, width, f.id, size, f.title))
+    shown = f.evidence if out.verbose else f.evidence[:_SHOWN]
+    for line in shown:
+        out.line("  %*s   %s" % (pad, "", line))
+    if len(shown) < len(f.evidence):
+        out.line("  %*s   ... %d more (-v or --json)" % (pad, "", len(f.evidence) - len(shown)))
+    out.line("  %*s   fix: %s" % (pad, "", f.fix))
+
+
+def _render_layers(result, out, width):
+    """audit IMAGE: a heading per layer with the findings whose paths it brought,
+    then the findings of no single layer under "whole image"."""
+    from pyimgtools.audit.layers import Attribution
+    img = result.image_root.image
+    attribution = Attribution(result.image_root)
+    by_layer = {}
+    for f in result.findings:
+        by_layer.setdefault(attribution.of_finding(f)[0], []).append(f)
+    out.line("image %s%s: %s, %s in layers, %s wasted, efficiency %.3f" % (
+        display_path(img.source), " (%s)" % img.platform if img.platform else "",
+        format_count(len(img.layers), "layer"), format_bytes(img.total_bytes),
+        format_bytes(img.wasted_bytes), img.efficiency))
+    out.line()
+    for layer in img.layers:
+        digest = layer.digest.split(":", 1)[-1][:12]
+        out.line("LAYER %d %s  %s, %s wasted  %s" % (
+            layer.index, digest, format_bytes(layer.bytes_added), format_bytes(layer.wasted_bytes),
+            (layer.created_by or "(no history entry)")[:160]))
+        for f in by_layer.get(layer.index, ()):
+            _render_finding(out, f, width, severity=True)
+        out.line()
+    rest = by_layer.get(None, ())
+    if rest:
+        out.line("WHOLE IMAGE (findings of no single layer)")
+        for f in rest:
+            _render_finding(out, f, width, severity=True)
+        out.line()

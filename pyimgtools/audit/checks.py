@@ -8,6 +8,7 @@ from pyimgtools.audit import checks_packages  # noqa: F401 - leftovers, build-to
 from pyimgtools.audit import checks_environment  # noqa: F401 - ca-certificates, locale
 from pyimgtools.audit import checks_security  # noqa: F401 - security-updates
 from pyimgtools.audit import checks_libraries  # noqa: F401 - unresolved-libs, dead-weight
+from pyimgtools.audit import checks_layers  # noqa: F401 - layer-waste, layer-efficiency (IMAGE only)
 from pyimgtools.audit.checks_bytecode import pyc_status  # noqa: F401 - used by tests and finalize's proofs
 from pyimgtools.audit.checks_packages import is_build_tool  # noqa: F401
 from pyimgtools.audit.context import Context, find_pythons  # noqa: F401

@@ -12,6 +12,7 @@ import threading
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
+from pyimgtools.audit.layers import DEFAULT_MAX_WASTE, DEFAULT_MIN_EFFICIENCY
 from pyimgtools.audit.model import Finding
 from pyimgtools.report import display_path, format_count
 
@@ -58,10 +59,19 @@ class Context:
     root, the image's environment, the Python installations, one walk of the tree,
     dpkg's database and its installed packages."""
 
-    def __init__(self, root, env=None, env_source="", warn=None):
+    def __init__(self, root, env=None, env_source="", warn=None, max_waste=None,
+                 min_efficiency=None, user=None, workdir=None):
         self.root = root
         self.env = env
         self.env_source = env_source
+        # the layer checks' thresholds (audit IMAGE only)
+        self.max_waste = DEFAULT_MAX_WASTE if max_waste is None else max_waste
+        self.min_efficiency = (DEFAULT_MIN_EFFICIENCY if min_efficiency is None
+                               else min_efficiency)
+        # the image config's User and WorkingDir (audit IMAGE), else None: no
+        # check depends on them yet; they are in the report's results.image
+        self.user = user
+        self.workdir = workdir
         self._warn = warn
         self._cache = {}
         self._unreadable = {}     # walk -> ["path: cannot list: reason"] (not_read)

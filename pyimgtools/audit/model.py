@@ -6,7 +6,7 @@ pyimgtools/ has no cycle (tests/unit/test_import_graph.py).
 """
 
 from dataclasses import dataclass, field
-from typing import List
+from typing import Any, List
 
 SEVERITIES = ("error", "warn", "info")   # most severe first
 RANK = {"error": 0, "warn": 1, "info": 2}
@@ -43,6 +43,7 @@ class Audit:
     checks: List[CheckRun]
     environment: str            # where LANG was read, or why it was not
     seconds: float = 0.0
+    image_root: Any = None      # audit IMAGE: the image view (an ImageRoot), else None
 
     def counts(self):
         result = {s: 0 for s in SEVERITIES}

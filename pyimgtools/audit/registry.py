@@ -18,14 +18,15 @@ class Check:
     ids: Tuple[str, ...]
     run: Callable
     background: bool = False    # mostly waits for a subprocess: run in a thread
+    image_only: bool = False    # needs an image's layers (audit IMAGE): skipped otherwise
 
 
 CHECKS = []
 
 
-def check(check_id, *ids, background=False):
+def check(check_id, *ids, background=False, image_only=False):
     def deco(fn):
-        CHECKS.append(Check(check_id, tuple(ids) or (check_id,), fn, background))
+        CHECKS.append(Check(check_id, tuple(ids) or (check_id,), fn, background, image_only))
         return fn
     return deco
 

@@ -21,9 +21,9 @@ from pyimgtools.image import manifest as _manifest
 from pyimgtools.image.store import ImageError, open_store
 from pyimgtools.image.stream import LayerStream
 from pyimgtools.image.tarstream import TarReader
-from pyimgtools.image.tree import Entry, Tree, apply_layer
+from pyimgtools.image.tree import Entry, Peek, Tree, apply_layer
 
-__all__ = ["ImageError", "Entry", "Image", "Layer", "Waste", "read_image", "host_platform"]
+__all__ = ["ImageError", "Entry", "Peek", "Image", "Layer", "Waste", "read_image", "host_platform"]
 
 host_platform = _manifest.host_platform
 DEFAULT_KEEP_CAP = 256 << 20
@@ -165,12 +165,17 @@ def _without_gc(func):
 
 @_without_gc
 def read_image(source, platform=None, want=None, on_content=None, keep_cap=DEFAULT_KEEP_CAP,
-               tmpdir=None):
+               tmpdir=None, on_chunk=None):
     """Index the image at SOURCE (archive path, OCI layout directory, or "-" for stdin).
 
     platform: "os/arch[/variant]"; None takes the only image, else the host's.
     want(path, size, mode) -> True (whole file) | int (first N bytes) | False:
-    which regular files' contents to deliver. With on_content(layer, path, data)
+    which regular files' contents to deliver; want may also return Peek(N) to be
+    called again as want(path, size, mode, head) with the first N bytes (decide
+    by content, e.g. ELF magic). With on_chunk(layer, path, offset, data) the
+    wanted bytes are delivered as they stream, in pieces of at most 1 MiB
+    (offset 0 first), nothing is kept and memory stays bounded whatever the
+    file sizes. With on_content(layer, path, data)
     each layer's wanted files are delivered as they are read (a later layer may
     replace them: key by (layer, path) and keep those with tree[path].layer ==
     layer); without it they are kept and dropped as soon as a later layer
@@ -199,7 +204,7 @@ def read_image(source, platform=None, want=None, on_content=None, keep_cap=DEFAU
             with store.open(ref.name) as raw, LayerStream(raw, ref, label) as stream:
                 tree.lazy_crc = not stream.compressed
                 n, nbytes = apply_layer(tree, TarReader(stream, label), i, label, want,
-                                        on_content, keep_cap)
+                                        on_content, keep_cap, on_chunk)
                 stream.finish()
             layers[i].entries, layers[i].bytes_added = n, nbytes
         waste = []

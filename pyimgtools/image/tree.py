@@ -39,6 +39,15 @@ class Blob:
         self.how = None           # "deleted" | "overwritten" | "chmod" | "chown" | "re-added"
 
 
+class Peek:
+    """What `want` returns to decide by content: the reader calls
+    want(path, size, mode, head) again with the file's first `length` bytes."""
+    __slots__ = ("length",)
+
+    def __init__(self, length):
+        self.length = length
+
+
 class Entry:
     """One path of the final tree. `size` of a hardlink is its target's."""
     __slots__ = ("layer", "size", "mode", "uid", "gid", "mtime", "type", "linkname", "blob")
@@ -182,11 +191,12 @@ class Tree:
             blob.refs += 1
 
 
-def apply_layer(tree, tar, layer, label, want, on_content, keep_cap):
+def apply_layer(tree, tar, layer, label, want, on_content, keep_cap, on_chunk=None):
     """Apply one layer (a tarstream.TarReader) to `tree`.
 
     Returns (entries, bytes of regular files). Wanted contents go to
-    `on_content(layer, path, data)` or are kept on the blob (`keep_cap` bounds
+    `on_chunk(layer, path, offset, data)` piece by piece, to
+    `on_content(layer, path, data)`, or are kept on the blob (`keep_cap` bounds
     the kept bytes of the files still in the tree).
     """
     n_entries = n_bytes = 0
@@ -227,7 +237,7 @@ def apply_layer(tree, tar, layer, label, want, on_content, keep_cap):
                 blobs.append(blob)
             else:
                 blob = _read_file(tree, tar, info, path, layer, label, want, on_content,
-                                  keep_cap)
+                                  keep_cap, on_chunk)
             n_bytes += size
         elif type_ == "hardlink":
             linkname = entry_path(info.linkname, label)
@@ -243,26 +253,56 @@ def apply_layer(tree, tar, layer, label, want, on_content, keep_cap):
     return n_entries, n_bytes
 
 
-def _read_file(tree, tar, info, path, layer, label, want, on_content, keep_cap):
-    nwant = 0
+def _wanted_bytes(w, size):
+    return size if w is True else int(w or 0)
+
+
+def _read_file(tree, tar, info, path, layer, label, want, on_content, keep_cap, on_chunk=None):
+    nwant, peek = 0, None
     if want is not None and info.size:
         w = want(path, info.size, info.mode)
-        nwant = info.size if w is True else int(w or 0)
-    if not nwant:     # nothing wanted: only the CRC, computed in the tar's buffer
-        blob = Blob(layer, path, info.size, tar.crc_rest() if info.size else 0)
+        if isinstance(w, Peek):
+            peek = w.length
+        else:
+            nwant = _wanted_bytes(w, info.size)
+    if not nwant and peek is None:    # nothing wanted: as in apply_layer's fast path
+        if not info.size:
+            blob = Blob(layer, path, 0, 0)
+        elif tree.lazy_crc and tree.reread is not None:
+            blob = Blob(layer, path, info.size, None, tar.data_offset)
+        else:
+            blob = Blob(layer, path, info.size, tar.crc_rest())
         tree.blobs.append(blob)
         return blob
+    # Read only as far as wanted (a .pyc's header, an ELF's magic); the rest is
+    # summed in place, or skipped when the CRC can come later (lazy_crc).
+    lazy = tree.lazy_crc and tree.reread is not None
+    start = tar.data_offset
     crc, head, taken, remaining = 0, [], 0, info.size
-    while remaining:
-        chunk = tar.read(min(_READ, remaining))
+    while remaining and (peek is not None or taken < nwant):
+        chunk = tar.read(min(_READ, remaining) if peek is not None else
+                         min(_READ, remaining, nwant - taken))
         remaining -= len(chunk)
-        crc = zlib.crc32(chunk, crc)
+        if not lazy:
+            crc = zlib.crc32(chunk, crc)
+        if peek is not None:      # decided by the first bytes (read anyway)
+            nwant = _wanted_bytes(want(path, info.size, info.mode, chunk[:peek]), info.size)
+            peek = None
         if taken < nwant:
-            head.append(chunk[:nwant - taken])
-            taken += len(head[-1])
-    blob = Blob(layer, path, info.size, crc)
+            piece = chunk[:nwant - taken]
+            if on_chunk is not None:
+                on_chunk(layer, path, taken, piece)
+            else:
+                head.append(piece)
+            taken += len(piece)
+    if lazy:
+        blob = Blob(layer, path, info.size, None, start)
+    else:
+        if remaining:
+            crc = tar.crc_rest(crc)
+        blob = Blob(layer, path, info.size, crc)
     tree.blobs.append(blob)
-    if nwant:
+    if nwant and on_chunk is None:
         data = b"".join(head)
         if on_content is not None:
             on_content(layer, path, data)

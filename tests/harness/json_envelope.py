@@ -59,6 +59,12 @@ SCHEMA = {
         {"if": {"properties": {"command": {"const": "finalize"}}},
          "then": {"properties": {"results": {"properties": {"steps": {
              "type": "array", "items": {"$ref": "#/$defs/step"}}}}}}},
+        # audit IMAGE: the layers, the image, and each finding's layer
+        {"if": {"properties": {"command": {"const": "audit"}}},
+         "then": {"properties": {"results": {"properties": {
+             "layers": {"type": "array", "items": {"$ref": "#/$defs/layer"}},
+             "image": {"$ref": "#/$defs/image"},
+             "findings": {"type": "array", "items": {"$ref": "#/$defs/finding"}}}}}}},
     ],
     "$defs": {
         "path": {"anyOf": [
@@ -72,6 +78,45 @@ SCHEMA = {
             "properties": {"path": {"$ref": "#/$defs/path"}, "item": {"type": "string"},
                            "error": {"type": "string"}, "message": {"type": "string"}},
             "oneOf": [{"required": ["path"]}, {"required": ["item"]}],
+        },
+        "layer_ref": {
+            "type": "object",
+            "required": ["index", "digest", "created_by"],
+            "properties": {"index": {"type": "integer", "minimum": 0},
+                           "digest": {"type": "string", "pattern": "^[a-z0-9]+:[0-9a-f]+$"},
+                           "created_by": {"type": "string"}},
+        },
+        "layer": {
+            "type": "object",
+            "required": ["index", "digest", "media_type", "size", "created_by", "bytes_wasted"],
+            "properties": {"index": {"type": "integer", "minimum": 0},
+                           "digest": {"type": "string", "pattern": "^[a-z0-9]+:[0-9a-f]+$"},
+                           "media_type": {"type": "string"},
+                           "size": {"type": "integer", "minimum": 0},
+                           "created_by": {"type": "string"},
+                           "bytes_wasted": {"type": "integer", "minimum": 0}},
+        },
+        "image": {
+            "type": "object",
+            "required": ["source", "platform", "efficiency", "total_bytes", "wasted_bytes"],
+            "properties": {"source": {"type": "string"},
+                           "platform": {"type": ["string", "null"]},
+                           "efficiency": {"type": "number", "minimum": 0},
+                           "total_bytes": {"type": "integer", "minimum": 0},
+                           "wasted_bytes": {"type": "integer", "minimum": 0}},
+        },
+        "finding": {
+            "type": "object",
+            "required": ["id", "severity", "title", "fix", "paths", "bytes"],
+            "properties": {
+                "severity": {"enum": ["error", "warn", "info"]},
+                "bytes": {"type": "integer", "minimum": 0},
+                "layer": {"anyOf": [{"type": "null"}, {"$ref": "#/$defs/layer_ref"}]},
+                "path_layers": {"type": "array", "items": {
+                    "type": "object", "required": ["path", "layer"],
+                    "properties": {"path": {"$ref": "#/$defs/path"},
+                                   "layer": {"anyOf": [{"type": "null"},
+                                                       {"$ref": "#/$defs/layer_ref"}]}}}}},
         },
         "step": {
             "type": "object",

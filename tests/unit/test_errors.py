@@ -9,6 +9,7 @@ import pytest
 import pyimgtools
 from pyimgtools import cli, errors
 from pyimgtools.elf import ElfError
+from pyimgtools.image import ImageError
 from pyimgtools.ldcache import CacheError
 from tests.conftest import run_cli
 
@@ -29,12 +30,13 @@ def test_library_modules_raise_no_command_error(module):
 
 def test_library_errors_share_one_base():
     for cls in (errors.RootError, errors.DpkgError, errors.AptError, errors.LdconfigError,
-                errors.OsReleaseError, errors.TargetPythonError, ElfError, CacheError):
+                errors.OsReleaseError, errors.TargetPythonError, ElfError, CacheError, ImageError):
         assert issubclass(cls, errors.LibraryError)
 
 
 def test_cli_maps_errors_to_exit_statuses():
     assert cli.exit_status(errors.DpkgError("no dpkg database")) == 1
+    assert cli.exit_status(ImageError("app.tar: not an image")) == 1
     assert cli.exit_status(errors.UsageError("bad")) == 2
     assert cli.exit_status(errors.RequestError("--python x: not in the image")) == 2
     assert cli.exit_status(errors.PyimgtoolsError("pending", errors.EXIT_WORK_FOUND)) == 100

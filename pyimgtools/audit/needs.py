@@ -1,0 +1,49 @@
+"""Which file contents the audit checks (and the planners they call) read: the
+one predicate `audit IMAGE` gives the image reader as `want`.
+
+Everything else of an image is projected as a sparse placeholder of its real
+size (pyimgtools/image/view.py): listing, lstat and sizes need no content. A
+check that read a placeholder would see zeros; the integration test
+(tests/integration/test_audit_image_archives.py) compares every finding with
+`--root` on the mounted image, so a content missing here shows up there.
+
+    content                      read by
+    /etc/**                      apt sources and config, dpkg.cfg.d (dangling-symlinks),
+                                 ld.so.cache/ld.so.conf/ld.so.preload (keep's loader),
+                                 os-release (security), ssl certificates (ca-certificates)
+    /var/lib/dpkg/**             dpkg's status, diversions, arch, info/*.list
+    /var/lib/apt/**              extended_states (manual packages), lists (apt-cache policy)
+    /usr/lib/os-release          what /etc/os-release links to
+    ELF files (by content)       keep's loader: header, program headers, dynamic segment
+    *.py, *.pth, pyvenv.cfg      prune's import check, checked-hash .pyc verification
+    *.pyc (first 16 bytes)       the bytecode checks: magic, flags, source mtime and size
+    *.dist-info/*, *.egg-info    package metadata
+"""
+
+from pyimgtools.image import Peek
+
+ELF_MAGIC = b"\x7fELF"
+PYC_HEADER = 16       # magic, flags, mtime/hash, size (PEP 552); older layouts are shorter
+
+_TREES = ("/etc/", "/var/lib/dpkg/", "/var/lib/apt/")
+_FILES = frozenset(("/usr/lib/os-release",))
+_WHOLE_SUFFIXES = (".py", ".pth")
+_WHOLE_NAMES = frozenset(("pyvenv.cfg",))
+
+
+def wanted(path, size, mode, head=None):
+    """True (the whole file), an int (its first N bytes), Peek(4) (ask again
+    with the first bytes) or False, for a regular file of an image."""
+    if path.startswith(_TREES) or path in _FILES:
+        return True
+    name = path.rsplit("/", 1)[-1]
+    if name.endswith(_WHOLE_SUFFIXES) or name in _WHOLE_NAMES:
+        return True
+    if name.endswith(".pyc"):
+        return PYC_HEADER
+    if ".dist-info/" in path or ".egg-info" in path:
+        return True
+    if head is None:
+        return Peek(len(ELF_MAGIC))
+    # keep's loader reads program headers and the dynamic segment anywhere in the file
+    return head == ELF_MAGIC

@@ -1,0 +1,336 @@
+"""`audit IMAGE`: the image view (pyimgtools/image/view.py), the CLI, the layer findings.
+
+Images are built with tarfile (tests/harness/imagearchive.py, laid out as the
+specs say); expected trees, bytes and efficiencies are worked out by hand
+from what the layers hold, never taken from audit's output.
+"""
+
+import json
+import os
+import stat
+import sys
+import tarfile
+
+import pytest
+
+from pyimgtools.audit import needs
+from pyimgtools.commands.audit import parse_size
+from pyimgtools.image import ImageError, Peek, read_image
+from pyimgtools.image.view import image_view
+from tests.conftest import run_cli
+from tests.harness.imagearchive import (D, F, L, S, config_for, docker_save, layer_tar, oci_dir,
+                                        tar_dir)
+from tests.harness.json_envelope import validate
+
+MTIME_NS = 1700000000 * 10**9     # layer_tar's mtime
+ELF = b"\x7fELF\x02\x01\x01" + bytes(range(256)) * 4
+PYC = b"\x55\x0d\x0d\x0a" + b"\0" * 4 + b"\x01\x02\x03\x04" + b"\x10\0\0\0" + b"code" * 100
+PAYLOAD = b"not read by any check " * 1000
+
+BASE = layer_tar([
+    D("etc"), F("etc/os-release", b"ID=debian\nVERSION_ID=12\n"),
+    D("usr"), D("usr/bin"), F("usr/bin/tool", ELF, 0o4755), S("usr/bin/alias", "tool"),
+    L("usr/bin/tool-link", "usr/bin/tool"),
+    D("usr/share"), F("usr/share/payload.bin", PAYLOAD, 0o640),
+    D("usr/lib"), D("usr/lib/python3.11"), F("usr/lib/python3.11/os.py", b"import sys\n"),
+    D("usr/lib/python3.11/__pycache__"), F("usr/lib/python3.11/__pycache__/os.cpython-311.pyc", PYC),
+    D("srv", 0o700), F("srv/empty", b""),
+])
+
+
+def expected_view():
+    """path -> (type, size, mode) from the BASE layer's entries (by hand)."""
+    return {
+        "/etc": ("dir", 0o755), "/etc/os-release": ("file", 24, 0o644),
+        "/usr": ("dir", 0o755), "/usr/bin": ("dir", 0o755),
+        "/usr/bin/tool": ("file", len(ELF), 0o4755), "/usr/bin/alias": ("symlink", "tool"),
+        "/usr/bin/tool-link": ("file", len(ELF), 0o4755),
+        "/usr/share": ("dir", 0o755), "/usr/share/payload.bin": ("file", len(PAYLOAD), 0o640),
+        "/usr/lib": ("dir", 0o755), "/usr/lib/python3.11": ("dir", 0o755),
+        "/usr/lib/python3.11/os.py": ("file", 11, 0o644),
+        "/usr/lib/python3.11/__pycache__": ("dir", 0o755),
+        "/usr/lib/python3.11/__pycache__/os.cpython-311.pyc": ("file", len(PYC), 0o644),
+        "/srv": ("dir", 0o700), "/srv/empty": ("file", 0, 0o644),
+    }
+
+
+def listing(top):
+    out = {}
+    for d, dirs, files in os.walk(top):
+        for name in dirs + files:
+            p = os.path.join(d, name)
+            st = os.lstat(p)
+            path = "/" + os.path.relpath(p, top)
+            if stat.S_ISLNK(st.st_mode):
+                out[path] = ("symlink", os.readlink(p))
+            elif stat.S_ISDIR(st.st_mode):
+                out[path] = ("dir", stat.S_IMODE(st.st_mode))
+            else:
+                out[path] = ("file", st.st_size, stat.S_IMODE(st.st_mode))
+    return out
+
+
+def read(top, path):
+    with open(top + path, "rb") as f:
+        return f.read()
+
+
+def test_the_view_is_the_final_tree_with_the_contents_the_checks_read(tmp_path):
+    archive = docker_save(str(tmp_path / "img.tar"), [BASE])
+    with image_view(archive, want=needs.wanted, tmpdir=str(tmp_path)) as root:
+        top = root.path
+        assert listing(top) == expected_view()
+        # contents the checks read, byte for byte; the rest sparse of its size
+        assert read(top, "/usr/bin/tool") == ELF
+        assert read(top, "/etc/os-release") == b"ID=debian\nVERSION_ID=12\n"
+        assert read(top, "/usr/lib/python3.11/os.py") == b"import sys\n"
+        pyc = read(top, "/usr/lib/python3.11/__pycache__/os.cpython-311.pyc")
+        assert pyc[:16] == PYC[:16] and pyc[16:] == bytes(len(PYC) - 16)
+        payload = os.lstat(top + "/usr/share/payload.bin")
+        assert read(top, "/usr/share/payload.bin") == bytes(len(PAYLOAD))
+        assert payload.st_blocks == 0
+        # one inode for a hard link and its target, as on a mount
+        a, b = os.lstat(top + "/usr/bin/tool"), os.lstat(top + "/usr/bin/tool-link")
+        assert (a.st_ino, a.st_nlink) == (b.st_ino, 2)
+        for path in expected_view():
+            assert os.lstat(top + path).st_mtime_ns == MTIME_NS, path
+        assert root.entry("/usr/bin/tool").layer == 0
+        assert root.realpath("/usr/bin/alias") == "/usr/bin/tool"
+    assert os.listdir(str(tmp_path)) == ["img.tar"]
+
+
+def test_owners_are_the_images_when_running_as_root(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("lchown needs root")
+    layer = layer_tar([D("home"), F("home/app.txt", b"x", uid=1234, gid=2345), S("lnk", "home")])
+    with image_view(docker_save(str(tmp_path / "img.tar"), [layer]), want=needs.wanted) as root:
+        st = os.lstat(root.host("/home/app.txt"))
+        assert (st.st_uid, st.st_gid) == (1234, 2345)
+
+
+def test_a_later_layer_replaces_content_and_deleted_files_leave_no_trace(tmp_path):
+    layers = [BASE,
+              layer_tar([D("etc"), F("etc/os-release", b"ID=other\n"), D("usr"), D("usr/bin"),
+                         F("usr/bin/.wh.tool")]),
+              layer_tar([D("usr"), D("usr/bin"), F("usr/bin/tool", b"#!/bin/sh\n", 0o755)])]
+    with image_view(oci_dir(tmp_path / "oci", layers), want=needs.wanted,
+                    tmpdir=str(tmp_path)) as root:
+        assert read(root.path, "/etc/os-release") == b"ID=other\n"
+        # the ELF was deleted, a script put in its place; the hard link keeps the ELF's bytes
+        assert read(root.path, "/usr/bin/tool") == bytes(10)
+        assert read(root.path, "/usr/bin/tool-link") == ELF
+        contents = os.path.join(os.path.dirname(root.path), "contents")
+        assert os.listdir(contents) == []       # nothing stale left besides the tree
+
+
+def test_the_temporary_directory_goes_after_errors_and_interrupts(tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    archive = docker_save(str(tmp_path / "img.tar"), [BASE])
+    with open(archive, "rb") as f:
+        data = f.read()
+    truncated = tmp_path / "cut.tar"
+    truncated.write_bytes(data[:len(data) // 2])
+    with pytest.raises(ImageError):
+        with image_view(str(truncated), want=needs.wanted, tmpdir=str(work)):
+            pass
+    assert os.listdir(str(work)) == []
+    with pytest.raises(KeyboardInterrupt):
+        with image_view(archive, want=needs.wanted, tmpdir=str(work)) as root:
+            os.chmod(root.host("/srv"), 0o500)
+            raise KeyboardInterrupt
+    assert os.listdir(str(work)) == []
+
+
+def test_want_peeks_at_the_first_bytes(tmp_path):
+    asked = []
+
+    def want(path, size, mode, head=None):
+        asked.append((path, head))
+        return Peek(4) if head is None else head == b"\x7fELF"
+
+    chunks = []
+    read_image(docker_save(str(tmp_path / "img.tar"), [BASE]), want=want,
+               on_chunk=lambda layer, path, offset, data: chunks.append((path, offset, data)))
+    assert ("/usr/bin/tool", ELF[:4]) in asked and ("/etc/os-release", b"ID=d") in asked
+    assert [(p, o, d) for p, o, d in chunks] == [("/usr/bin/tool", 0, ELF)]
+
+
+def test_the_predicate():
+    assert needs.wanted("/etc/passwd", 10, 0o644) is True
+    assert needs.wanted("/var/lib/dpkg/info/libc6.list", 10, 0o644) is True
+    assert needs.wanted("/var/lib/apt/lists/x_Packages", 10, 0o644) is True
+    assert needs.wanted("/usr/lib/os-release", 10, 0o644) is True
+    assert needs.wanted("/usr/lib/python3/x.py", 10, 0o644) is True
+    assert needs.wanted("/usr/lib/python3/__pycache__/x.cpython-311.pyc", 900, 0o644) == 16
+    assert needs.wanted("/x/y-1.0.dist-info/RECORD", 10, 0o644) is True
+    assert isinstance(needs.wanted("/usr/share/doc/x", 10, 0o644), Peek)
+    assert needs.wanted("/usr/share/doc/x", 10, 0o644, b"\x7fELF") is True
+    assert needs.wanted("/usr/share/doc/x", 10, 0o644, b"GIF8") is False
+
+
+@pytest.mark.parametrize("text, value", [("4096", 4096), ("10M", 10 << 20), ("1G", 1 << 30),
+                                         ("512KiB", 512 << 10), ("1.5m", 3 << 19)])
+def test_sizes(text, value):
+    assert parse_size(text) == value
+
+
+# -- the command line ---------------------------------------------------------------
+
+def test_a_malformed_archive_is_one_error_line_and_exit_1(tmp_path):
+    archive = docker_save(str(tmp_path / "img.tar"), [BASE])
+    with open(archive, "rb") as f:
+        data = f.read()
+    (tmp_path / "cut.tar").write_bytes(data[:len(data) // 2])
+    for bad in (str(tmp_path / "cut.tar"), str(tmp_path / "missing.tar"), str(tmp_path)):
+        proc = run_cli("audit", bad, "--tmpdir", str(tmp_path))
+        assert proc.returncode == 1, proc.stderr
+        assert proc.stderr.startswith("pyimgtools: error: ") and len(proc.stderr.splitlines()) == 1
+        assert "Traceback" not in proc.stderr
+    assert sorted(os.listdir(str(tmp_path))) == ["cut.tar", "img.tar"]
+
+
+def test_image_and_root_together_are_a_usage_error(tmp_path):
+    archive = docker_save(str(tmp_path / "img.tar"), [BASE])
+    proc = run_cli("audit", archive, "--root", str(tmp_path))
+    assert proc.returncode == 2 and "not both" in proc.stderr
+    proc = run_cli("audit", "--root", str(tmp_path), "--max-waste", "1M")
+    assert proc.returncode == 2 and "needs an IMAGE" in proc.stderr
+    proc = run_cli("audit", archive, "--max-waste", "lots")
+    assert proc.returncode == 2
+
+
+MIB = 1 << 20
+HISTORY = [{"created_by": "ADD base.tar /"},
+           {"created_by": "RUN head -c 1048576 /dev/urandom > /big"},
+           {"created_by": "RUN rm /big"}]
+
+
+def planted(tmp_path, form="docker"):
+    """BASE, + /big (1 MiB), - /big: 1 MiB of waste, efficiency base / (base + 1 MiB)."""
+    layers = [BASE, layer_tar([F("big", b"\1" * MIB)]), layer_tar([F(".wh.big")])]
+    config = config_for(layers, history=HISTORY, env=("PATH=/usr/bin", "LANG=C.UTF-8"))
+    if form == "docker":
+        return docker_save(str(tmp_path / "img.tar"), layers, config=config)
+    top = oci_dir(tmp_path / "oci", layers, config=config, compress=True)
+    return tar_dir(top, str(tmp_path / "oci.tar")) if form == "oci-archive" else top
+
+
+BASE_BYTES = 24 + len(ELF) + len(PAYLOAD) + 11 + len(PYC)
+
+
+def audit_doc(*args):
+    proc = run_cli("audit", *args, "--json", "--fail-on", "never")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert validate(doc) == []
+    return doc, {f["id"]: f for f in doc["findings"]}
+
+
+@pytest.mark.parametrize("form", ["docker", "oci-archive", "oci"])
+def test_layer_waste_and_efficiency_of_a_planted_image(tmp_path, form):
+    source = planted(tmp_path, form)
+    doc, got = audit_doc(source)
+    waste = got["layer-waste"]
+    assert (waste["severity"], waste["bytes"], waste["paths"]) == ("info", MIB, ["/big"])
+    assert "RUN head -c 1048576" in waste["evidence"][0] and "RUN rm /big" in waste["evidence"][0]
+    assert waste["layer"] == {"index": 1, "digest": doc["results"]["layers"][1]["digest"],
+                              "created_by": HISTORY[1]["created_by"]}
+    eff = got["layer-efficiency"]
+    assert eff["data"]["efficiency"] == pytest.approx(BASE_BYTES / (BASE_BYTES + MIB), abs=1e-6)
+    assert eff["bytes"] == MIB and eff["layer"] is None
+    assert [(l["index"], l["size"], l["bytes_wasted"], l["created_by"])
+            for l in doc["results"]["layers"]] == [
+        (0, BASE_BYTES, 0, HISTORY[0]["created_by"]), (1, MIB, MIB, HISTORY[1]["created_by"]),
+        (2, 0, 0, HISTORY[2]["created_by"])]
+    image = doc["results"]["image"]
+    assert (image["total_bytes"], image["wasted_bytes"]) == (BASE_BYTES + MIB, MIB)
+    # LANG=C.UTF-8 came from the image config: no locale finding
+    assert "locale-not-utf8" not in got and "image config" in doc["environment"]
+
+
+def test_thresholds(tmp_path):
+    source = planted(tmp_path)
+    _doc, got = audit_doc(source, "--max-waste", "512K", "--min-efficiency", "0")
+    assert got["layer-waste"]["severity"] == "warn" and "layer-efficiency" not in got
+    _doc, got = audit_doc(source, "--max-waste", "1M")        # at the limit: info
+    assert got["layer-waste"]["severity"] == "info"
+    others = ("--ignore", "stdlib-stale-pyc", "--ignore", "layer-efficiency", "--fail-on", "warn")
+    assert run_cli("audit", source, "--max-waste", "1K", *others).returncode == 100
+    assert run_cli("audit", source, *others).returncode == 0        # info: not at warn
+    assert run_cli("audit", source, "--ignore", "layer-waste", *others).returncode == 0
+
+
+def test_stdin_and_the_text_report_by_layer(tmp_path):
+    source = planted(tmp_path)
+    with open(source, "rb") as f:
+        data = f.read()
+    import subprocess
+    from tests.conftest import REPO
+    proc = subprocess.run([sys.executable, "-m", "pyimgtools", "audit", "-", "--tmpdir", str(tmp_path)],
+                          input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          env=dict(os.environ, PYTHONPATH=REPO))
+    out = proc.stdout.decode()
+    assert proc.returncode == 0, proc.stderr
+    lines = out.splitlines()
+    heads = [i for i, l in enumerate(lines) if l.startswith("LAYER ")]
+    assert len(heads) == 3 and "RUN head -c 1048576" in lines[heads[1]]
+    waste_line = next(i for i, l in enumerate(lines) if "layer-waste" in l)
+    assert heads[1] < waste_line < heads[2]
+    assert sorted(os.listdir(str(tmp_path))) == ["img.tar"]
+
+
+def test_root_mode_skips_the_layer_checks_and_names_no_layer(tmp_path):
+    top = tmp_path / "tree"
+    top.mkdir()
+    archive = docker_save(str(tmp_path / "img.tar"), [BASE])
+    with tarfile.open(archive) as outer:
+        inner = [m for m in outer.getmembers() if m.name.endswith("layer.tar")][0]
+        with tarfile.open(fileobj=outer.extractfile(inner)) as layer:
+            layer.extractall(str(top))
+    env = tmp_path / "env.txt"
+    env.write_text("PATH=/usr/bin\n")     # config_for's Env
+    doc, got = audit_doc("--root", str(top), "--env", str(env))
+    runs = {c["id"]: c for c in doc["checks"]}
+    assert runs["layer-waste"]["status"] == runs["layer-efficiency"]["status"] == "skipped"
+    assert "layers" not in doc["results"] and "image" not in doc["results"]
+    assert all("layer" not in f and "path_layers" not in f for f in doc["findings"])
+    # and the same findings from the image (its layer findings aside)
+    image_doc, image_got = audit_doc(archive)
+
+    def same(findings):
+        return {k: (f["severity"], f["paths"], f["bytes"]) for k, f in findings.items()
+                if not k.startswith("layer-")}
+    assert same(image_got) == same(got)
+    text = run_cli("audit", "--root", str(top)).stdout
+    assert "layer-waste" not in text
+
+
+def test_not_as_root_the_owner_may_read_and_the_other_bits_are_the_images(tmp_path, monkeypatch):
+    layer = layer_tar([D("data", 0o555), F("data/secret", b"s", 0o000, uid=1234, gid=2345),
+                       F("data/shared", b"t", 0o604)])
+    archive = docker_save(str(tmp_path / "img.tar"), [layer])
+    chowned = []
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(os, "lchown", lambda *a: chowned.append(a))
+    work = tmp_path / "work"
+    work.mkdir()
+    with image_view(archive, want=needs.wanted, tmpdir=str(work)) as root:
+        modes = {p: stat.S_IMODE(os.lstat(root.host(p)).st_mode)
+                 for p in ("/data", "/data/secret", "/data/shared")}
+        assert modes == {"/data": 0o755, "/data/secret": 0o400, "/data/shared": 0o604}
+        assert (root.entry("/data/secret").uid, root.entry("/data/secret").gid) == (1234, 2345)
+    assert chowned == [] and os.listdir(str(work)) == []
+
+
+def test_sarif_of_an_image_names_the_image_and_the_layer(tmp_path):
+    source = planted(tmp_path)
+    proc = run_cli("audit", source, "--format", "sarif", "--fail-on", "never")
+    assert proc.returncode == 0, proc.stderr
+    run = json.loads(proc.stdout)["runs"][0]
+    waste = [r for r in run["results"] if r["ruleId"] == "layer-waste"]
+    assert len(waste) == 1
+    location = waste[0]["locations"][0]
+    assert location["physicalLocation"]["artifactLocation"]["uri"].endswith("img.tar")
+    assert location["logicalLocations"][0]["name"] == "layer 1"
+    assert location["logicalLocations"][0]["fullyQualifiedName"] == HISTORY[1]["created_by"]
