@@ -218,9 +218,8 @@ class TarReader:
             if buf == _ZERO:
                 return None
             field = buf[148:156]
-            end = field.find(0)
-            try:
-                stored = int(field[:end] if end >= 0 else field, 8)
+            try:     # six digits, NUL, space: what tar writers put there
+                stored = int(field[:6] if buf[154] == 0 else field.split(b"\0", 1)[0], 8)
             except ValueError:
                 stored = _num(field, "chksum", label)
             # sum(buf) at C speed: adler32's low half is 1 + the byte sum mod 65521,
@@ -280,10 +279,8 @@ class TarReader:
         h = Header()
         end = buf.find(b"\0", 0, 100)
         name = buf[:end] if end >= 0 else buf[:100]
-        if buf[257:263] == b"ustar\x00":            # POSIX ustar: a prefix field
-            prefix = _str(buf[345:500])
-            if prefix:
-                name = prefix + b"/" + name
+        if buf[345] and buf[257:263] == b"ustar\x00":     # POSIX ustar: a prefix field
+            name = _str(buf[345:500]) + b"/" + name
         rec = dict(self._global, **pax) if self._global else pax
         if rec:
             if any(k.startswith("GNU.sparse.") for k in rec):
