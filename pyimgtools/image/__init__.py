@@ -13,6 +13,10 @@ contents stay in memory (see docs/image-archives.md). Every malformed input
 raises ImageError (a LibraryError) with a one-line message.
 """
 
+import functools
+import gc
+import zlib
+
 from pyimgtools.image import manifest as _manifest
 from pyimgtools.image.store import ImageError, open_store
 from pyimgtools.image.stream import LayerStream
@@ -116,6 +120,50 @@ def _history(config, n_layers):
     return out
 
 
+class _Reread:
+    """CRC-32 of a blob of an uncompressed layer, read again from the archive
+    (Tree.lazy_crc); one open member per layer, closed by close()."""
+
+    def __init__(self, store, refs):
+        self._store, self._refs, self._open = store, refs, {}
+
+    def __call__(self, blob):
+        f = self._open.get(blob.layer)
+        if f is None:
+            f = self._open[blob.layer] = self._store.open(self._refs[blob.layer].name)
+        f.seek(blob.offset)
+        crc, left = 0, blob.size
+        while left:
+            data = f.read(min(left, 1 << 20))
+            if not data:
+                return -1     # cannot be: the layer was read whole; never equal
+            crc = zlib.crc32(data, crc)
+            left -= len(data)
+        return crc
+
+    def close(self):
+        for f in self._open.values():
+            f.close()
+        self._open.clear()
+
+
+def _without_gc(func):
+    """The index is 100k+ small objects without reference cycles: the cyclic
+    garbage collector would traverse them again and again as they pile up
+    (a fifth of the parsing time) and free nothing. Off while reading."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            if was_enabled:
+                gc.enable()
+    return wrapper
+
+
+@_without_gc
 def read_image(source, platform=None, want=None, on_content=None, keep_cap=DEFAULT_KEEP_CAP,
                tmpdir=None, on_chunk=None):
     """Index the image at SOURCE (archive path, OCI layout directory, or "-" for stdin).
@@ -137,6 +185,7 @@ def read_image(source, platform=None, want=None, on_content=None, keep_cap=DEFAU
         store = open_store(source, tmpdir)
     except OSError as exc:
         raise ImageError("%s: %s" % (source, exc)) from None
+    tree = None
     try:
         try:
             sel = _manifest.select(store, platform)
@@ -149,10 +198,11 @@ def read_image(source, platform=None, want=None, on_content=None, keep_cap=DEFAU
         layers = [Layer(i, ref.digest, ref.media_type, by_layer.get(i))
                   for i, ref in enumerate(sel.layers)]
         tree = Tree()
+        tree.reread = _Reread(store, sel.layers)
         for i, ref in enumerate(sel.layers):
             label = "layer %d %s in %s" % (i, ref.digest, store.label)
-            with store.open(ref.name) as raw:
-                stream = LayerStream(raw, ref, label)
+            with store.open(ref.name) as raw, LayerStream(raw, ref, label) as stream:
+                tree.lazy_crc = not stream.compressed
                 n, nbytes = apply_layer(tree, TarReader(stream, label), i, label, want,
                                         on_content, keep_cap, on_chunk)
                 stream.finish()
@@ -167,4 +217,6 @@ def read_image(source, platform=None, want=None, on_content=None, keep_cap=DEFAU
     except OSError as exc:
         raise ImageError("%s: %s" % (source, exc)) from None
     finally:
+        if tree is not None:
+            tree.reread.close()
         store.close()

@@ -146,7 +146,47 @@ class TarStore:
 
     def open(self, name):
         _, info = self._idx.resolve(name)
-        return self._tar.extractfile(info)
+        if info.sparse is not None:
+            return self._tar.extractfile(info)
+        return _Member(self._file.fileno(), info.offset_data, info.size)
+
+
+class _Member(io.RawIOBase):
+    """A regular member of a seekable tar, read in place with pread (no copy
+    through tarfile's buffers; the archive's own file offset is not touched)."""
+
+    def __init__(self, fd, offset, size):
+        super().__init__()
+        self._fd, self._start, self._end = fd, offset, offset + size
+        self._pos = offset
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def seek(self, pos, whence=0):
+        if whence != 0 or pos < 0:
+            raise ValueError("only absolute, non-negative seeks")
+        self._pos = min(self._start + pos, self._end)
+        return self._pos - self._start
+
+    def read(self, n=-1):
+        left = self._end - self._pos
+        if n is None or n < 0 or n > left:
+            n = left
+        data = os.pread(self._fd, n, self._pos) if n else b""
+        self._pos += len(data)
+        return data
+
+    def readall(self):
+        parts = []
+        while True:
+            data = self.read(1 << 20)
+            if not data:
+                return b"".join(parts)
+            parts.append(data)
 
 
 class SpoolStore:

@@ -7,12 +7,61 @@ Python's compression.zstd (3.14+).
 
 import hashlib
 import io
+import queue
+import threading
 import zlib
 
 from pyimgtools.image.store import ImageError
 
 _CHUNK = 1 << 20
 _OUT_MAX = 4 << 20
+_THREAD_MIN = 64 << 10    # smaller layers are hashed inline
+_QUEUED = 8               # chunks waiting for the hashing thread, at most
+
+
+class _Digest:
+    """sha256 of a stream, computed on a second thread once the stream is large.
+
+    Verifying every layer's digest is mandatory and costs about as much as
+    reading an uncompressed layer; hashlib releases the GIL while it hashes,
+    so on a second CPU it overlaps with parsing the tar. Chunks are hashed in
+    the order given; at most _QUEUED of them wait (bounded memory).
+    """
+
+    def __init__(self):
+        self._h = hashlib.sha256()
+        self._q = None
+        self._thread = None
+
+    def update(self, data):
+        if self._q is not None:
+            self._q.put(data)
+        elif len(data) < _THREAD_MIN:
+            self._h.update(data)
+        else:
+            self._q = queue.Queue(_QUEUED)
+            self._thread = threading.Thread(target=self._run, name="pyimgtools-sha256",
+                                            daemon=True)
+            self._thread.start()
+            self._q.put(data)
+
+    def _run(self):
+        h, get = self._h, self._q.get
+        while True:
+            data = get()
+            if data is None:
+                return
+            h.update(data)
+
+    def stop(self):
+        if self._thread is not None:
+            self._q.put(None)
+            self._thread.join()
+            self._thread = self._q = None
+
+    def hexdigest(self):
+        self.stop()
+        return self._h.hexdigest()
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
@@ -26,7 +75,8 @@ def _zstd_decompressor():
 
 
 class LayerStream(io.RawIOBase):
-    """Readable tar bytes of one layer; `finish()` drains it and checks the digest."""
+    """Readable tar bytes of one layer (`read_chunk()`, or `read(n)`); `finish()`
+    drains it and checks the digest; `close()` stops the hashing thread."""
 
     def __init__(self, raw, ref, label):
         super().__init__()
@@ -35,7 +85,7 @@ class LayerStream(io.RawIOBase):
         self._what = label      # "layer 2 sha256:... in app.tar"
         # One sha256 pass: over the blob, or (docker save's diff_ids) over the
         # tar it decompresses to; for an uncompressed blob the two are the same.
-        self._hash_raw = hashlib.sha256()
+        self._hash_raw = _Digest()
         self._hash_tar = None
         self._raw_size = 0
         self._buf = b""
@@ -57,8 +107,9 @@ class LayerStream(io.RawIOBase):
         else:
             self._new = None
         self._dec = self._new() if self._new else None
+        self.compressed = self._dec is not None   # else tar offsets are the blob's
         if ref.verify_uncompressed and self._dec is not None:
-            self._hash_tar, self._hash_raw = hashlib.sha256(), None
+            self._hash_tar, self._hash_raw = _Digest(), None
         if self._hash_raw is not None:
             self._hash_raw.update(head)
 
@@ -113,8 +164,21 @@ class LayerStream(io.RawIOBase):
             if rest:
                 self._pending = rest
             if out:
+                if self._hash_tar is not None:
+                    self._hash_tar.update(out)
                 self._buf, self._pos = out, 0
                 return True
+
+    def read_chunk(self):
+        """The next piece of tar bytes (any size), b"" at the end."""
+        if self._pos >= len(self._buf):
+            if self._eof or not self._fill():
+                self._eof = True
+                return b""
+        buf, pos = self._buf, self._pos
+        self._pos = len(buf)
+        self._offset += len(buf) - pos
+        return buf[pos:] if pos else buf
 
     def _take(self, n, keep):
         """Consume up to n bytes (all if n < 0), hashing them; the bytes if `keep`."""
@@ -126,11 +190,8 @@ class LayerStream(io.RawIOBase):
                     break
             avail = len(self._buf) - self._pos
             take = avail if n < 0 or n > avail else n
-            view = memoryview(self._buf)[self._pos:self._pos + take]
-            if self._hash_tar is not None:
-                self._hash_tar.update(view)
             if keep:
-                parts.append(view)
+                parts.append(memoryview(self._buf)[self._pos:self._pos + take])
             self._pos += take
             self._offset += take
             if n > 0:
@@ -140,9 +201,16 @@ class LayerStream(io.RawIOBase):
     def read(self, n=-1):
         return self._take(-1 if n is None else n, True)
 
+    def close(self):
+        for digest in (self._hash_raw, self._hash_tar):
+            if digest is not None:
+                digest.stop()
+        super().close()
+
     def finish(self):
         """Read what the tar reader left (end blocks, padding) and check digest and size."""
-        self._take(-1, False)
+        while self.read_chunk():
+            pass
         algo, _, expected = self._ref.digest.partition(":")
         got = (self._hash_tar or self._hash_raw).hexdigest()
         if algo != "sha256" or got != expected:

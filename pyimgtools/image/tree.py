@@ -24,11 +24,15 @@ _READ = 1 << 20
 
 
 class Blob:
-    """The bytes of one regular file entry of one layer."""
-    __slots__ = ("layer", "path", "size", "crc", "refs", "data", "removed_by", "how")
+    """The bytes of one regular file entry of one layer.
 
-    def __init__(self, layer, path, size, crc):
+    `crc` is None until needed when the layer is uncompressed: then `offset`
+    (of the bytes in the layer's tar) lets Tree.reread compute it."""
+    __slots__ = ("layer", "path", "size", "crc", "refs", "data", "removed_by", "how", "offset")
+
+    def __init__(self, layer, path, size, crc, offset=None):
         self.layer, self.path, self.size, self.crc = layer, path, size, crc
+        self.offset = offset
         self.refs = 0
         self.data = None          # kept content (bytes), when the caller wanted it
         self.removed_by = None    # layer index that dropped the last reference
@@ -77,6 +81,22 @@ class Tree:
         self.children = {}      # dir path -> set of child paths present in entries
         self.blobs = []         # every Blob, in layer order
         self.kept_bytes = 0
+        # CRCs on demand: with lazy_crc (set per layer: an uncompressed one, whose
+        # tar offsets are the blob's) a file's CRC is only computed, by
+        # reread(blob) from its bytes in the archive, when a later layer puts a
+        # file of the same size at its path. Most files never need one, and
+        # their bytes are then skipped rather than summed.
+        self.lazy_crc = False
+        self.reread = None
+        # The directory of the last put and its child set: a tar lists a
+        # directory's files together, and their ancestors are linked already.
+        self._last_dir = None
+        self._last_kids = None
+
+    def _crc(self, blob):
+        if blob.crc is None:
+            blob.crc = self.reread(blob)
+        return blob.crc
 
     # -- removal -----------------------------------------------------------------
     def _unref(self, entry, layer, how):
@@ -109,6 +129,7 @@ class Tree:
             del self.entries[p]
             self._unref(entry, layer, how)
         # Unlink paths left with neither an entry nor anything below them.
+        self._last_dir = None
         for p in reversed(order):
             if p not in self.entries and not self.children.get(p):
                 self.children.pop(p, None)
@@ -137,7 +158,7 @@ class Tree:
             ob = old.blob
             nb = entry.blob
             if (ob is not None and nb is not None and nb is not ob
-                    and ob.size == nb.size and ob.crc == nb.crc):
+                    and ob.size == nb.size and self._crc(ob) == self._crc(nb)):
                 if (old.uid, old.gid) != (entry.uid, entry.gid):
                     how = "chown"
                 elif old.mode != entry.mode:
@@ -146,16 +167,28 @@ class Tree:
                     how = "re-added"
             self._drop(path, layer, how, lower_only=False)
         self.entries[path] = entry
-        p = path   # link every ancestor: a tar need not list parent directories
-        while p != "/":
-            par = _parent(p)
-            kids = self.children.setdefault(par, set())
-            if p in kids:
-                break
-            kids.add(p)
-            p = par
-        if entry.blob is not None:
-            entry.blob.refs += 1
+        par = path[:path.rfind("/")] or "/"
+        if path == "/":
+            pass
+        elif par == self._last_dir:
+            self._last_kids.add(path)
+        else:
+            children = self.children
+            p = path   # link every ancestor: a tar need not list parent directories
+            while p != "/":
+                up = p[:p.rfind("/")] or "/"
+                kids = children.get(up)
+                if kids is None:
+                    kids = children[up] = {p}
+                elif p in kids:
+                    break
+                else:
+                    kids.add(p)
+                p = up
+            self._last_dir, self._last_kids = par, children[par]
+        blob = entry.blob
+        if blob is not None:
+            blob.refs += 1
 
 
 def apply_layer(tree, tar, layer, label, want, on_content, keep_cap, on_chunk=None):
@@ -167,31 +200,44 @@ def apply_layer(tree, tar, layer, label, want, on_content, keep_cap, on_chunk=No
     the kept bytes of the files still in the tree).
     """
     n_entries = n_bytes = 0
+    put, blobs, next_member, crc_rest = tree.put, tree.blobs, tar.next, tar.crc_rest
+    lazy = tree.lazy_crc and tree.reread is not None
     while True:
-        info = tar.next()
+        info = next_member()
         if info is None:
             break
-        path = entry_path(info.name, label)
-        base = path.rsplit("/", 1)[1]
         n_entries += 1
-        if base.startswith(WHITEOUT):
-            directory = _parent(path)
-            if base == OPAQUE:
-                tree.opaque(directory, layer)
-            else:
-                name = base[len(WHITEOUT):]
-                if name in ("", ".", ".."):
-                    raise ImageError("%s: whiteout %r escapes the root" % (label, info.name))
-                tree.whiteout(directory.rstrip("/") + "/" + name, layer)
-            continue
+        path = ("/" + info.name).rstrip("/") or "/"
+        if "//" in path or "/." in path:    # else clean, and no name starts with "."
+            path = entry_path(info.name, label)
+            base = path.rsplit("/", 1)[1]
+            if base.startswith(WHITEOUT):
+                directory = _parent(path)
+                if base == OPAQUE:
+                    tree.opaque(directory, layer)
+                else:
+                    name = base[len(WHITEOUT):]
+                    if name in ("", ".", ".."):
+                        raise ImageError("%s: whiteout %r escapes the root" % (label, info.name))
+                    tree.whiteout(directory.rstrip("/") + "/" + name, layer)
+                continue
         type_ = info.type
         if path == "/" and type_ != "dir":
             raise ImageError("%s: entry %r replaces the root directory" % (label, info.name))
         blob, size, linkname = None, 0, info.linkname or None
         if type_ == "file":
             size = info.size
-            blob = _read_file(tree, tar, info, path, layer, label, want, on_content, keep_cap,
-                              on_chunk)
+            if want is None:      # the common case, inline: no content wanted
+                if not size:
+                    blob = Blob(layer, path, 0, 0)
+                elif lazy:        # the bytes are skipped at the next header
+                    blob = Blob(layer, path, size, None, tar.data_offset)
+                else:
+                    blob = Blob(layer, path, size, crc_rest())
+                blobs.append(blob)
+            else:
+                blob = _read_file(tree, tar, info, path, layer, label, want, on_content,
+                                  keep_cap, on_chunk)
             n_bytes += size
         elif type_ == "hardlink":
             linkname = entry_path(info.linkname, label)
@@ -202,8 +248,8 @@ def apply_layer(tree, tar, layer, label, want, on_content, keep_cap, on_chunk=No
             blob, size = target.blob, target.size
             if blob is None:      # GNU tar hardlinks symlinks and device nodes too
                 type_, linkname = target.type, target.linkname
-        tree.put(path, Entry(layer, size, info.mode, info.uid, info.gid, info.mtime,
-                             type_, linkname, blob), layer)
+        put(path, Entry(layer, size, info.mode, info.uid, info.gid, info.mtime,
+                        type_, linkname, blob), layer)
     return n_entries, n_bytes
 
 
@@ -219,11 +265,26 @@ def _read_file(tree, tar, info, path, layer, label, want, on_content, keep_cap, 
             peek = w.length
         else:
             nwant = _wanted_bytes(w, info.size)
+    if not nwant and peek is None:    # nothing wanted: as in apply_layer's fast path
+        if not info.size:
+            blob = Blob(layer, path, 0, 0)
+        elif tree.lazy_crc and tree.reread is not None:
+            blob = Blob(layer, path, info.size, None, tar.data_offset)
+        else:
+            blob = Blob(layer, path, info.size, tar.crc_rest())
+        tree.blobs.append(blob)
+        return blob
+    # Read only as far as wanted (a .pyc's header, an ELF's magic); the rest is
+    # summed in place, or skipped when the CRC can come later (lazy_crc).
+    lazy = tree.lazy_crc and tree.reread is not None
+    start = tar.data_offset
     crc, head, taken, remaining = 0, [], 0, info.size
-    while remaining:
-        chunk = tar.read(min(_READ, remaining))
+    while remaining and (peek is not None or taken < nwant):
+        chunk = tar.read(min(_READ, remaining) if peek is not None else
+                         min(_READ, remaining, nwant - taken))
         remaining -= len(chunk)
-        crc = zlib.crc32(chunk, crc)
+        if not lazy:
+            crc = zlib.crc32(chunk, crc)
         if peek is not None:      # decided by the first bytes (read anyway)
             nwant = _wanted_bytes(want(path, info.size, info.mode, chunk[:peek]), info.size)
             peek = None
@@ -234,7 +295,12 @@ def _read_file(tree, tar, info, path, layer, label, want, on_content, keep_cap, 
             else:
                 head.append(piece)
             taken += len(piece)
-    blob = Blob(layer, path, info.size, crc)
+    if lazy:
+        blob = Blob(layer, path, info.size, None, start)
+    else:
+        if remaining:
+            crc = tar.crc_rest(crc)
+        blob = Blob(layer, path, info.size, crc)
     tree.blobs.append(blob)
     if nwant and on_chunk is None:
         data = b"".join(head)

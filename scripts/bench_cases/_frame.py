@@ -15,6 +15,10 @@ class Variant:
     prepare: Optional[Callable[[str], None]] = None
     env: dict = field(default_factory=dict)
     ok_returncodes: tuple = (0,)
+    # The row whose median this one's ratio is against (default: the first row).
+    baseline: Optional[str] = None
+    # Run under `/usr/bin/time -v` and show its "Maximum resident set size".
+    peak_rss: bool = False
 
 
 def pyimgtools_argv(*args):

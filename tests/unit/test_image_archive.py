@@ -156,6 +156,30 @@ def test_overwrite_chmod_and_chown_re_adds_are_waste(tmp_path):
     assert img.efficiency == pytest.approx(91 / 232)
 
 
+@pytest.mark.parametrize("form", ["docker-archive", "docker-gzip-stream", "oci-dir", "oci-gzip"])
+def test_same_size_rewrites_are_told_from_chmod_copies_in_every_form(tmp_path, form):
+    """Uncompressed layers compute a file's CRC only when a later layer brings one of
+    the same size (reading its bytes again from the archive); compressed ones as they
+    stream. Each way, same bytes + new mode is a chmod copy, new bytes are a rewrite."""
+    l0 = layer_tar([F("a", b"1" * 40), F("b", b"2" * 40), D("d"), F("d/c", b"3" * 9)])
+    l1 = layer_tar([F("pad", b"p" * 700), F("a", b"1" * 40, mode=0o600),
+                    F("b", b"X" * 40, mode=0o600), F("d/c", b"3" * 9, gid=5)])
+    l2 = layer_tar([F("a", b"1" * 40, mode=0o600)])
+    layers = [l0, l1, l2]
+    if form == "docker-archive":
+        src = docker_save(str(tmp_path / "a.tar"), layers)
+    elif form == "docker-gzip-stream":
+        plain = docker_save(str(tmp_path / "a.tar"), layers)
+        src = str(tmp_path / "a.tar.gz")
+        with open(plain, "rb") as f, open(src, "wb") as out:
+            out.write(gzip.compress(f.read()))
+    else:
+        src = oci_dir(tmp_path / "l", layers, compress=form == "oci-gzip")
+    img = read_image(src)
+    assert waste(img) == [("/a", 40, 0, 1, "chmod"), ("/a", 40, 1, 2, "re-added"),
+                          ("/b", 40, 0, 1, "overwritten"), ("/d/c", 9, 0, 1, "chown")]
+
+
 def test_file_replacing_a_directory_drops_the_subtree(tmp_path):
     l0 = layer_tar([D("p"), F("p/q", b"qq")])
     l1 = layer_tar([F("p", b"file")])
