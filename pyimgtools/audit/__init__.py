@@ -22,6 +22,7 @@ import time
 
 from pyimgtools import commandnames
 from pyimgtools.audit.model import RANK, SEVERITIES, Audit, CheckRun, Finding, at_or_above  # noqa: F401
+from pyimgtools.audit.registry import IMAGE_ONLY
 from pyimgtools.errors import EXIT_OK, EXIT_WORK_FOUND, UsageError
 from pyimgtools.report import display_path, envelope, format_bytes, format_count
 
@@ -31,9 +32,6 @@ FAIL_ON_CHOICES = ("error", "warn", "info", "never")
 
 # Lines of evidence (and paths) shown per finding without -v; --json has all.
 _SHOWN = 4
-
-# The note of an image-only check's run with --root or inside the image.
-IMAGE_ONLY = "image-only: needs the image's layers (audit IMAGE)"
 
 
 def exit_code(findings, fail_on="error"):

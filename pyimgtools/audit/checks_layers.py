@@ -2,23 +2,13 @@
 no layers): bytes one layer adds and a later one deletes or copies again,
 and the image's efficiency (dive's: useful bytes / bytes of all layers)."""
 
-from pyimgtools.audit.layers import DEFAULT_MAX_WASTE, DEFAULT_MIN_EFFICIENCY, image_of  # noqa: F401
+from pyimgtools.audit.layers import image_of
 from pyimgtools.audit.model import Finding
-from pyimgtools.audit.registry import Skip, check
+from pyimgtools.audit.registry import check
 from pyimgtools.report import display_path, format_bytes, format_count
 
 _PATHS = 50       # biggest waste paths on the finding (data has per-group tops)
 _TOP = 5          # paths shown per group in the evidence
-
-_ONLY_IMAGE = "image-only: needs the image's layers (audit IMAGE), not a root directory"
-
-
-def _image(ctx):
-    img = image_of(ctx.root)
-    if img is None:
-        raise Skip(_ONLY_IMAGE)
-    return img
-
 
 def _step(img, index):
     layer = img.layers[index]
@@ -33,7 +23,7 @@ _HOW = {"deleted": "deleted", "overwritten": "overwritten", "chmod": "copied aga
 def check_layer_waste(ctx):
     """Bytes added in one layer and deleted, overwritten or re-added (chmod/chown)
     in a later one: they ship in the image but no file of it holds them."""
-    img = _image(ctx)
+    img = image_of(ctx.root)     # plan() runs image-only checks on an image only
     if not img.waste:
         return []
     groups = {}
@@ -74,7 +64,7 @@ def check_layer_waste(ctx):
 @check("layer-efficiency", image_only=True)
 def check_layer_efficiency(ctx):
     """The image's useful bytes over the bytes of all its layers, below --min-efficiency."""
-    img = _image(ctx)
+    img = image_of(ctx.root)     # plan() runs image-only checks on an image only
     eff = img.efficiency
     if eff >= ctx.min_efficiency:
         return []

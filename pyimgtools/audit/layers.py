@@ -63,6 +63,7 @@ class Attribution:
 
     def of_finding(self, finding):
         """(layer index or None, {path: index or None}) of a finding."""
+        # layer-waste's paths are gone from the final tree: the check says where they came from
         given = finding.data.get("path_layer") if isinstance(finding.data, dict) else None
         per = {}
         for p in finding.paths:
@@ -84,7 +85,6 @@ def annotate(jsonable, finding, attribution):
             for p, i in per.items()]
     else:
         jsonable["layer"] = None
-    jsonable.get("data", {}).pop("path_layer", None)
     return jsonable
 
 

@@ -21,6 +21,9 @@ class Check:
     image_only: bool = False    # needs an image's layers (audit IMAGE): skipped otherwise
 
 
+# The note of an image-only check's run with --root or inside the image.
+IMAGE_ONLY = "image-only: needs the image's layers (audit IMAGE)"
+
 CHECKS = []
 
 

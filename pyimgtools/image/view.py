@@ -145,10 +145,7 @@ def project(img, top, contents):
             dirs.append((path, e))
         elif e.type == "symlink":
             os.symlink(e.linkname, h)
-            if as_root:
-                os.lchown(h, e.uid, e.gid)
-            ns = int(e.mtime) * 1000000000
-            os.utime(h, ns=(ns, ns), follow_symlinks=False)
+            meta(h, e, chmod=False)       # a symlink has no mode of its own
         elif e.type in ("file", "hardlink") and e.blob is not None:
             first = linked.get(id(e.blob))
             if first is not None:
