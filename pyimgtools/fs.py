@@ -98,6 +98,21 @@ class Root:
         """Open an in-image path after resolving it inside the root."""
         return open(self.host(self.realpath(path)), mode)
 
+    # Reads the bytecode checks make of many small files, by host path (as
+    # their directory scans find them); an image view (pyimgtools/image/view.py)
+    # answers them from what its reader kept, without a file per answer.
+    def read_head(self, host_path, length):
+        """The first `length` bytes of the file at `host_path` (fewer if it is shorter)."""
+        with open(host_path, "rb") as f:
+            return f.read(length)
+
+    def source_hash(self, host_path):
+        """importlib.util.source_hash of the file's bytes: what a checked-hash
+        .pyc of the running interpreter's magic number records (PEP 552)."""
+        import importlib.util
+        with open(host_path, "rb") as f:
+            return importlib.util.source_hash(f.read())
+
     def exists(self, path):
         try:
             return os.path.exists(self.host(self.realpath(path)))

@@ -8,6 +8,7 @@ import os
 from pyimgtools.audit.context import DEBIAN_DIST_PACKAGES, PY_DIR, more
 from pyimgtools.audit.model import Finding
 from pyimgtools.audit.registry import Skip, check
+from pyimgtools.fs import Root
 from pyimgtools.report import display_path, format_bytes, format_count
 
 
@@ -30,17 +31,19 @@ def _pyc_header_len(version):
     return 8
 
 
-def pyc_status(pyc_host, src_stat, version, src_host=None):
+def pyc_status(pyc_host, src_stat, version, src_host=None, root=None):
     """'ok', 'stale' or 'missing' for one source file and its cached .pyc.
 
     Timestamp pycs record the source's mtime and size (PEP 3147, 552); they
     are stale when either differs. Hash-based pycs: unchecked ones are always
     used; checked ones are verified when the running interpreter has the same
     magic number (importlib.util.source_hash), otherwise taken as valid.
+    Both files are read through `root` (an fs.Root; default: the host's).
     """
+    if root is None:
+        root = Root("/")
     try:
-        with open(pyc_host, "rb") as f:
-            header = f.read(_pyc_header_len(version))
+        header = root.read_head(pyc_host, _pyc_header_len(version))
     except FileNotFoundError:
         return "missing"
     except OSError:
@@ -56,11 +59,10 @@ def pyc_status(pyc_host, src_stat, version, src_host=None):
             if header[:4] != importlib.util.MAGIC_NUMBER or src_host is None:
                 return "ok"
             try:
-                with open(src_host, "rb") as f:
-                    source = f.read()
+                source_hash = root.source_hash(src_host)
             except OSError:
                 return "ok"
-            return "ok" if importlib.util.source_hash(source) == header[8:16] else "stale"
+            return "ok" if source_hash == header[8:16] else "stale"
         fields = header[8:16]
     else:
         fields = header[4:]
@@ -155,7 +157,7 @@ def scan_bytecode(ctx, top, version, skip_dirs, skip_config=False, walk="bytecod
             if not present:
                 missing.append((path, st.st_size, 0))
                 continue
-            status = pyc_status(pyc_host, st, version, e.path)
+            status = pyc_status(pyc_host, st, version, e.path, ctx.root)
             try:
                 pst = os.lstat(pyc_host)
             except OSError:

@@ -18,9 +18,19 @@ check that read a placeholder would see zeros; the integration test
     *.py, *.pth, pyvenv.cfg      prune's import check, checked-hash .pyc verification
     *.pyc (first 16 bytes)       the bytecode checks: magic, flags, source mtime and size
     *.dist-info/*, *.egg-info    package metadata
+
+Where the view keeps them (`placement`): most as real files of the view; a
+.pyc's header in memory (the bytecode checks ask fs.Root.read_head); a .py
+as its source_hash in memory (fs.Root.source_hash, for checked-hash .pyc
+files), and as a real file only when prune's import check may find something
+in it (`source_on_disk`). An app image holds tens of thousands of each: one
+file apiece would cost more than reading the whole image.
 """
 
 from pyimgtools.image import Peek
+from pyimgtools.image import view as _view
+from pyimgtools.image.view import DISK, HEAD, SOURCE
+from pyimgtools.prune import IMPORT_CHECKED
 
 ELF_MAGIC = b"\x7fELF"
 PYC_HEADER = 16       # magic, flags, mtime/hash, size (PEP 552); older layouts are shorter
@@ -47,3 +57,29 @@ def wanted(path, size, mode, head=None):
         return Peek(len(ELF_MAGIC))
     # keep's loader reads program headers and the dynamic segment anywhere in the file
     return head == ELF_MAGIC
+
+
+_IMPORT_WORDS = tuple(sorted({w.encode() for w in IMPORT_CHECKED}))
+
+
+def placement(path):
+    """DISK, HEAD or SOURCE: where the image view keeps a wanted file (above)."""
+    if path.endswith(".py") and not path.startswith(_TREES):
+        return SOURCE
+    if path.endswith(".pyc") and not path.startswith(_TREES):
+        return HEAD
+    return DISK
+
+
+def source_on_disk(data):
+    """Whether a .py must be a real file of the view: prune's import check
+    (pyimports.import_statements) looks only at text holding the name of a
+    test directory; in any other file it finds what it finds in zeros."""
+    return any(w in data for w in _IMPORT_WORDS)
+
+
+def image_view(source, platform=None, tmpdir=None):
+    """The view of an image audit IMAGE reads: pyimgtools.image.view.image_view
+    with this module's choices (a context manager yielding an ImageRoot)."""
+    return _view.image_view(source, platform=platform, want=wanted, tmpdir=tmpdir,
+                            place=placement, source_on_disk=source_on_disk)

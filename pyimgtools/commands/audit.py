@@ -112,10 +112,8 @@ def run(args, out, root):
     if not root.is_host:
         raise UsageError("give either IMAGE or --root DIR, not both")
     from pyimgtools.audit import needs
-    from pyimgtools.image.view import image_view
     start = time.monotonic()
-    with image_view(args.image, platform=args.platform, want=needs.wanted,
-                    tmpdir=args.tmpdir) as view:
+    with needs.image_view(args.image, platform=args.platform, tmpdir=args.tmpdir) as view:
         env, source = audit.read_env(view, args.env)
         return _audit(args, out, view, env, source, fmt, start)
 

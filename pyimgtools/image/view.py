@@ -1,20 +1,24 @@
 """An image's final tree projected into a private temporary directory, as an
 fs.Root the audit checks read like any mounted rootfs.
 
-    with image_view("app.tar", want=needs.wanted) as root:   # an ImageRoot
+    with image_view("app.tar", want=needs.wanted, place=needs.placement,
+                    source_on_disk=needs.source_on_disk) as root:   # an ImageRoot
         root.image.layers, root.entry("/usr/bin/python3")
+
+(audit IMAGE calls it so: pyimgtools.audit.needs.image_view.)
 
 What is written (under tempfile.mkdtemp in `tmpdir` or $TMPDIR, removed when
 the block ends, on success, error, Ctrl-C or SIGTERM alike):
 
 * directories, symlinks (the link text as stored), hard links (os.link: one
   inode per blob, as on a mount);
-* regular files `want` selects (pyimgtools/audit/needs.py), with the bytes
-  the reader delivered as the layers streamed (on_chunk: written straight to
-  disk, a later layer's copy replaces an earlier one, memory stays bounded);
-* every other regular file as a sparse file of its real size (os.truncate:
+* regular files `want` selects (pyimgtools/audit/needs.py) that `place`
+  puts on DISK, with the bytes the reader delivered as the layers streamed
+  (on_chunk: written straight to disk, a later layer's copy replaces an
+  earlier one, memory stays bounded);
+* every other regular file as a sparse file of its real size (ftruncate:
   no block is allocated, sizes are right, nothing is copied);
-* permission bits, mtimes (ns) and, when running as root, owners (lchown).
+* permission bits, mtimes (ns) and, when running as root, owners (fchown).
   Not root: owners stay the process's (the index's uid/gid are on
   `ImageRoot.entry(path)`) and u+r (files) / u+rwx (directories) are added so
   the view can be filled, read and removed; the group and other bits, which
@@ -24,24 +28,39 @@ Not written: character and block devices and FIFOs (no check reads them; they
 are counted in `ImageRoot.skipped`), and entries whose parent in the final
 tree is not a directory (a layer's file below what a later layer made a
 symlink or a file: not reachable on a mount either).
+
+Kept in memory instead of written (tens of thousands of small files in an app image,
+where a file apiece would cost more than reading the image): the HEAD files'
+delivered bytes (a .pyc's header), answered by ImageRoot.read_head, and the
+importlib.util.source_hash of SOURCE files (.py), answered by
+ImageRoot.source_hash; a SOURCE file is also written when `source_on_disk`
+says so for its bytes, or when it is larger than SOURCE_CAP.
 """
 
 import contextlib
+import importlib.util
 import os
 import shutil
 import tempfile
+import threading
 
 from pyimgtools.fs import Root
 from pyimgtools.image import read_image
 
 
+DISK, HEAD, SOURCE = "disk", "head", "source"    # where `place` puts a wanted file
+SOURCE_CAP = 16 << 20     # a larger SOURCE file is written, not held to be hashed
+
+
 class ImageRoot(Root):
     """The projection of an image's final tree: an fs.Root with the index beside it."""
 
-    def __init__(self, path, image, skipped):
+    def __init__(self, path, image, skipped, heads=None, hashes=None):
         super().__init__(path)
         self.image = image            # pyimgtools.image.Image
         self.skipped = skipped        # [(in-image path, why)] of entries not written
+        self._heads = heads or {}     # Blob -> its first bytes (HEAD files)
+        self._hashes = hashes or {}   # Blob -> source_hash (SOURCE files)
 
     def __repr__(self):
         return "ImageRoot(%r, %r)" % (self.image.source, self.path)
@@ -50,29 +69,103 @@ class ImageRoot(Root):
         """The index's Entry of an in-image path (uid, gid, layer, ...), or None."""
         return self.image.tree.get(path)
 
+    def _blob(self, host_path):
+        """The final tree's Blob behind a host path of the view (symlinks resolved), or None."""
+        if not host_path.startswith(self.path + "/"):
+            return None
+        path = host_path[len(self.path):]
+        e = self.image.tree.get(path)
+        if e is not None and e.type == "symlink":
+            try:
+                e = self.image.tree.get(self.realpath(path))
+            except OSError:
+                return None
+        return e.blob if e is not None else None
+
+    def read_head(self, host_path, length):
+        blob = self._blob(host_path)
+        head = self._heads.get(blob) if blob is not None else None
+        if head is None:
+            return super().read_head(host_path, length)
+        if len(head) < length and len(head) < blob.size:
+            # the view's file holds zeros past the head: a reader asking for
+            # more than pyimgtools/audit/needs.py keeps would read wrong bytes
+            raise ValueError("%s: only the first %d bytes were kept" % (host_path, len(head)))
+        return head[:length]
+
+    def source_hash(self, host_path):
+        blob = self._blob(host_path)
+        digest = self._hashes.get(blob) if blob is not None else None
+        if digest is None:
+            return super().source_hash(host_path)
+        return digest
+
 
 class _Contents:
-    """The delivered contents, one file each under `top`, keyed by in-image path."""
+    """The delivered contents: DISK files (and SOURCE files that must be real)
+    one host file each under `top`, HEAD bytes and SOURCE hashes in memory,
+    keyed by (layer, in-image path) until the final tree's blobs claim them."""
 
-    def __init__(self, top):
+    def __init__(self, top, place=None, source_on_disk=None):
         self.top = top
         self.files = {}        # in-image path -> (layer, host file)
+        self.heads = {}        # (layer, path) -> bytes
+        self.hashes = {}       # (layer, path) -> source_hash
+        self.final_heads = {}  # Blob -> bytes, of the final tree (claim)
+        self.final_hashes = {}
+        self._place = place
+        self._source_on_disk = source_on_disk
         self._fd = None
         self._n = 0
+        self._current = None   # (layer, path, kind, [pieces], bytes held)
 
     def write(self, layer, path, offset, data):
         if offset == 0:
             self.close()
-            old = self.files.pop(path, None)
-            if old is not None:    # a later layer's copy replaces it
-                os.unlink(old[1])
-            self._n += 1
-            host = os.path.join(self.top, str(self._n))
-            self._fd = os.open(host, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            self.files[path] = (layer, host)
+            kind = self._place(path) if self._place is not None else DISK
+            if kind == DISK:
+                self._open(layer, path)
+            else:
+                self._current = (layer, path, kind, [], 0)
+        if self._current is None:
+            self._write(data)
+            return
+        layer, path, kind, pieces, held = self._current
+        pieces.append(bytes(data))
+        held += len(data)
+        self._current = (layer, path, kind, pieces, held)
+        if kind == SOURCE and held > SOURCE_CAP:   # too big to hold: a real file, unhashed
+            self._current = None
+            self._open(layer, path)
+            for piece in pieces:
+                self._write(piece)
+
+    def _open(self, layer, path):
+        old = self.files.pop(path, None)
+        if old is not None:    # a later layer's copy replaces it
+            os.unlink(old[1])
+        self._n += 1
+        host = os.path.join(self.top, str(self._n))
+        self._fd = os.open(host, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        self.files[path] = (layer, host)
+
+    def _write(self, data):
         view = memoryview(data)
         while view:
             view = view[os.write(self._fd, view):]
+
+    def _finish(self):
+        layer, path, kind, pieces, _held = self._current
+        self._current = None
+        data = b"".join(pieces)
+        if kind == HEAD:
+            self.heads[(layer, path)] = data
+            return
+        self.hashes[(layer, path)] = importlib.util.source_hash(data)
+        if self._source_on_disk is not None and self._source_on_disk(data):
+            self._open(layer, path)
+            self._write(data)
+            self.close()
 
     def take(self, layer, path):
         """The host file holding `path`'s bytes from `layer`, or None."""
@@ -82,18 +175,44 @@ class _Contents:
         del self.files[path]
         return got[1]
 
+    def claim(self, blob):
+        """What is held in memory for `blob`, a final-tree blob, keyed by it from now on."""
+        key = (blob.layer, blob.path)
+        head = self.heads.pop(key, None)
+        if head is not None:
+            self.final_heads[blob] = head
+        digest = self.hashes.pop(key, None)
+        if digest is not None:
+            self.final_hashes[blob] = digest
+
     def close(self):
+        if self._current is not None:
+            self._finish()
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
 
 
-def _remove(top):
+def _remove(top, workers=None):
+    """Remove the view: the files of each directory on threads (as they were
+    made), then whatever is left with shutil.rmtree."""
+    def clear(directory):
+        with os.scandir(directory) as it:
+            for e in it:
+                if not e.is_dir(follow_symlinks=False):
+                    os.unlink(e.path)
+
     def writable(func, path, _exc):
         # not root: a directory the image made read-only (its u+w was added, but
         # be safe) cannot lose its entries until it is writable again
         os.chmod(os.path.dirname(path), 0o700)
         func(path)
+
+    directories = [d for d, _subdirs, _files in os.walk(top)]
+    try:
+        _in_threads(directories, clear, _workers() if workers is None else workers, chunk=8)
+    except OSError:
+        pass      # rmtree meets it again, and deals with it or reports it
     shutil.rmtree(top, onerror=writable)
 
 
@@ -101,13 +220,66 @@ def _parent(path):
     return path.rsplit("/", 1)[0] or "/"
 
 
-def project(img, top, contents):
+def _workers():
+    from pyimgtools.cpus import available_cpus
+    return max(1, min(4, available_cpus()))
+
+
+def _in_threads(jobs, do, workers, chunk=512):
+    """do(job) for every job, on `workers` threads taking runs of `chunk`
+    consecutive jobs (sorted paths: mostly one directory per run). Creating
+    inodes is kernel time that threads overlap (measured on ext4: two threads
+    cut it to a third); the first error stops the others and is raised here,
+    after every thread has ended (nothing may write while the view is removed)."""
+    if workers <= 1 or len(jobs) <= chunk:
+        for job in jobs:
+            do(job)
+        return
+    runs = iter(range(0, len(jobs), chunk))
+    lock = threading.Lock()
+    failed = []
+
+    def work():
+        try:
+            while not failed:
+                with lock:
+                    start = next(runs, None)
+                if start is None:
+                    return
+                for job in jobs[start:start + chunk]:
+                    if failed:
+                        return
+                    do(job)
+        except BaseException as exc:     # re-raised in the calling thread
+            failed.append(exc)
+
+    threads = [threading.Thread(target=work, name="pyimgtools-view-%d" % i, daemon=True)
+               for i in range(workers)]
+    try:
+        for t in threads:
+            t.start()
+    finally:
+        for t in threads:
+            while t.is_alive():
+                try:
+                    t.join()
+                except BaseException as exc:   # Ctrl-C, SIGTERM: stop them, then go
+                    failed.append(exc)
+    if failed:
+        interrupts = [exc for exc in failed if not isinstance(exc, Exception)]
+        raise (interrupts or failed)[0]
+
+
+def project(img, top, contents, workers=None):
     """Write `img`'s final tree under the host directory `top` (which exists).
     Returns [(path, why)] of the entries not written."""
     as_root = os.geteuid() == 0
+    umask = os.umask(0o077)     # read it (no call that only reads it); files are
+    os.umask(umask)             # created with their mode, chmod only where it differs
     tree = img.tree
     made = {"/"}            # in-image paths that are directories this function made
     skipped, dirs, linked = [], [], {}
+    files, links = [], []   # (host path, Entry, host file or None); (first name, host path)
 
     def host(path):
         return top + path if path != "/" else top
@@ -122,14 +294,35 @@ def project(img, top, contents):
         made.add(path)
         return True
 
-    def meta(h, e, chmod=True):
-        if as_root:
-            os.lchown(h, e.uid, e.gid)      # before chmod: chown clears set-id bits
-        if chmod:
-            os.chmod(h, e.mode | (0 if as_root else 0o400))
-        ns = int(e.mtime) * 1000000000
-        os.utime(h, ns=(ns, ns), follow_symlinks=False)
+    def write(job):
+        h, e, src = job
+        if e.type == "symlink":
+            os.symlink(e.linkname, h)       # a symlink has no mode of its own
+            if as_root:
+                os.lchown(h, e.uid, e.gid)
+            ns = int(e.mtime) * 1000000000
+            os.utime(h, ns=(ns, ns), follow_symlinks=False)
+            return
+        mode = e.mode | (0 if as_root else 0o400)
+        if src is not None:
+            os.rename(src, h)
+            fd = os.open(h, os.O_WRONLY | os.O_CLOEXEC)
+        else:
+            fd = os.open(h, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode & 0o777)
+        try:
+            if e.size:    # the real size (a head was delivered, or nothing: sparse, no blocks)
+                os.ftruncate(fd, e.size)
+            if as_root:
+                os.fchown(fd, e.uid, e.gid)    # before chmod: chown clears set-id bits
+            if src is not None or mode & 0o7000 or mode & umask:
+                os.fchmod(fd, mode)
+            ns = int(e.mtime) * 1000000000
+            os.utime(fd, ns=(ns, ns))
+        finally:
+            os.close(fd)
 
+    # Directories first, here; then every file and symlink, on threads; then
+    # hard links (their first name exists by then).
     for path in sorted(tree):     # a parent sorts before its children
         e = tree[path]
         if path == "/":
@@ -144,29 +337,20 @@ def project(img, top, contents):
             made.add(path)
             dirs.append((path, e))
         elif e.type == "symlink":
-            os.symlink(e.linkname, h)
-            meta(h, e, chmod=False)       # a symlink has no mode of its own
+            files.append((h, e, None))
         elif e.type in ("file", "hardlink") and e.blob is not None:
             first = linked.get(id(e.blob))
             if first is not None:
-                os.link(first, h)       # the inode's metadata is the first name's
+                links.append((first, h))    # the inode's metadata is the first name's
                 continue
             linked[id(e.blob)] = h
-            src = contents.take(e.blob.layer, e.blob.path)
-            if src is not None:
-                os.rename(src, h)
-                # a file asked for by its head (.pyc) holds only those bytes
-                if os.lstat(h).st_size < e.size:
-                    os.truncate(h, e.size)
-            else:
-                fd = os.open(h, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                try:
-                    os.ftruncate(fd, e.size)   # sparse: the size, no blocks
-                finally:
-                    os.close(fd)
-            meta(h, e)
+            contents.claim(e.blob)
+            files.append((h, e, contents.take(e.blob.layer, e.blob.path)))
         else:
             skipped.append((path, "%s: not written (no check reads it)" % e.type))
+    _in_threads(files, write, _workers() if workers is None else workers)
+    for first, h in links:
+        os.link(first, h)
     # directories last, deepest first: their modes may forbid writing into them,
     # and adding entries changes their mtime
     for path, e in reversed(dirs):
@@ -182,9 +366,11 @@ def project(img, top, contents):
 
 
 @contextlib.contextmanager
-def image_view(source, platform=None, want=None, tmpdir=None):
+def image_view(source, platform=None, want=None, tmpdir=None, place=None, source_on_disk=None):
     """Read the image at `source` (read_image) and yield an ImageRoot over its
-    projection; the temporary directory is removed when the block ends."""
+    projection; the temporary directory is removed when the block ends.
+    place(path) -> DISK | HEAD | SOURCE for each wanted file (default: DISK);
+    source_on_disk(bytes) -> whether a SOURCE file is written too."""
     top = tempfile.mkdtemp(prefix="pyimgtools-image-", dir=tmpdir)
     try:
         os.chmod(top, 0o700)
@@ -192,7 +378,7 @@ def image_view(source, platform=None, want=None, tmpdir=None):
         rootdir = os.path.join(top, "root")
         os.mkdir(parts, 0o700)
         os.mkdir(rootdir, 0o700)
-        contents = _Contents(parts)
+        contents = _Contents(parts, place, source_on_disk)
         try:
             img = read_image(source, platform=platform, want=want, on_chunk=contents.write,
                              tmpdir=tmpdir)
@@ -202,9 +388,11 @@ def image_view(source, platform=None, want=None, tmpdir=None):
         for _layer, stale in contents.files.values():   # replaced or deleted later
             os.unlink(stale)
         contents.files.clear()
-        yield ImageRoot(rootdir, img, skipped)
+        contents.heads.clear()       # of files replaced or deleted later
+        contents.hashes.clear()
+        yield ImageRoot(rootdir, img, skipped, contents.final_heads, contents.final_hashes)
     finally:
         _remove(top)
 
 
-__all__ = ["ImageRoot", "image_view", "project"]
+__all__ = ["DISK", "HEAD", "SOURCE", "ImageRoot", "image_view", "project"]

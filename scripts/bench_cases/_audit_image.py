@@ -2,7 +2,9 @@
 
 Shaped like a real app image: the bookworm test base, then
 
-  1. COPY site-packages: 120,000 small files (60,000 .py and their
+  1. COPY python3.11 (/usr/local/lib/python3.11: an os.py, so that audit sees
+     a Python installation there and its bytecode checks read every module,
+     and site-packages): 120,000 small files (60,000 .py and their
      __pycache__/*.cpython-311.pyc, 1–20 KiB, log-uniform), 240 C
      extensions of 64 KiB–2 MiB and three .so-like files of 60, 110 and
      200 MB (random bytes); dist-info directories.
@@ -29,9 +31,10 @@ import uuid
 
 from _frame import REPO
 
-RECIPE = "bench-audit-1"     # bump when the recipe below changes
+RECIPE = "bench-audit-2"     # bump when the recipe below changes
 SEED = 20261202
-SITE = "/usr/local/lib/python3.11/site-packages"
+STDLIB = "/usr/local/lib/python3.11"
+SITE = STDLIB + "/site-packages"
 N_PACKAGES = 80
 N_MODULES = 60000            # .py files, each with its .pyc
 N_EXTENSIONS = 240
@@ -195,9 +198,10 @@ def _build(hb, base, work, made, log):
     image = base
     log("  layer 1: site-packages (%d files + %d extensions + %d big .so)"
         % (2 * N_MODULES, N_EXTENSIONS, len(BIG_SO)))
-    make_site_packages(os.path.join(ctx, "site-packages"), rng, pools)
-    image = _step(hb, image, made, "COPY site-packages %s # buildkit" % SITE,
-                  copy=(os.path.join(ctx, "site-packages"), SITE))
+    make_site_packages(os.path.join(ctx, "python3.11", "site-packages"), rng, pools)
+    _write(os.path.join(ctx, "python3.11", "os.py"), pools.take(pools.text, rng, 40000))
+    image = _step(hb, image, made, "COPY python3.11 %s # buildkit" % STDLIB,
+                  copy=(os.path.join(ctx, "python3.11"), STDLIB))
     shutil.rmtree(ctx)
     log("  layer 2: pip cache")
     make_pip_cache(os.path.join(ctx, "pip"), rng, pools)

@@ -5,6 +5,8 @@ specs say); expected trees, bytes and efficiencies are worked out by hand
 from what the layers hold, never taken from audit's output.
 """
 
+import importlib.util
+import io
 import json
 import os
 import stat
@@ -14,9 +16,10 @@ import tarfile
 import pytest
 
 from pyimgtools.audit import needs
+from pyimgtools.audit.checks_bytecode import pyc_status
 from pyimgtools.commands.audit import parse_size
-from pyimgtools.image import ImageError, Peek, read_image
-from pyimgtools.image.view import image_view
+from pyimgtools.fs import Root
+from pyimgtools.image import ImageError, Peek, read_image, view
 from tests.conftest import run_cli
 from tests.harness.imagearchive import (D, F, L, S, config_for, docker_save, layer_tar, oci_dir,
                                         tar_dir)
@@ -77,15 +80,21 @@ def read(top, path):
 
 def test_the_view_is_the_final_tree_with_the_contents_the_checks_read(tmp_path):
     archive = docker_save(str(tmp_path / "img.tar"), [BASE])
-    with image_view(archive, want=needs.wanted, tmpdir=str(tmp_path)) as root:
+    with needs.image_view(archive, tmpdir=str(tmp_path)) as root:
         top = root.path
         assert listing(top) == expected_view()
         # contents the checks read, byte for byte; the rest sparse of its size
         assert read(top, "/usr/bin/tool") == ELF
         assert read(top, "/etc/os-release") == b"ID=debian\nVERSION_ID=12\n"
-        assert read(top, "/usr/lib/python3.11/os.py") == b"import sys\n"
-        pyc = read(top, "/usr/lib/python3.11/__pycache__/os.cpython-311.pyc")
-        assert pyc[:16] == PYC[:16] and pyc[16:] == bytes(len(PYC) - 16)
+        # a .py and a .pyc header: answered from memory, the files are sparse
+        src, pyc = top + "/usr/lib/python3.11/os.py", top + "/usr/lib/python3.11/__pycache__/os.cpython-311.pyc"
+        assert root.source_hash(src) == importlib.util.source_hash(b"import sys\n")
+        assert root.read_head(pyc, 16) == PYC[:16] and root.read_head(pyc, 4) == PYC[:4]
+        with pytest.raises(ValueError):
+            root.read_head(pyc, 17)      # more than needs.py keeps: an error, not zeros
+        for path in (src, pyc):
+            assert read(top, path[len(top):]) == bytes(os.lstat(path).st_size)
+            assert os.lstat(path).st_blocks == 0
         payload = os.lstat(top + "/usr/share/payload.bin")
         assert read(top, "/usr/share/payload.bin") == bytes(len(PAYLOAD))
         assert payload.st_blocks == 0
@@ -103,7 +112,7 @@ def test_owners_are_the_images_when_running_as_root(tmp_path):
     if os.geteuid() != 0:
         pytest.skip("lchown needs root")
     layer = layer_tar([D("home"), F("home/app.txt", b"x", uid=1234, gid=2345), S("lnk", "home")])
-    with image_view(docker_save(str(tmp_path / "img.tar"), [layer]), want=needs.wanted) as root:
+    with needs.image_view(docker_save(str(tmp_path / "img.tar"), [layer])) as root:
         st = os.lstat(root.host("/home/app.txt"))
         assert (st.st_uid, st.st_gid) == (1234, 2345)
 
@@ -113,8 +122,7 @@ def test_a_later_layer_replaces_content_and_deleted_files_leave_no_trace(tmp_pat
               layer_tar([D("etc"), F("etc/os-release", b"ID=other\n"), D("usr"), D("usr/bin"),
                          F("usr/bin/.wh.tool")]),
               layer_tar([D("usr"), D("usr/bin"), F("usr/bin/tool", b"#!/bin/sh\n", 0o755)])]
-    with image_view(oci_dir(tmp_path / "oci", layers), want=needs.wanted,
-                    tmpdir=str(tmp_path)) as root:
+    with needs.image_view(oci_dir(tmp_path / "oci", layers), tmpdir=str(tmp_path)) as root:
         assert read(root.path, "/etc/os-release") == b"ID=other\n"
         # the ELF was deleted, a script put in its place; the hard link keeps the ELF's bytes
         assert read(root.path, "/usr/bin/tool") == bytes(10)
@@ -132,14 +140,89 @@ def test_the_temporary_directory_goes_after_errors_and_interrupts(tmp_path):
     truncated = tmp_path / "cut.tar"
     truncated.write_bytes(data[:len(data) // 2])
     with pytest.raises(ImageError):
-        with image_view(str(truncated), want=needs.wanted, tmpdir=str(work)):
+        with needs.image_view(str(truncated), tmpdir=str(work)):
             pass
     assert os.listdir(str(work)) == []
     with pytest.raises(KeyboardInterrupt):
-        with image_view(archive, want=needs.wanted, tmpdir=str(work)) as root:
+        with needs.image_view(archive, tmpdir=str(work)) as root:
             os.chmod(root.host("/srv"), 0o500)
             raise KeyboardInterrupt
     assert os.listdir(str(work)) == []
+
+
+TAG = "cpython-%d%d" % sys.version_info[:2]
+GOOD, OLD = b"A = 1\n", b"A = 0\n"
+
+
+def hash_pyc(source):
+    """A checked-hash .pyc of `source` for the running interpreter (PEP 552)."""
+    return importlib._bootstrap_external._code_to_hash_pyc(
+        compile(source, "m.py", "exec"), importlib.util.source_hash(source), True)
+
+
+def timestamp_pyc(source, mtime):
+    return importlib._bootstrap_external._code_to_timestamp_pyc(
+        compile(source, "m.py", "exec"), mtime, len(source))
+
+
+def pyc(module):
+    return "lib/pkg/__pycache__/%s.%s.pyc" % (module, TAG)
+
+
+PYTHON_LAYER = [
+    D("lib"), D("lib/pkg"), D("lib/pkg/__pycache__"),
+    F("lib/pkg/__init__.py", b"from pkg import tests\n"),     # prune's import check reads it
+    F("lib/pkg/hashed.py", GOOD), F(pyc("hashed"), hash_pyc(GOOD)),
+    F("lib/pkg/edited.py", GOOD), F(pyc("edited"), hash_pyc(OLD)),
+    F("lib/pkg/stamped.py", GOOD), F(pyc("stamped"), timestamp_pyc(GOOD, 1700000000)),  # layer_tar's mtime
+    F("lib/pkg/touched.py", GOOD), F(pyc("touched"), timestamp_pyc(GOOD, 1600000000)),
+    F("lib/pkg/alias.py", GOOD), S(pyc("alias"), "hashed.%s.pyc" % TAG),
+]
+PYTHON_STATUS = {"hashed": "ok", "edited": "stale", "stamped": "ok", "touched": "stale", "alias": "ok"}
+
+
+def statuses(root):
+    """pyc_status of each PYTHON_LAYER module, read through `root` as the bytecode checks read."""
+    out = {}
+    for module in PYTHON_STATUS:
+        src = root.host("/lib/pkg/%s.py" % module)
+        out[module] = pyc_status(root.host("/" + pyc(module)), os.stat(src), sys.version_info[:2],
+                                 src, root)
+    return out
+
+
+def test_bytecode_answers_of_the_view_are_those_of_the_unpacked_tree(tmp_path):
+    layer = layer_tar(PYTHON_LAYER)
+    top = tmp_path / "tree"
+    with tarfile.open(fileobj=io.BytesIO(layer)) as tar:
+        tar.extractall(str(top))
+    assert statuses(Root(str(top))) == PYTHON_STATUS          # what --root sees
+    with needs.image_view(docker_save(str(tmp_path / "img.tar"), [layer]),
+                          tmpdir=str(tmp_path)) as root:
+        assert statuses(root) == PYTHON_STATUS
+        # no file's bytes written for any of it but the .py prune's import check may read
+        written = {p for p, (kind, *rest) in listing(root.path).items()
+                   if kind == "file" and os.lstat(root.path + p).st_blocks}
+        assert written == {"/lib/pkg/__init__.py"}
+        assert read(root.path, "/lib/pkg/__init__.py") == b"from pkg import tests\n"
+
+
+def test_a_later_layers_py_and_pyc_are_the_ones_answered(tmp_path):
+    layers = [layer_tar(PYTHON_LAYER),
+              layer_tar([D("lib"), D("lib/pkg"), D("lib/pkg/__pycache__"),
+                         F(pyc("hashed"), hash_pyc(OLD)),          # hashed: now stale
+                         F("lib/pkg/edited.py", OLD)])]            # edited: now matches
+    with needs.image_view(oci_dir(tmp_path / "oci", layers), tmpdir=str(tmp_path)) as root:
+        got = statuses(root)
+    assert got == dict(PYTHON_STATUS, hashed="stale", edited="ok", alias="stale")
+
+
+def test_a_large_py_is_written_and_hashed_from_the_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(view, "SOURCE_CAP", 4)
+    with needs.image_view(docker_save(str(tmp_path / "img.tar"), [layer_tar(PYTHON_LAYER)]),
+                          tmpdir=str(tmp_path)) as root:
+        assert read(root.path, "/lib/pkg/hashed.py") == GOOD
+        assert statuses(root) == PYTHON_STATUS
 
 
 def test_want_peeks_at_the_first_bytes(tmp_path):
@@ -315,7 +398,7 @@ def test_not_as_root_the_owner_may_read_and_the_other_bits_are_the_images(tmp_pa
     monkeypatch.setattr(os, "lchown", lambda *a: chowned.append(a))
     work = tmp_path / "work"
     work.mkdir()
-    with image_view(archive, want=needs.wanted, tmpdir=str(work)) as root:
+    with needs.image_view(archive, tmpdir=str(work)) as root:
         modes = {p: stat.S_IMODE(os.lstat(root.host(p)).st_mode)
                  for p in ("/data", "/data/secret", "/data/shared")}
         assert modes == {"/data": 0o755, "/data/secret": 0o400, "/data/shared": 0o604}
@@ -334,3 +417,31 @@ def test_sarif_of_an_image_names_the_image_and_the_layer(tmp_path):
     assert location["physicalLocation"]["artifactLocation"]["uri"].endswith("img.tar")
     assert location["logicalLocations"][0]["name"] == "layer 1"
     assert location["logicalLocations"][0]["fullyQualifiedName"] == HISTORY[1]["created_by"]
+
+
+def test_the_projection_on_threads_is_the_projection_on_one(tmp_path, monkeypatch):
+    many = [D("m")] + [F("m/f%04d" % i, b"x" * (i % 7), 0o600 + (i % 2) * 0o44) for i in range(3000)]
+    archive = docker_save(str(tmp_path / "img.tar"), [BASE, layer_tar(many)])
+    seen = []
+    for workers in (1, 3):
+        monkeypatch.setattr(view, "_workers", lambda: workers)
+        with needs.image_view(archive, tmpdir=str(tmp_path)) as root:
+            seen.append(listing(root.path))
+    assert seen[0] == seen[1]
+    assert seen[0]["/m/f0001"] == ("file", 1, 0o644) and len(seen[0]) == len(expected_view()) + 3001
+
+
+def test_an_error_on_a_thread_stops_the_others_and_is_raised_after_they_end():
+    import threading
+    done = []
+
+    def do(job):
+        if job == 1234:
+            raise OSError(28, "No space left on device")
+        done.append(job)
+
+    before = threading.active_count()
+    with pytest.raises(OSError, match="No space"):
+        view._in_threads(list(range(100000)), do, 3, chunk=100)
+    assert threading.active_count() == before
+    assert len(done) < 100000 - 1
