@@ -213,7 +213,8 @@ def _remove(top, workers=None):
         _in_threads(directories, clear, _workers() if workers is None else workers, chunk=8)
     except OSError:
         pass      # rmtree meets it again, and deals with it or reports it
-    shutil.rmtree(top, onerror=writable)
+    finally:      # also after Ctrl-C or SIGTERM stopped the threads: nothing is left
+        shutil.rmtree(top, onerror=writable)
 
 
 def _parent(path):

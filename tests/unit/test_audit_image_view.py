@@ -445,3 +445,16 @@ def test_an_error_on_a_thread_stops_the_others_and_is_raised_after_they_end():
         view._in_threads(list(range(100000)), do, 3, chunk=100)
     assert threading.active_count() == before
     assert len(done) < 100000 - 1
+
+
+def test_an_interrupt_while_the_view_is_removed_still_removes_it(tmp_path, monkeypatch):
+    top = tmp_path / "view"
+    (top / "a" / "b").mkdir(parents=True)
+    (top / "a" / "b" / "f").write_bytes(b"x")
+
+    def interrupted(*_args, **_kw):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(view, "_in_threads", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        view._remove(str(top))
+    assert not top.exists()
