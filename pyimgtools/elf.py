@@ -252,6 +252,45 @@ def parse_elf_bytes(data):
         raise
 
 
+def loader_ranges(pread, size):
+    """The byte ranges [(offset, length)] that read_elf reads of a regular file
+    of `size` bytes whose bytes pread(length, offset) returns.
+
+    A file of the same size holding only these bytes (zeros elsewhere) reads
+    the same to read_elf, ElfInfo or ElfError alike: the parser is a function
+    of the bytes it reads. The image view keeps an ELF file so
+    (pyimgtools/image/view.py)."""
+    head = pread(min(_HEAD_SIZE, size), 0)
+    r = _RecordingReader(pread, size, head)
+    try:
+        _parse(r)
+    except ElfError:
+        pass        # it fails on the same bytes again
+    return [(0, len(head))] + r.ranges
+
+
+class _RecordingReader(_Reader):
+    """_Reader over a pread callable that notes each range read past the head."""
+
+    __slots__ = ("pread", "ranges")
+
+    def __init__(self, pread, size, head):
+        _Reader.__init__(self, -1, size, head)
+        self.pread = pread
+        self.ranges = []
+
+    def read(self, offset, length, what):
+        if offset < 0 or length < 0 or offset + length > self.size:
+            return _Reader.read(self, offset, length, what)     # its ElfError
+        if offset + length <= len(self.head):
+            return self.head[offset:offset + length]
+        data = self.pread(length, offset)
+        self.ranges.append((offset, len(data)))
+        if len(data) != length:
+            raise ElfError("%s: short read (file truncated while reading?)" % what)
+        return data
+
+
 class _BytesReader(_Reader):
     __slots__ = ()
 

@@ -81,6 +81,19 @@ class MountTable:
     def is_mount_point(self, path):
         return _normalise(os.fsencode(path)) in self.points
 
+    def fstype_of(self, path):
+        """The type (bytes) of the file system holding the real path `path`, or
+        None: the mount with the longest mount point above it, the last one
+        listed where mounts are stacked."""
+        path = _normalise(os.fsencode(os.path.realpath(path)))
+        best, best_len = None, -1
+        for m in self.mounts:
+            point = _normalise(m.mount_point)
+            inside = path == point or path.startswith(point if point.endswith(b"/") else point + b"/")
+            if inside and len(point) >= best_len:
+                best, best_len = m.fstype, len(point)
+        return best
+
     def under(self, top):
         """Mount points strictly below the directory `top` (bytes or str), as bytes."""
         top = _normalise(os.fsencode(top))

@@ -24,12 +24,15 @@ Where the view keeps them (`placement`): most as real files of the view; a
 as its source_hash in memory (fs.Root.source_hash, for checked-hash .pyc
 files), and as a real file only when prune's import check may find something
 in it (`source_on_disk`). An app image holds tens of thousands of each: one
-file apiece would cost more than reading the whole image.
+file apiece would cost more than reading the whole image. An ELF file
+outside /etc and dpkg's and apt's trees is a sparse file holding only the
+ranges read_elf reads (LOADER: elf.loader_ranges), kilobytes of a library of
+any size, so the view fits a tmpfs.
 """
 
 from pyimgtools.image import Peek
 from pyimgtools.image import view as _view
-from pyimgtools.image.view import DISK, HEAD, SOURCE
+from pyimgtools.image.view import DISK, HEAD, LOADER, SOURCE
 from pyimgtools.prune import IMPORT_CHECKED
 
 ELF_MAGIC = b"\x7fELF"
@@ -62,12 +65,17 @@ def wanted(path, size, mode, head=None):
 _IMPORT_WORDS = tuple(sorted({w.encode() for w in IMPORT_CHECKED}))
 
 
-def placement(path):
-    """DISK, HEAD or SOURCE: where the image view keeps a wanted file (above)."""
-    if path.endswith(".py") and not path.startswith(_TREES):
+def placement(path, head=b""):
+    """DISK, HEAD, SOURCE or LOADER: where the image view keeps a wanted file
+    (above), given its path and first bytes."""
+    if path.startswith(_TREES) or path in _FILES:
+        return DISK
+    if path.endswith(".py"):
         return SOURCE
-    if path.endswith(".pyc") and not path.startswith(_TREES):
+    if path.endswith(".pyc"):
         return HEAD
+    if head[:4] == ELF_MAGIC:
+        return LOADER
     return DISK
 
 

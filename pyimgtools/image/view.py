@@ -44,12 +44,14 @@ import shutil
 import tempfile
 import threading
 
+from pyimgtools.elf import loader_ranges
 from pyimgtools.fs import Root
 from pyimgtools.image import read_image
 
 
-DISK, HEAD, SOURCE = "disk", "head", "source"    # where `place` puts a wanted file
+DISK, HEAD, SOURCE, LOADER = "disk", "head", "source", "loader"   # where `place` puts a wanted file
 SOURCE_CAP = 16 << 20     # a larger SOURCE file is written, not held to be hashed
+LOADER_MEMORY = 8 << 20   # a larger LOADER file streams through a spool file, not memory
 
 
 class ImageRoot(Root):
@@ -101,14 +103,34 @@ class ImageRoot(Root):
         return digest
 
 
+class _Pending:
+    """A wanted file held while its bytes stream (every kind but DISK)."""
+
+    __slots__ = ("layer", "path", "kind", "pieces", "size", "spool", "data")
+
+    def __init__(self, layer, path, kind):
+        self.layer, self.path, self.kind = layer, path, kind
+        self.pieces = []       # the bytes so far, unless spooled
+        self.size = 0
+        self.spool = None      # a LOADER file too large to hold: the spool's fd
+        self.data = b""        # the pieces joined, once complete
+
+    def pread(self, length, offset):
+        if self.spool is not None:
+            return os.pread(self.spool, length, offset)
+        return self.data[offset:offset + length]
+
+
 class _Contents:
     """The delivered contents: DISK files (and SOURCE files that must be real)
-    one host file each under `top`, HEAD bytes and SOURCE hashes in memory,
-    keyed by (layer, in-image path) until the final tree's blobs claim them."""
+    one host file each under `top`, LOADER files as sparse files holding the
+    ranges the loader reads, HEAD bytes and SOURCE hashes in memory, keyed by
+    (layer, in-image path) until the final tree's blobs claim them."""
 
     def __init__(self, top, place=None, source_on_disk=None):
         self.top = top
-        self.files = {}        # in-image path -> (layer, host file)
+        self.files = {}        # in-image path -> (layer, host file, ranges or None: whole)
+        self.kept = {}         # in-image path -> bytes its host file holds
         self.heads = {}        # (layer, path) -> bytes
         self.hashes = {}       # (layer, path) -> source_hash
         self.final_heads = {}  # Blob -> bytes, of the final tree (claim)
@@ -117,37 +139,56 @@ class _Contents:
         self._source_on_disk = source_on_disk
         self._fd = None
         self._n = 0
-        self._current = None   # (layer, path, kind, [pieces], bytes held)
+        self._current = None   # a _Pending
+        self._spool = None     # fd of the file large LOADER files stream through
 
     def write(self, layer, path, offset, data):
         if offset == 0:
             self.close()
-            kind = self._place(path) if self._place is not None else DISK
+            kind = self._place(path, data) if self._place is not None else DISK
             if kind == DISK:
                 self._open(layer, path)
             else:
-                self._current = (layer, path, kind, [], 0)
-        if self._current is None:
+                self._current = _Pending(layer, path, kind)
+        p = self._current
+        if p is None:
             self._write(data)
+            self.kept[path] += len(data)
             return
-        layer, path, kind, pieces, held = self._current
-        pieces.append(bytes(data))
-        held += len(data)
-        self._current = (layer, path, kind, pieces, held)
-        if kind == SOURCE and held > SOURCE_CAP:   # too big to hold: a real file, unhashed
+        if p.spool is not None:
+            os.pwrite(p.spool, data, p.size)
+            p.size += len(data)
+            return
+        p.pieces.append(bytes(data))
+        p.size += len(data)
+        if p.kind == SOURCE and p.size > SOURCE_CAP:   # too big to hold: a real file, unhashed
             self._current = None
             self._open(layer, path)
-            for piece in pieces:
+            for piece in p.pieces:
                 self._write(piece)
+            self.kept[path] = p.size
+        elif p.kind == LOADER and p.size > LOADER_MEMORY:
+            p.spool = self._spool_fd()
+            os.pwrite(p.spool, b"".join(p.pieces), 0)
+            p.pieces = []
 
-    def _open(self, layer, path):
+    def _spool_fd(self):
+        if self._spool is None:
+            self._spool = os.open(os.path.join(self.top, "spool"),
+                                  os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        else:
+            os.ftruncate(self._spool, 0)
+        return self._spool
+
+    def _open(self, layer, path, ranges=None):
         old = self.files.pop(path, None)
         if old is not None:    # a later layer's copy replaces it
             os.unlink(old[1])
         self._n += 1
         host = os.path.join(self.top, str(self._n))
         self._fd = os.open(host, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        self.files[path] = (layer, host)
+        self.files[path] = (layer, host, ranges)
+        self.kept[path] = 0
 
     def _write(self, data):
         view = memoryview(data)
@@ -155,25 +196,46 @@ class _Contents:
             view = view[os.write(self._fd, view):]
 
     def _finish(self):
-        layer, path, kind, pieces, _held = self._current
+        p = self._current
         self._current = None
-        data = b"".join(pieces)
-        if kind == HEAD:
-            self.heads[(layer, path)] = data
+        if p.kind == LOADER:
+            self._finish_loader(p)
             return
-        self.hashes[(layer, path)] = importlib.util.source_hash(data)
+        data = b"".join(p.pieces)
+        if p.kind == HEAD:
+            self.heads[(p.layer, p.path)] = data
+            return
+        self.hashes[(p.layer, p.path)] = importlib.util.source_hash(data)
         if self._source_on_disk is not None and self._source_on_disk(data):
-            self._open(layer, path)
+            self._open(p.layer, p.path)
             self._write(data)
+            self.kept[p.path] = len(data)
             self.close()
 
+    def _finish_loader(self, p):
+        """Write the bytes of an ELF file that read_elf reads, at their offsets:
+        a sparse file of the same size that reads the same to the loader."""
+        if p.spool is None:
+            p.data = b"".join(p.pieces)
+        ranges = _merged(loader_ranges(p.pread, p.size))
+        self._open(p.layer, p.path, ranges)
+        try:
+            for offset, length in ranges:
+                _pwrite_all(self._fd, p.pread(length, offset), offset)
+            os.ftruncate(self._fd, p.size)
+        finally:
+            os.close(self._fd)
+            self._fd = None
+        self.kept[p.path] = sum(length for _offset, length in ranges)
+
     def take(self, layer, path):
-        """The host file holding `path`'s bytes from `layer`, or None."""
+        """(host file, ranges or None) holding `path`'s bytes from `layer`, or None."""
         got = self.files.get(path)
         if got is None or got[0] != layer:
             return None
         del self.files[path]
-        return got[1]
+        del self.kept[path]
+        return got[1], got[2]
 
     def claim(self, blob):
         """What is held in memory for `blob`, a final-tree blob, keyed by it from now on."""
@@ -191,6 +253,50 @@ class _Contents:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+    def drop_spool(self):
+        if self._spool is not None:
+            os.close(self._spool)
+            self._spool = None
+            os.unlink(os.path.join(self.top, "spool"))
+
+
+def _merged(ranges):
+    """Sorted ranges with overlapping or touching ones joined."""
+    out = []
+    for offset, length in sorted(ranges):
+        if out and offset <= out[-1][0] + out[-1][1]:
+            last = out[-1]
+            out[-1] = (last[0], max(last[1], offset + length - last[0]))
+        elif length:
+            out.append((offset, length))
+    return out
+
+
+def _pwrite_all(fd, data, offset):
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view, offset = view[n:], offset + n
+
+
+def _copy(src, fd, ranges):
+    """Copy the host file `src` into the open file `fd`: only `ranges` of it
+    (a LOADER file: the rest stays a hole), or all of it when ranges is None."""
+    sfd = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if ranges is None:
+            ranges = [(0, os.fstat(sfd).st_size)]
+        for offset, length in ranges:
+            while length > 0:
+                data = os.pread(sfd, min(length, 1 << 20), offset)
+                if not data:
+                    break
+                _pwrite_all(fd, data, offset)
+                offset += len(data)
+                length -= len(data)
+    finally:
+        os.close(sfd)
 
 
 def _remove(top, workers=None):
@@ -215,6 +321,10 @@ def _remove(top, workers=None):
         pass      # rmtree meets it again, and deals with it or reports it
     finally:      # also after Ctrl-C or SIGTERM stopped the threads: nothing is left
         shutil.rmtree(top, onerror=writable)
+
+
+def _same_fs(a, b):
+    return os.stat(a).st_dev == os.stat(b).st_dev
 
 
 def _parent(path):
@@ -278,6 +388,7 @@ def project(img, top, contents, workers=None):
     umask = os.umask(0o077)     # read it (no call that only reads it); files are
     os.umask(umask)             # created with their mode, chmod only where it differs
     tree = img.tree
+    movable = _same_fs(top, contents.top)    # rename the contents into place, or copy them
     made = {"/"}            # in-image paths that are directories this function made
     skipped, dirs, linked = [], [], {}
     files, links = [], []   # (host path, Entry, host file or None); (first name, host path)
@@ -305,12 +416,15 @@ def project(img, top, contents, workers=None):
             os.utime(h, ns=(ns, ns), follow_symlinks=False)
             return
         mode = e.mode | (0 if as_root else 0o400)
-        if src is not None:
-            os.rename(src, h)
+        if src is not None and movable:
+            os.rename(src[0], h)
             fd = os.open(h, os.O_WRONLY | os.O_CLOEXEC)
         else:
             fd = os.open(h, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode & 0o777)
         try:
+            if src is not None and not movable:     # the tree is on another file system
+                _copy(src[0], fd, src[1])
+                os.unlink(src[0])
             if e.size:    # the real size (a head was delivered, or nothing: sparse, no blocks)
                 os.ftruncate(fd, e.size)
             if as_root:
@@ -366,34 +480,84 @@ def project(img, top, contents, workers=None):
     return skipped
 
 
+def _tree_place(tmpdir, img, contents):
+    """A tmpfs directory for the view's tree, or None (the tree goes beside
+    its contents, in `tmpdir` or $TMPDIR or /tmp).
+
+    The tree is an inode per entry of the image (a hundred thousand in an
+    app image), which on a disk file system costs more than reading the
+    image; a tmpfs holds it in memory for a few seconds. So, unless a place
+    was chosen (--tmpdir, $TMPDIR) or the default place is a tmpfs already,
+    the tree goes to /dev/shm when that is a writable tmpfs with room for the
+    contents (ELF files as the ranges the loader reads: kilobytes each) and
+    an inode per entry."""
+    if tmpdir is not None or os.environ.get("TMPDIR"):
+        return None
+    from pyimgtools.mounts import MountTable
+    mounts = MountTable.load()
+    if mounts.fstype_of(tempfile.gettempdir()) == b"tmpfs":
+        return None
+    shm = TREE_TMPFS
+    try:
+        if mounts.fstype_of(shm) != b"tmpfs" or not os.access(shm, os.W_OK | os.X_OK):
+            return None
+        st = os.statvfs(shm)
+    except OSError:
+        return None
+    pages = sum(-(-n // 4096) for n in contents.kept.values()) + len(img.tree) // 16
+    need = pages * 4096 + TREE_MARGIN     # (+ a page per 16 entries: long symlinks, directories)
+    if st.f_bavail * st.f_frsize < need:
+        return None
+    if st.f_files and st.f_favail < len(img.tree) + 1024:
+        return None
+    return shm
+
+
+TREE_TMPFS = "/dev/shm"
+TREE_MARGIN = 16 << 20
+
+
 @contextlib.contextmanager
 def image_view(source, platform=None, want=None, tmpdir=None, place=None, source_on_disk=None):
     """Read the image at `source` (read_image) and yield an ImageRoot over its
-    projection; the temporary directory is removed when the block ends.
-    place(path) -> DISK | HEAD | SOURCE for each wanted file (default: DISK);
-    source_on_disk(bytes) -> whether a SOURCE file is written too."""
+    projection; the temporary directories are removed when the block ends.
+    place(path, first bytes) -> DISK | HEAD | SOURCE | LOADER for each wanted
+    file (default: DISK); source_on_disk(bytes) -> whether a SOURCE file is
+    written too. The contents (and a spool for large ELF files) go to
+    `tmpdir`; the tree to a tmpfs when _tree_place finds one, else beside them."""
     top = tempfile.mkdtemp(prefix="pyimgtools-image-", dir=tmpdir)
+    tree_top = None
     try:
         os.chmod(top, 0o700)
         parts = os.path.join(top, "contents")
-        rootdir = os.path.join(top, "root")
         os.mkdir(parts, 0o700)
-        os.mkdir(rootdir, 0o700)
         contents = _Contents(parts, place, source_on_disk)
         try:
             img = read_image(source, platform=platform, want=want, on_chunk=contents.write,
                              tmpdir=tmpdir)
         finally:
             contents.close()
+            contents.drop_spool()
+        where = _tree_place(tmpdir, img, contents)
+        if where is not None:
+            tree_top = tempfile.mkdtemp(prefix="pyimgtools-image-", dir=where)
+            os.chmod(tree_top, 0o700)
+        rootdir = os.path.join(tree_top or top, "root")
+        os.mkdir(rootdir, 0o700)
         skipped = project(img, rootdir, contents)
-        for _layer, stale in contents.files.values():   # replaced or deleted later
+        for _layer, stale, _ranges in contents.files.values():   # replaced or deleted later
             os.unlink(stale)
         contents.files.clear()
+        contents.kept.clear()
         contents.heads.clear()       # of files replaced or deleted later
         contents.hashes.clear()
         yield ImageRoot(rootdir, img, skipped, contents.final_heads, contents.final_hashes)
     finally:
-        _remove(top)
+        try:
+            if tree_top is not None:
+                _remove(tree_top)
+        finally:
+            _remove(top)
 
 
-__all__ = ["DISK", "HEAD", "SOURCE", "ImageRoot", "image_view", "project"]
+__all__ = ["DISK", "HEAD", "LOADER", "SOURCE", "ImageRoot", "image_view", "project"]

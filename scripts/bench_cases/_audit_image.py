@@ -6,8 +6,10 @@ Shaped like a real app image: the bookworm test base, then
      a Python installation there and its bytecode checks read every module,
      and site-packages): 120,000 small files (60,000 .py and their
      __pycache__/*.cpython-311.pyc, 1–20 KiB, log-uniform), 240 C
-     extensions of 64 KiB–2 MiB and three .so-like files of 60, 110 and
-     200 MB (random bytes); dist-info directories.
+     extensions of 64 KiB–2 MiB and three shared libraries of 60, 110 and
+     200 MB (ELF shared objects whose loader data, as a linker lays it out,
+     frames random bytes: the view keeps only what the loader reads of
+     them); dist-info directories.
   2. COPY a pip cache: 8,000 small files and two 40 MB wheels under /root/.cache/pip.
   3. RUN rm -rf /root/.cache/pip, every package's tests/ directory (part of
      layer 1), and chmod one of the big .so files (a 60 MB chmod copy): waste.
@@ -31,7 +33,7 @@ import uuid
 
 from _frame import REPO
 
-RECIPE = "bench-audit-2"     # bump when the recipe below changes
+RECIPE = "bench-audit-3"     # bump when the recipe below changes
 SEED = 20261202
 STDLIB = "/usr/local/lib/python3.11"
 SITE = STDLIB + "/site-packages"
@@ -90,6 +92,36 @@ def _random_file(path, rng, size):
             left -= n
 
 
+def _elf_file(path, rng, size, soname):
+    """An x86-64 ELF shared object of `size` bytes that ld.so would map: a
+    read-only PT_LOAD with the string table at 8 KiB, random bytes, and a
+    read-write PT_LOAD whose last page holds the dynamic section (DT_NEEDED
+    libc.so.6 and libm.so.6, DT_SONAME), where a linker puts them."""
+    import struct
+    page = 4096
+    size -= size % page
+    strtab = b"\0libc.so.6\0libm.so.6\0" + soname.encode() + b"\0"
+    str_off, dyn_off = 2 * page, size - page
+    rw_off = dyn_off - page
+    dynamic = struct.pack("<10q", 1, 1, 1, 11, 14, 21, 5, str_off, 10, len(strtab)) + bytes(16)
+    phdrs = (struct.pack("<IIQQQQQQ", 1, 4, 0, 0, 0, rw_off, rw_off, page)        # PT_LOAD r
+             + struct.pack("<IIQQQQQQ", 1, 6, rw_off, rw_off, rw_off, page * 2, page * 2, page)
+             + struct.pack("<IIQQQQQQ", 2, 6, dyn_off, dyn_off, dyn_off, len(dynamic),
+                           len(dynamic), 8))                                        # PT_DYNAMIC
+    ehdr = (b"\x7fELF\x02\x01\x01" + bytes(9)
+            + struct.pack("<HHIQQQIHHHHHH", 3, 62, 1, 0, 64, 0, 0, 64, 56, 3, 64, 0, 0))
+    head = ehdr + phdrs
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(head + rng.randbytes(str_off - len(head)) + strtab)
+        left = dyn_off - str_off - len(strtab)
+        while left:
+            n = min(left, 16 << 20)
+            f.write(rng.randbytes(n))
+            left -= n
+        f.write(dynamic + rng.randbytes(page - len(dynamic)))
+
+
 def make_site_packages(top, rng, pools):
     """Layer 1's tree at `top` (= site-packages)."""
     pkgs = ["pkg%02d" % i for i in range(N_PACKAGES)]
@@ -106,14 +138,14 @@ def make_site_packages(top, rng, pools):
         _write(os.path.join(d, "__pycache__", name + ".cpython-311.pyc"), pyc)
     for i in range(N_EXTENSIONS):
         pkg = pkgs[i % N_PACKAGES]
-        _random_file(os.path.join(top, pkg, "_ext%03d.cpython-311-x86_64-linux-gnu.so" % i), rng,
-                     _log_uniform(rng, 64 << 10, 2 << 20))
+        name = "_ext%03d.cpython-311-x86_64-linux-gnu.so" % i
+        _elf_file(os.path.join(top, pkg, name), rng, _log_uniform(rng, 64 << 10, 2 << 20), name)
     for pkg in pkgs:
         info = os.path.join(top, pkg + "-1.0.dist-info")
         _write(os.path.join(info, "METADATA"), b"Metadata-Version: 2.1\nName: %s\nVersion: 1.0\n" % pkg.encode())
         _write(os.path.join(info, "RECORD"), pools.take(pools.text, rng, 4096))
     for rel, size in BIG_SO:
-        _random_file(os.path.join(top, rel), rng, size)
+        _elf_file(os.path.join(top, rel), rng, size, os.path.basename(rel))
 
 
 def make_pip_cache(top, rng, pools):

@@ -458,3 +458,102 @@ def test_an_interrupt_while_the_view_is_removed_still_removes_it(tmp_path, monke
     with pytest.raises(KeyboardInterrupt):
         view._remove(str(top))
     assert not top.exists()
+
+
+def _a_shared_library():
+    """A real, linker-made shared library of this machine (read, never run)."""
+    for path in ("/usr/lib/x86_64-linux-gnu/libc.so.6", "/lib/x86_64-linux-gnu/libc.so.6",
+                 "/usr/lib/aarch64-linux-gnu/libc.so.6", "/lib64/libc.so.6"):
+        if os.path.isfile(path):
+            with open(path, "rb") as f:
+                return f.read()
+    pytest.fail("no libc.so.6 on this machine")
+
+
+@pytest.mark.parametrize("memory", [view.LOADER_MEMORY, 64 << 10])   # held, or spooled
+def test_an_elf_file_is_kept_as_the_ranges_the_loader_reads(tmp_path, monkeypatch, memory):
+    from pyimgtools.elf import read_elf
+    monkeypatch.setattr(view, "LOADER_MEMORY", memory)
+    lib = _a_shared_library()
+    (tmp_path / "libc.so.6").write_bytes(lib)
+    layer = layer_tar([D("usr"), D("usr/lib"), F("usr/lib/libc.so.6", lib, 0o755),
+                       D("etc"), F("etc/elf-in-etc", lib)])
+    with needs.image_view(docker_save(str(tmp_path / "img.tar"), [layer]),
+                          tmpdir=str(tmp_path)) as root:
+        kept = root.host("/usr/lib/libc.so.6")
+        st = os.lstat(kept)
+        assert st.st_size == len(lib) and stat.S_IMODE(st.st_mode) == 0o755
+        assert read_elf(kept) == read_elf(str(tmp_path / "libc.so.6"))
+        assert read_elf(kept).needed        # the dynamic segment and its strings are there
+        assert st.st_blocks * 512 < 256 << 10 < len(lib)    # a few pages of a 2 MB library
+        data = read(root.path, "/usr/lib/libc.so.6")
+        assert data[:4096] == lib[:4096] and data.count(0) > len(lib) // 2
+        assert read(root.path, "/etc/elf-in-etc") == lib     # /etc is kept whole
+        assert not os.path.exists(os.path.join(os.path.dirname(root.path), "spool"))
+    assert sorted(os.listdir(str(tmp_path))) == ["img.tar", "libc.so.6"]
+
+
+def test_the_tree_copied_to_another_file_system_is_the_tree_renamed(tmp_path, monkeypatch):
+    lib = _a_shared_library()
+    layers = [BASE, layer_tar([D("usr"), D("usr/lib"), F("usr/lib/libc.so.6", lib)])]
+    archive = docker_save(str(tmp_path / "img.tar"), layers)
+    seen = []
+    for same in (True, False):
+        monkeypatch.setattr(view, "_same_fs", lambda a, b, same=same: same)
+        with needs.image_view(archive, tmpdir=str(tmp_path)) as root:
+            seen.append((listing(root.path),
+                         {p: read(root.path, p) for p in ("/usr/bin/tool", "/etc/os-release",
+                                                          "/usr/lib/libc.so.6")},
+                         os.lstat(root.host("/usr/lib/libc.so.6")).st_blocks))
+            assert os.listdir(os.path.join(os.path.dirname(root.path), "contents")) == []
+    assert seen[0] == seen[1]
+    assert seen[1][1]["/usr/bin/tool"] == ELF
+
+
+class _Mounts:
+    def __init__(self, types):
+        self.types = types
+
+    def fstype_of(self, path):
+        return self.types.get(path)
+
+
+def _place_with(monkeypatch, tmp_path, types, env_tmpdir=None, tmpdir=None, free=None):
+    from pyimgtools import mounts
+    shm = tmp_path / "shm"
+    shm.mkdir(exist_ok=True)
+    default = str(tmp_path / "default-tmp")
+    monkeypatch.setattr(view, "TREE_TMPFS", str(shm))
+    monkeypatch.setattr(view.tempfile, "gettempdir", lambda: default)
+    types = {{"shm": str(shm), "default": default}[k]: v for k, v in types.items()}
+    monkeypatch.setattr(mounts.MountTable, "load", classmethod(lambda cls: _Mounts(types)))
+    if env_tmpdir is None:
+        monkeypatch.delenv("TMPDIR", raising=False)
+    else:
+        monkeypatch.setenv("TMPDIR", env_tmpdir)
+    if free is not None:
+        real = os.statvfs(str(shm))
+        fake = os.statvfs_result((real.f_bsize, 4096, real.f_blocks, free // 4096, free // 4096,
+                                  0, 0, 0, real.f_flag, real.f_namemax))
+        monkeypatch.setattr(view.os, "statvfs", lambda p: fake)
+
+    class Img:
+        tree = dict.fromkeys(range(1000))
+
+    class Contents:
+        kept = {"/usr/lib/libx.so": 10000, "/etc/a": 1}
+    return view._tree_place(tmpdir, Img, Contents), str(shm)
+
+
+def test_the_tree_goes_to_a_tmpfs_only_where_no_place_was_chosen(tmp_path, monkeypatch):
+    tmpfs, disk = {"shm": b"tmpfs", "default": b"ext4"}, {"shm": b"ext4", "default": b"ext4"}
+    got, shm = _place_with(monkeypatch, tmp_path, tmpfs)
+    assert got == shm
+    assert _place_with(monkeypatch, tmp_path, disk)[0] is None            # /dev/shm no tmpfs
+    assert _place_with(monkeypatch, tmp_path, {"shm": b"tmpfs", "default": b"tmpfs"})[0] is None
+    assert _place_with(monkeypatch, tmp_path, tmpfs, tmpdir=str(tmp_path))[0] is None   # --tmpdir
+    assert _place_with(monkeypatch, tmp_path, tmpfs, env_tmpdir=str(tmp_path))[0] is None
+    # room: the contents' pages, a page per 16 entries, and the margin
+    need = (3 + 1 + 1000 // 16) * 4096 + view.TREE_MARGIN
+    assert _place_with(monkeypatch, tmp_path, tmpfs, free=need)[0] == shm
+    assert _place_with(monkeypatch, tmp_path, tmpfs, free=need - 4096)[0] is None

@@ -274,3 +274,42 @@ def test_matches_readelf_on_this_machine():
 def test_module_constants():
     assert elf.ELF_MAGIC == b"\x7fELF"
     assert elf.DF_1_NODEFLIB == 0x800
+
+
+def _trimmed(data, ranges):
+    """A copy of `data` holding only `ranges`: zeros elsewhere (the image view's sparse file)."""
+    out = bytearray(len(data))
+    for offset, length in ranges:
+        out[offset:offset + length] = data[offset:offset + length]
+    return bytes(out)
+
+
+def _outcome(data):
+    try:
+        return elf.parse_elf_bytes(data)
+    except elf.ElfError as exc:
+        return "ElfError: %s" % exc
+
+
+def test_loader_ranges_are_all_read_elf_reads_of_this_machines_files():
+    files = _sample_files()
+    require(len(files) > 20, "needs ELF files under /usr/bin and /usr/lib/x86_64-linux-gnu")
+    for path in files:
+        with open(path, "rb") as f:
+            data = f.read()
+        ranges = elf.loader_ranges(lambda n, off: data[off:off + n], len(data))
+        assert ranges[0] == (0, min(4096, len(data)))
+        trimmed = _trimmed(data, ranges)
+        assert _outcome(trimmed) == _outcome(data) == read_elf(path), path
+        kept = sum(n for _off, n in ranges)
+        # the loader's bytes are kilobytes: the header page, the dynamic
+        # segment and a few pages of strings, whatever the library's size
+        assert kept <= 4096 + 64 * 1024 or kept < len(data) // 4, (path, kept)
+
+
+def test_loader_ranges_of_a_file_read_elf_refuses():
+    data = build_elf(bits=64, little=True, needed=["libc.so.6"])
+    cut = data[:len(data) - 8]          # the string table runs off the end
+    for broken in (cut, data[:40], b"\x7fELF" + bytes(100)):
+        ranges = elf.loader_ranges(lambda n, off: broken[off:off + n], len(broken))
+        assert _outcome(_trimmed(broken, ranges)) == _outcome(broken)
