@@ -82,10 +82,10 @@ class MountTable:
         return _normalise(os.fsencode(path)) in self.points
 
     def fstype_of(self, path):
-        """The type (bytes) of the file system holding the real path `path`, or
-        None: the mount with the longest mount point above it, the last one
-        listed where mounts are stacked."""
-        path = _normalise(os.fsencode(os.path.realpath(path)))
+        """The type (bytes) of the file system holding `path` (a real path: no
+        symlink in it), or None: the mount with the longest mount point above
+        it, the last one listed where mounts are stacked."""
+        path = _normalise(os.fsencode(path))
         best, best_len = None, -1
         for m in self.mounts:
             point = _normalise(m.mount_point)

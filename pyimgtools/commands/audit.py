@@ -70,7 +70,8 @@ def register(subparsers, common):
                         help="layer-efficiency warns below this fraction of useful bytes "
                              "(default 0.90, as dive's CI mode)")
     parser.add_argument("--tmpdir", metavar="DIR",
-                        help="where IMAGE's view is written and removed again (default: $TMPDIR)")
+                        help="where IMAGE's view is written and removed again (default: "
+                             "$TMPDIR or /tmp, the tree on /dev/shm when it is a tmpfs with room)")
     parser.add_argument("--fail-on", choices=audit.FAIL_ON_CHOICES, default="error",
                         help="exit 100 when a finding of this severity or worse exists (default: error)")
     parser.add_argument("--format", choices=FORMATS, default=None,

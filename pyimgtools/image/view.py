@@ -156,7 +156,7 @@ class _Contents:
             self.kept[path] += len(data)
             return
         if p.spool is not None:
-            os.pwrite(p.spool, data, p.size)
+            _pwrite_all(p.spool, data, p.size)
             p.size += len(data)
             return
         p.pieces.append(bytes(data))
@@ -169,7 +169,7 @@ class _Contents:
             self.kept[path] = p.size
         elif p.kind == LOADER and p.size > LOADER_MEMORY:
             p.spool = self._spool_fd()
-            os.pwrite(p.spool, b"".join(p.pieces), 0)
+            _pwrite_all(p.spool, b"".join(p.pieces), 0)
             p.pieces = []
 
     def _spool_fd(self):
@@ -385,6 +385,7 @@ def project(img, top, contents, workers=None):
     """Write `img`'s final tree under the host directory `top` (which exists).
     Returns [(path, why)] of the entries not written."""
     as_root = os.geteuid() == 0
+    mine = (os.geteuid(), os.getegid())   # a new entry's owner (no directory is set-gid yet)
     umask = os.umask(0o077)     # read it (no call that only reads it); files are
     os.umask(umask)             # created with their mode, chmod only where it differs
     tree = img.tree
@@ -410,7 +411,7 @@ def project(img, top, contents, workers=None):
         h, e, src = job
         if e.type == "symlink":
             os.symlink(e.linkname, h)       # a symlink has no mode of its own
-            if as_root:
+            if as_root and (e.uid, e.gid) != mine:
                 os.lchown(h, e.uid, e.gid)
             ns = int(e.mtime) * 1000000000
             os.utime(h, ns=(ns, ns), follow_symlinks=False)
@@ -427,7 +428,7 @@ def project(img, top, contents, workers=None):
                 os.unlink(src[0])
             if e.size:    # the real size (a head was delivered, or nothing: sparse, no blocks)
                 os.ftruncate(fd, e.size)
-            if as_root:
+            if as_root and (e.uid, e.gid) != mine:
                 os.fchown(fd, e.uid, e.gid)    # before chmod: chown clears set-id bits
             if src is not None or mode & 0o7000 or mode & umask:
                 os.fchmod(fd, mode)
@@ -470,7 +471,7 @@ def project(img, top, contents, workers=None):
     # and adding entries changes their mtime
     for path, e in reversed(dirs):
         h = host(path)
-        if as_root:
+        if as_root and (e.uid, e.gid) != mine:
             os.lchown(h, e.uid, e.gid)
         os.chmod(h, e.mode | (0 if as_root else 0o700))
         ns = int(e.mtime) * 1000000000
@@ -495,9 +496,9 @@ def _tree_place(tmpdir, img, contents):
         return None
     from pyimgtools.mounts import MountTable
     mounts = MountTable.load()
-    if mounts.fstype_of(tempfile.gettempdir()) == b"tmpfs":
+    if mounts.fstype_of(os.path.realpath(tempfile.gettempdir())) == b"tmpfs":
         return None
-    shm = TREE_TMPFS
+    shm = os.path.realpath(TREE_TMPFS)
     try:
         if mounts.fstype_of(shm) != b"tmpfs" or not os.access(shm, os.W_OK | os.X_OK):
             return None

@@ -68,3 +68,15 @@ def test_this_process_mount_table_matches_proc_mounts():
     with open("/proc/mounts", "rb") as f:
         listed = {unescape(line.split(b" ")[1]) for line in f if line.strip()}
     assert listed == set(table.points)
+
+
+def test_the_file_system_type_of_a_path_is_its_nearest_mount_the_last_stacked():
+    table = MountTable(parse_mountinfo(SAMPLE + (
+        b"50 22 0:8 / /dev/shm rw - tmpfs shm rw\n"
+        b"51 22 0:9 / /dev/shm rw - ramfs other rw\n")))     # stacked on it: this one is seen
+    assert table.fstype_of("/usr/local/lib/python3.11/tests/x/y") == b"tmpfs"
+    assert table.fstype_of("/usr/local/lib/python3.11/testsuite") == b"ext4"
+    assert table.fstype_of("/usr/localother") == b"tmpfs"
+    assert table.fstype_of("/usr/local") == b"ext4"
+    assert table.fstype_of("/dev/shm/pyimgtools-image-1") == b"ramfs"
+    assert MountTable([]).fstype_of("/tmp") is None
