@@ -62,7 +62,9 @@ def wanted(path, size, mode, head=None):
     return head == ELF_MAGIC
 
 
-_IMPORT_WORDS = tuple(sorted({w.encode() for w in IMPORT_CHECKED}))
+# each file is scanned once per word: a word holding another ("tests", "test") adds nothing
+_IMPORT_WORDS = tuple(sorted(w.encode() for w in IMPORT_CHECKED
+                             if not any(o != w and o in w for o in IMPORT_CHECKED)))
 
 
 def placement(path, head=b""):
