@@ -7,15 +7,18 @@ fs.Root the audit checks read like any mounted rootfs.
 
 (audit IMAGE calls it so: pyimgtools.audit.needs.image_view.)
 
-What is written (under tempfile.mkdtemp in `tmpdir` or $TMPDIR, removed when
-the block ends, on success, error, Ctrl-C or SIGTERM alike):
+What is written (under tempfile.mkdtemp in `tmpdir` or $TMPDIR, the tree on
+/dev/shm instead when _tree_place finds room there; removed when the block
+ends, on success, error, Ctrl-C or SIGTERM alike):
 
 * directories, symlinks (the link text as stored), hard links (os.link: one
   inode per blob, as on a mount);
 * regular files `want` selects (pyimgtools/audit/needs.py) that `place`
   puts on DISK, with the bytes the reader delivered as the layers streamed
   (on_chunk: written straight to disk, a later layer's copy replaces an
-  earlier one, memory stays bounded);
+  earlier one, memory stays bounded); of the files it calls LOADER (ELF
+  files), only the byte ranges elf.read_elf reads, at their offsets, in a
+  sparse file of the real size;
 * every other regular file as a sparse file of its real size (ftruncate:
   no block is allocated, sizes are right, nothing is copied);
 * permission bits, mtimes (ns) and, when running as root, owners (fchown).
